@@ -1,0 +1,23 @@
+//! redis-hacks: atomic server-side commands for the everyday Redis patterns (rate limits,
+//! write buffers, time-series counters, locks), loaded into a stock redis-server.
+//!
+//! Layout: `module/` holds what every family shares (guard, args, replies, replication,
+//! INFO); each command family has its own folder (`ratelimit/`, ...). Start at
+//! `module/load.rs`, which registers every command.
+
+pub mod module;
+pub mod ratelimit;
+
+#[cfg(not(test))]
+use module::load::init;
+
+// The server's allocator backs every Rust allocation inside the module (so INFO memory and
+// maxmemory see it). Unit tests run without a server and keep the system allocator.
+#[cfg(not(test))]
+redis_module::redis_module! {
+    name: "hacks",
+    version: 100,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+}

@@ -1,0 +1,323 @@
+//! Command registration and the guard every handler runs inside.
+//!
+//! Each command is a type implementing [`Command`]; [`register`] creates it with its flags
+//! and legacy key range, then attaches the 7.0 command info: key specs (so read-only commands
+//! are read-only for ACL `%R~` patterns and Cluster), arity, summary, complexity and
+//! argument docs (so `COMMAND DOCS` and redis-cli hints work).
+
+use std::ffi::{CStr, CString};
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use redis_module::raw::{self, RedisModuleCtx, RedisModuleString, REDISMODULE_OK};
+
+use super::args::Args;
+use super::ctx::Ctx;
+use super::error::CmdError;
+use super::stats::PANICS_CAUGHT;
+
+/// Which arguments are keys and how the command uses them.
+#[derive(Clone, Copy)]
+pub struct KeySpec {
+    /// argv index of the first key.
+    pub first: c_int,
+    /// argv index of the last key; negative counts from the end (-1 = last argument).
+    pub last: c_int,
+    pub step: c_int,
+    /// `REDISMODULE_CMD_KEY_*` flags, e.g. `RW | ACCESS | UPDATE` or `RO | ACCESS`.
+    pub flags: u32,
+}
+
+/// Argument kinds for `COMMAND DOCS`.
+#[derive(Clone, Copy)]
+pub enum ArgKind {
+    Key,
+    Integer,
+    String,
+    Token,
+    OneOf,
+    Block,
+}
+
+/// One argument's documentation.
+pub struct ArgDoc {
+    pub name: &'static CStr,
+    pub kind: ArgKind,
+    /// The keyword that introduces the argument (`COST` in `COST n`), if any.
+    pub token: Option<&'static CStr>,
+    pub optional: bool,
+    pub multiple: bool,
+    pub sub: &'static [ArgDoc],
+}
+
+impl ArgDoc {
+    pub const fn key(name: &'static CStr) -> Self {
+        ArgDoc {
+            name,
+            kind: ArgKind::Key,
+            token: None,
+            optional: false,
+            multiple: false,
+            sub: &[],
+        }
+    }
+    pub const fn int(name: &'static CStr) -> Self {
+        ArgDoc {
+            name,
+            kind: ArgKind::Integer,
+            token: None,
+            optional: false,
+            multiple: false,
+            sub: &[],
+        }
+    }
+    pub const fn string(name: &'static CStr) -> Self {
+        ArgDoc {
+            name,
+            kind: ArgKind::String,
+            token: None,
+            optional: false,
+            multiple: false,
+            sub: &[],
+        }
+    }
+    /// A bare keyword, e.g. `PEEK` or one choice of a `ONEOF`.
+    pub const fn token(name: &'static CStr, token: &'static CStr) -> Self {
+        ArgDoc {
+            name,
+            kind: ArgKind::Token,
+            token: Some(token),
+            optional: false,
+            multiple: false,
+            sub: &[],
+        }
+    }
+    pub const fn one_of(
+        name: &'static CStr,
+        token: Option<&'static CStr>,
+        sub: &'static [ArgDoc],
+    ) -> Self {
+        ArgDoc {
+            name,
+            kind: ArgKind::OneOf,
+            token,
+            optional: false,
+            multiple: false,
+            sub,
+        }
+    }
+    pub const fn block(name: &'static CStr, sub: &'static [ArgDoc]) -> Self {
+        ArgDoc {
+            name,
+            kind: ArgKind::Block,
+            token: None,
+            optional: false,
+            multiple: false,
+            sub,
+        }
+    }
+    /// `KEYWORD value` (an integer introduced by a token).
+    pub const fn int_option(name: &'static CStr, token: &'static CStr) -> Self {
+        ArgDoc {
+            name,
+            kind: ArgKind::Integer,
+            token: Some(token),
+            optional: true,
+            multiple: false,
+            sub: &[],
+        }
+    }
+    pub const fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+    pub const fn multiple(mut self) -> Self {
+        self.multiple = true;
+        self
+    }
+}
+
+/// Everything the server needs to know about one command.
+pub struct CommandDef {
+    pub name: &'static CStr,
+    /// Redis command flags, e.g. `write deny-oom fast`.
+    pub flags: &'static CStr,
+    /// Redis arity: N exactly, or -N for at least N (the name counts).
+    pub arity: c_int,
+    pub keys: Option<KeySpec>,
+    pub summary: &'static CStr,
+    pub complexity: &'static CStr,
+    pub since: &'static CStr,
+    pub args: &'static [ArgDoc],
+}
+
+/// A command: its definition and its handler. The handler sends its own reply on success;
+/// an `Err` becomes an error reply. Handlers validate everything before writing anything.
+pub trait Command {
+    const DEF: CommandDef;
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError>;
+}
+
+/// The function the server calls. A panic inside the handler is caught here and answered
+/// with an error reply: a panic crossing into C would abort redis-server.
+unsafe extern "C" fn trampoline<C: Command>(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let c = Ctx::from_raw(ctx);
+        let args = unsafe { Args::from_raw(argv, argc) };
+        match C::run(&c, &args) {
+            Ok(()) => {}
+            Err(e) => c.reply_error(&e),
+        }
+    }));
+    if outcome.is_err() {
+        PANICS_CAUGHT.incr();
+        let msg = format!(
+            "ERR internal error in {}; the module caught it and logged it (please report it)",
+            C::DEF.name.to_string_lossy()
+        );
+        Ctx::from_raw(ctx).reply_error(&CmdError::msg(msg));
+    }
+    REDISMODULE_OK as c_int
+}
+
+/// Register one command. Errors are logged by the caller, which fails the module load.
+pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
+    let ctx = ctx.raw();
+    let def = &C::DEF;
+    let name = def.name.to_string_lossy().into_owned();
+    let create = unsafe { raw::RedisModule_CreateCommand }.ok_or("no RedisModule_CreateCommand")?;
+    let (first, last, step) = match def.keys {
+        Some(k) => (k.first, k.last, k.step),
+        None => (0, 0, 0),
+    };
+    let status = unsafe {
+        create(
+            ctx,
+            def.name.as_ptr(),
+            Some(trampoline::<C>),
+            def.flags.as_ptr(),
+            first,
+            last,
+            step,
+        )
+    };
+    if status != REDISMODULE_OK as c_int {
+        return Err(format!("could not create command {name}"));
+    }
+    // Command info (key specs, docs) exists from Redis 7.0; older servers just skip it.
+    let (Some(get), Some(set_info)) = (unsafe { raw::RedisModule_GetCommand }, unsafe {
+        raw::RedisModule_SetCommandInfo
+    }) else {
+        return Ok(());
+    };
+    let cmd = unsafe { get(ctx, def.name.as_ptr()) };
+    if cmd.is_null() {
+        return Err(format!("could not look up command {name}"));
+    }
+    let version = raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+    // Key specs: one spec, plus the all-zero terminator.
+    let mut specs: Vec<raw::RedisModuleCommandKeySpec> = Vec::new();
+    if let Some(k) = def.keys {
+        specs.push(key_spec(k));
+    }
+    specs.push(unsafe { std::mem::zeroed() });
+    // Argument docs: the server copies everything during SetCommandInfo, so these buffers
+    // only need to live until the call returns.
+    let mut arena: Vec<Vec<raw::RedisModuleCommandArg>> = Vec::new();
+    let args_ptr = build_args(def.args, &mut arena);
+    let info = raw::RedisModuleCommandInfo {
+        version: &version,
+        summary: def.summary.as_ptr(),
+        complexity: def.complexity.as_ptr(),
+        since: def.since.as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null(),
+        arity: def.arity,
+        key_specs: specs.as_mut_ptr(),
+        args: args_ptr,
+    };
+    if unsafe { set_info(cmd, &info) } != REDISMODULE_OK as c_int {
+        return Err(format!("could not set command info for {name}"));
+    }
+    Ok(())
+}
+
+fn key_spec(k: KeySpec) -> raw::RedisModuleCommandKeySpec {
+    // SAFETY: the struct is plain data; zero is the documented "absent" value of each field.
+    let mut s: raw::RedisModuleCommandKeySpec = unsafe { std::mem::zeroed() };
+    s.flags = u64::from(k.flags);
+    s.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+    s.bs.index.pos = k.first;
+    s.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+    s.fk.range.lastkey = if k.last < 0 { k.last } else { k.last - k.first };
+    s.fk.range.keystep = k.step;
+    s.fk.range.limit = 0;
+    s
+}
+
+/// Lay out `docs` as a NULL-name-terminated array (recursively for sub-arguments), keeping
+/// every array alive in `arena`. Returns null for no arguments.
+fn build_args(
+    docs: &'static [ArgDoc],
+    arena: &mut Vec<Vec<raw::RedisModuleCommandArg>>,
+) -> *mut raw::RedisModuleCommandArg {
+    if docs.is_empty() {
+        return ptr::null_mut();
+    }
+    let mut out: Vec<raw::RedisModuleCommandArg> = Vec::with_capacity(docs.len() + 1);
+    for d in docs {
+        let mut a: raw::RedisModuleCommandArg = unsafe { std::mem::zeroed() };
+        a.name = d.name.as_ptr();
+        a.type_ = match d.kind {
+            ArgKind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
+            ArgKind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+            ArgKind::String => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+            ArgKind::Token => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
+            ArgKind::OneOf => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF,
+            ArgKind::Block => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_BLOCK,
+        };
+        a.key_spec_index = if matches!(d.kind, ArgKind::Key) {
+            0
+        } else {
+            -1
+        };
+        a.token = d.token.map_or(ptr::null(), CStr::as_ptr);
+        let mut flags = 0u32;
+        if d.optional {
+            flags |= raw::REDISMODULE_CMD_ARG_OPTIONAL;
+        }
+        if d.multiple {
+            flags |= raw::REDISMODULE_CMD_ARG_MULTIPLE;
+        }
+        a.flags = flags as c_int;
+        a.subargs = build_args(d.sub, arena);
+        out.push(a);
+    }
+    out.push(unsafe { std::mem::zeroed() });
+    let p = out.as_mut_ptr();
+    // Moving the Vec into the arena does not move its heap buffer, so `p` stays valid.
+    arena.push(out);
+    p
+}
+
+/// Log a line to the server log at `level` ("warning", "notice", ...), safely: the text is
+/// passed as a `%s` argument, never as a format string. Without a context the line is
+/// attributed to "module".
+pub fn log(ctx: Option<&Ctx>, level: &CStr, text: &str) {
+    let ctx = ctx.map_or(ptr::null_mut(), Ctx::raw);
+    let Some(f) = (unsafe { raw::RedisModule_Log }) else {
+        return;
+    };
+    let text = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+    unsafe { f(ctx, level.as_ptr(), c"%s".as_ptr(), text.as_ptr()) };
+}

@@ -1,0 +1,107 @@
+//! A thin, panic-free wrapper over the raw command context: replies, the clock, keyspace
+//! signals and replication of effects.
+
+use std::ffi::CString;
+use std::os::raw::{c_int, c_long, c_longlong};
+
+use redis_module::raw::RedisModuleCtx;
+
+use super::args::RStr;
+
+use super::error::CmdError;
+use super::ffi::{has_api, rm};
+
+pub struct Ctx {
+    raw: *mut RedisModuleCtx,
+}
+
+impl Ctx {
+    pub fn from_raw(raw: *mut RedisModuleCtx) -> Self {
+        Ctx { raw }
+    }
+
+    pub fn raw(&self) -> *mut RedisModuleCtx {
+        self.raw
+    }
+
+    /// The server clock in microseconds since the Unix epoch. Handlers read it once and pass
+    /// it down. Redis 7.2+ offers the cached time the server itself uses for this command
+    /// (microsecond precision, same value Redis uses to expire keys); 7.0 offers milliseconds.
+    pub fn now_us(&self) -> Result<i64, CmdError> {
+        if has_api!(RedisModule_CachedMicroseconds) {
+            let cached = rm!(RedisModule_CachedMicroseconds);
+            return Ok(unsafe { cached() });
+        }
+        let ms = rm!(RedisModule_Milliseconds);
+        Ok(unsafe { ms() }.saturating_mul(1000))
+    }
+
+    // ---- replies -------------------------------------------------------------------------
+
+    pub fn reply_array(&self, len: usize) -> Result<(), CmdError> {
+        let f = rm!(RedisModule_ReplyWithArray);
+        unsafe { f(self.raw, c_long::try_from(len).unwrap_or(c_long::MAX)) };
+        Ok(())
+    }
+
+    pub fn reply_i64(&self, v: i64) -> Result<(), CmdError> {
+        let f = rm!(RedisModule_ReplyWithLongLong);
+        unsafe { f(self.raw, v as c_longlong) };
+        Ok(())
+    }
+
+    pub fn reply_null(&self) -> Result<(), CmdError> {
+        let f = rm!(RedisModule_ReplyWithNull);
+        unsafe { f(self.raw) };
+        Ok(())
+    }
+
+    /// User data always goes back as a bulk string (a simple string cannot carry CR/LF/NUL).
+    pub fn reply_bulk(&self, bytes: &[u8]) -> Result<(), CmdError> {
+        let f = rm!(RedisModule_ReplyWithStringBuffer);
+        unsafe { f(self.raw, bytes.as_ptr().cast(), bytes.len()) };
+        Ok(())
+    }
+
+    pub fn reply_ok(&self) -> Result<(), CmdError> {
+        let f = rm!(RedisModule_ReplyWithSimpleString);
+        unsafe { f(self.raw, c"OK".as_ptr()) };
+        Ok(())
+    }
+
+    /// Send an error reply. Never fails: a message with a NUL byte is cut at the NUL.
+    pub fn reply_error(&self, err: &CmdError) {
+        let Some(f) = (unsafe { redis_module::raw::RedisModule_ReplyWithError }) else {
+            return;
+        };
+        let text = err.text();
+        let text = text.split('\0').next().unwrap_or("ERR");
+        if let Ok(c) = CString::new(text) {
+            unsafe { f(self.raw, c.as_ptr()) };
+        }
+    }
+
+    // ---- keyspace side effects ----------------------------------------------------------
+
+    /// Tell WATCH and client-side caching that `key` changed. The module disables implicit
+    /// signals (see `lib.rs`), so a command that opens a key for writing but changes nothing
+    /// (a denied hit) does not abort other clients' transactions.
+    pub fn signal_modified(&self, key: RStr) -> Result<(), CmdError> {
+        let f = rm!(RedisModule_SignalModifiedKey);
+        unsafe { f(self.raw, key.as_ptr()) };
+        Ok(())
+    }
+
+    /// A keyspace notification (`notify-keyspace-events`), e.g. class STRING, event
+    /// `hack.ratehit`.
+    pub fn notify(
+        &self,
+        class: c_int,
+        event: &'static std::ffi::CStr,
+        key: RStr,
+    ) -> Result<(), CmdError> {
+        let f = rm!(RedisModule_NotifyKeyspaceEvent);
+        unsafe { f(self.raw, class, event.as_ptr(), key.as_ptr()) };
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Module-wide pieces every command family uses: FFI access without panics, argument parsing,
+//! replies and the clock, string keys, replication of effects, the handler guard and
+//! registration, and the `INFO hacks` counters.
+
+pub mod args;
+pub mod command;
+pub mod ctx;
+pub mod error;
+pub mod ffi;
+pub mod info;
+pub mod load;
+pub mod num;
+pub mod replicate;
+pub mod stats;
+pub mod strkey;
+pub mod testhooks;

@@ -1,0 +1,151 @@
+//! Pure number parsing and formatting without allocation.
+
+/// Parse a signed 64-bit integer with Redis's own rules (`string2ll`): an optional `-`, then
+/// digits with no leading zero (except `0` itself); no `+`, no spaces, no `-0`, no overflow.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if !neg => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    if digits.len() > 19 {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i128::from(d - b'0');
+    }
+    i64::try_from(if neg { -v } else { v }).ok()
+}
+
+/// Parse an `i128` in the same strict form (used for stored state only).
+pub fn parse_i128(s: &[u8]) -> Option<i128> {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 38 || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(i128::from(d - b'0'))?;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// A small stack buffer for building stored values (no heap allocation on the hot path).
+pub struct Buf {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Buf {
+    pub fn new() -> Self {
+        Buf {
+            bytes: [0; 128],
+            len: 0,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Append bytes; input beyond the capacity is dropped (callers stay far below it).
+    pub fn push(&mut self, s: &[u8]) {
+        for &b in s {
+            if let Some(slot) = self.bytes.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
+        }
+    }
+
+    pub fn push_int(&mut self, v: i128) {
+        let mut digits = [0u8; 40];
+        let mut i = digits.len();
+        let neg = v < 0;
+        let mut n = v.unsigned_abs();
+        loop {
+            i -= 1;
+            if let Some(slot) = digits.get_mut(i) {
+                *slot = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        if neg {
+            self.push(b"-");
+        }
+        self.push(digits.get(i..).unwrap_or(&[]));
+    }
+}
+
+impl Default for Buf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_like_redis() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"42"), Some(42));
+        assert_eq!(parse_i64(b"-42"), Some(-42));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"01",
+            b"-0",
+            b"1.0",
+            b"1e3",
+            b"NaN",
+            b"inf",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn i128_round_trip() {
+        for v in [
+            0i128,
+            1,
+            -1,
+            i128::from(i64::MAX) * 1000,
+            -123456789012345678901234567,
+        ] {
+            let mut b = Buf::new();
+            b.push_int(v);
+            assert_eq!(parse_i128(b.as_slice()), Some(v));
+        }
+        assert_eq!(parse_i128(b"007"), None);
+        assert_eq!(parse_i128(b""), None);
+    }
+}

@@ -1,0 +1,47 @@
+//! Deterministic replication: every writing command replicates the *effect* it had, with
+//! absolute times read once on the master, never the command itself (a replica or an AOF
+//! replay would otherwise re-read its own clock). `RedisModule_Replicate` also bumps the
+//! dirty counter that `save` rules watch. Several calls in one command reach replicas and
+//! the AOF wrapped in MULTI/EXEC.
+
+use std::os::raw::c_longlong;
+
+use super::args::RStr;
+use super::ctx::Ctx;
+use super::error::CmdError;
+use super::ffi::rm;
+
+fn check(status: i32, what: &str) -> Result<(), CmdError> {
+    if status == redis_module::raw::REDISMODULE_OK as i32 {
+        Ok(())
+    } else {
+        Err(CmdError::msg(format!(
+            "ERR internal error: could not replicate {what}"
+        )))
+    }
+}
+
+/// `SET key value PXAT at_ms`: a string value with an absolute expiry.
+pub fn set_pxat(ctx: &Ctx, key: RStr, value: &[u8], at_ms: i64) -> Result<(), CmdError> {
+    let f = rm!(RedisModule_Replicate);
+    let status = unsafe {
+        f(
+            ctx.raw(),
+            c"SET".as_ptr(),
+            c"sbcl".as_ptr(),
+            key.as_ptr(),
+            value.as_ptr(),
+            value.len(),
+            c"PXAT".as_ptr(),
+            at_ms as c_longlong,
+        )
+    };
+    check(status, "SET")
+}
+
+/// `DEL key`.
+pub fn del(ctx: &Ctx, key: RStr) -> Result<(), CmdError> {
+    let f = rm!(RedisModule_Replicate);
+    let status = unsafe { f(ctx.raw(), c"DEL".as_ptr(), c"s".as_ptr(), key.as_ptr()) };
+    check(status, "DEL")
+}

@@ -1,0 +1,132 @@
+//! How each algorithm's state is stored in its string key.
+//!
+//! - FIXED: the count as a plain decimal (`GET` shows it, as with INCR).
+//! - SLIDING: `s:<period_ms>:<window_start_ms>:<prev>:<cur>`.
+//! - GCRA: `g:<den>:<tat>` (TAT in units of 1/den µs; see `gcra.rs`).
+//!
+//! Text keeps the keys readable with `GET` and costs well under a microsecond to parse.
+
+use crate::module::num::{parse_i128, parse_i64, Buf};
+
+use super::{gcra, sliding};
+
+/// What a limiter key holds, as far as its format tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Fixed(i64),
+    Sliding(sliding::State),
+    Gcra(gcra::State),
+    /// A string no algorithm wrote.
+    Foreign,
+}
+
+pub fn decode(v: &[u8]) -> Stored {
+    if let Some(rest) = v.strip_prefix(b"s:") {
+        let mut it = rest.split(|&b| b == b':');
+        let mut next = || it.next().and_then(parse_i64);
+        let (Some(period_ms), Some(window_start_ms), Some(prev), Some(cur)) =
+            (next(), next(), next(), next())
+        else {
+            return Stored::Foreign;
+        };
+        if it.next().is_some() || period_ms < 1 {
+            return Stored::Foreign;
+        }
+        return Stored::Sliding(sliding::State {
+            period_ms,
+            window_start_ms,
+            prev,
+            cur,
+        });
+    }
+    if let Some(rest) = v.strip_prefix(b"g:") {
+        let mut it = rest.split(|&b| b == b':');
+        let (Some(den), Some(tat), None) = (
+            it.next().and_then(parse_i64),
+            it.next().and_then(parse_i128),
+            it.next(),
+        ) else {
+            return Stored::Foreign;
+        };
+        if den < 1 {
+            return Stored::Foreign;
+        }
+        return Stored::Gcra(gcra::State { den, tat });
+    }
+    parse_i64(v).map_or(Stored::Foreign, Stored::Fixed)
+}
+
+pub fn encode_fixed(count: i64) -> Buf {
+    let mut b = Buf::new();
+    b.push_int(i128::from(count));
+    b
+}
+
+pub fn encode_sliding(s: &sliding::State) -> Buf {
+    let mut b = Buf::new();
+    b.push(b"s:");
+    for (i, v) in [s.period_ms, s.window_start_ms, s.prev, s.cur]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            b.push(b":");
+        }
+        b.push_int(i128::from(v));
+    }
+    b
+}
+
+pub fn encode_gcra(s: &gcra::State) -> Buf {
+    let mut b = Buf::new();
+    b.push(b"g:");
+    b.push_int(i128::from(s.den));
+    b.push(b":");
+    b.push_int(s.tat);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        assert_eq!(decode(encode_fixed(17).as_slice()), Stored::Fixed(17));
+        let s = sliding::State {
+            period_ms: 1000,
+            window_start_ms: 1_700_000_000_000,
+            prev: 3,
+            cur: 9,
+        };
+        assert_eq!(encode_sliding(&s).as_slice(), b"s:1000:1700000000000:3:9");
+        assert_eq!(decode(encode_sliding(&s).as_slice()), Stored::Sliding(s));
+        let g = gcra::State {
+            den: 5000,
+            tat: 1_700_000_000_000_000 * 5000,
+        };
+        assert_eq!(decode(encode_gcra(&g).as_slice()), Stored::Gcra(g));
+    }
+
+    #[test]
+    fn anything_else_is_foreign() {
+        for v in [
+            &b"hello"[..],
+            b"",
+            b"s:1:2:3",
+            b"s:1:2:3:4:5",
+            b"s:0:0:0:0",
+            b"g:0:5",
+            b"g:1",
+            b"g:1:x",
+            b"+5",
+        ] {
+            assert_eq!(
+                decode(v),
+                Stored::Foreign,
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
+        }
+    }
+}

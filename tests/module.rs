@@ -1,0 +1,209 @@
+//! Module-wide behaviour against a real redis-server: loading (startup and MODULE LOAD),
+//! refusing unknown arguments without crashing, the panic guard, command metadata (flags,
+//! key specs, docs) and the INFO section.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+#[test]
+fn module_list_shows_hacks() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let v: Vec<Vec<Value>> = redis::cmd("MODULE").arg("LIST").query(&mut c).unwrap();
+    let names: Vec<String> = v
+        .iter()
+        .filter_map(|m| match (m.first(), m.get(1)) {
+            (Some(Value::BulkString(k)), Some(Value::BulkString(n))) if k == b"name" => {
+                Some(String::from_utf8_lossy(n).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, vec!["hacks".to_string()]);
+}
+
+#[test]
+fn module_load_at_runtime_and_unknown_args_refused() {
+    let s = Server::with(Opts {
+        load_module: false,
+        ..Opts::default()
+    });
+    let mut c = s.conn();
+    let path = module_path().display().to_string();
+    let e = expect_err(&mut c, &["MODULE", "LOAD", &path, "BOGUS-ARG"]);
+    assert!(e.starts_with("ERR"), "{e}");
+    assert!(
+        s.log().contains("unknown module argument 'BOGUS-ARG'"),
+        "log:\n{}",
+        s.log()
+    );
+    let _: () = redis::cmd("PING").query(&mut c).unwrap();
+    let _: () = redis::cmd("MODULE")
+        .arg("LOAD")
+        .arg(&path)
+        .query(&mut c)
+        .unwrap();
+    let r: Vec<i64> = redis::cmd("HACK.RATEHIT")
+        .arg("k")
+        .arg(1)
+        .arg(1000)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r[0], 1);
+}
+
+#[test]
+fn loadmodule_with_unknown_argument_exits_cleanly() {
+    let dir = std::env::temp_dir().join(format!("redis-hacks-badarg-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let out = Command::new("redis-server")
+        .args([
+            "--port",
+            &free_port().to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+        ])
+        .arg(&dir)
+        .arg("--loadmodule")
+        .arg(module_path())
+        .arg("NOT-AN-OPTION")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run redis-server");
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "must exit with an error, not a signal:\n{log}"
+    );
+    assert!(
+        log.contains("hacks: refusing to load: unknown module argument 'NOT-AN-OPTION'"),
+        "{log}"
+    );
+}
+
+#[test]
+fn panic_in_a_handler_becomes_an_error_reply() {
+    let mut s = Server::with(Opts {
+        module_args: vec!["TEST-HOOKS".into()],
+        ..Opts::default()
+    });
+    let mut c = s.conn();
+    for _ in 0..3 {
+        let e = expect_err(&mut c, &["HACK.TESTPANIC"]);
+        assert!(e.starts_with("ERR internal error in HACK.TESTPANIC"), "{e}");
+    }
+    let _: () = redis::cmd("PING").query(&mut c).unwrap();
+    assert!(s.alive(), "server died");
+    assert_eq!(info_field(&mut c, "hacks_panics_caught"), 3);
+    assert!(
+        s.log().contains("deliberate panic from HACK.TESTPANIC"),
+        "panic logged"
+    );
+    // Without TEST-HOOKS the hook does not exist.
+    let plain = Server::start();
+    let e = expect_err(&mut plain.conn(), &["HACK.TESTPANIC"]);
+    assert!(e.contains("unknown command"), "{e}");
+}
+
+#[test]
+fn command_info_declares_flags_and_key_specs() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let info: Vec<Value> = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("HACK.RATEHIT")
+        .query(&mut c)
+        .unwrap();
+    let text = format!("{info:?}");
+    for want in ["write", "denyoom", "fast", "RW", "access", "update"] {
+        assert!(text.contains(want), "COMMAND INFO lacks {want}: {text}");
+    }
+    let keys: Vec<String> = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("HACK.RATEHIT")
+        .arg("user:1")
+        .arg(10)
+        .arg(1000)
+        .arg("ALGO")
+        .arg("GCRA")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(keys, vec!["user:1"]);
+    let docs: Value = redis::cmd("COMMAND")
+        .arg("DOCS")
+        .arg("HACK.RATEHIT")
+        .query(&mut c)
+        .unwrap();
+    let text = format!("{docs:?}");
+    for want in [
+        "summary",
+        "complexity",
+        "O(1)",
+        "since",
+        "period_ms",
+        "COST",
+        "ALGO",
+        "GCRA",
+        "PEEK",
+    ] {
+        assert!(text.contains(want), "COMMAND DOCS lacks {want}: {text}");
+    }
+    // Arity is enforced by the server before the handler runs.
+    let e = expect_err(&mut c, &["HACK.RATEHIT", "k", "1"]);
+    assert!(e.contains("wrong number of arguments"), "{e}");
+}
+
+#[test]
+fn acl_key_patterns_apply() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("tenant1")
+        .arg("on")
+        .arg(">pw")
+        .arg("~tenant1:*")
+        .arg("+@all")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("AUTH")
+        .arg("tenant1")
+        .arg("pw")
+        .query(&mut c)
+        .unwrap();
+    let r: Vec<i64> = redis::cmd("HACK.RATEHIT")
+        .arg("tenant1:api")
+        .arg(5)
+        .arg(1000)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r[0], 1);
+    let e = expect_err(&mut c, &["HACK.RATEHIT", "tenant2:api", "5", "1000"]);
+    assert!(e.starts_with("NOPERM"), "{e}");
+    // Read-only key access is not enough for a writing command.
+    let mut admin = s.conn();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("reader")
+        .arg("on")
+        .arg(">pw")
+        .arg("%R~stats:*")
+        .arg("+@all")
+        .query(&mut admin)
+        .unwrap();
+    let _: () = redis::cmd("AUTH")
+        .arg("reader")
+        .arg("pw")
+        .query(&mut admin)
+        .unwrap();
+    let e = expect_err(&mut admin, &["HACK.RATEHIT", "stats:x", "5", "1000"]);
+    assert!(e.starts_with("NOPERM"), "{e}");
+}
