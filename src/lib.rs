@@ -5,6 +5,7 @@
 //! INFO); each command family has its own folder (`ratelimit/`, ...). Start at
 //! `module/load.rs`, which registers every command.
 
+pub mod buffer;
 pub mod module;
 pub mod ratelimit;
 

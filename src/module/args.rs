@@ -12,6 +12,11 @@ use super::num::parse_i64;
 pub struct RStr(*mut RedisModuleString);
 
 impl RStr {
+    /// Wrap a string the server passed to a callback (valid for that callback).
+    pub fn from_raw(p: *mut RedisModuleString) -> Self {
+        RStr(p)
+    }
+
     pub fn as_ptr(self) -> *mut RedisModuleString {
         self.0
     }

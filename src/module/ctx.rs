@@ -44,6 +44,13 @@ impl Ctx {
         Ok(())
     }
 
+    /// A map of `len` pairs: a RESP3 map, or a flat array of 2*len under RESP2.
+    pub fn reply_map(&self, len: usize) -> Result<(), CmdError> {
+        let f = rm!(RedisModule_ReplyWithMap);
+        unsafe { f(self.raw, c_long::try_from(len).unwrap_or(c_long::MAX)) };
+        Ok(())
+    }
+
     pub fn reply_i64(&self, v: i64) -> Result<(), CmdError> {
         let f = rm!(RedisModule_ReplyWithLongLong);
         unsafe { f(self.raw, v as c_longlong) };
@@ -79,6 +86,21 @@ impl Ctx {
         if let Ok(c) = CString::new(text) {
             unsafe { f(self.raw, c.as_ptr()) };
         }
+    }
+
+    /// `REDISMODULE_CTX_FLAGS_*` of the current call.
+    pub fn flags(&self) -> Result<u32, CmdError> {
+        let f = rm!(RedisModule_GetContextFlags);
+        Ok(unsafe { f(self.raw) } as u32)
+    }
+
+    /// True while applying the master's stream or replaying the AOF: such writes must apply
+    /// whatever this server's own limits say, or the copies would diverge.
+    pub fn is_replaying(&self) -> Result<bool, CmdError> {
+        let f = self.flags()?;
+        Ok(f & (redis_module::raw::REDISMODULE_CTX_FLAGS_REPLICATED
+            | redis_module::raw::REDISMODULE_CTX_FLAGS_LOADING)
+            != 0)
     }
 
     // ---- keyspace side effects ----------------------------------------------------------

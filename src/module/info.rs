@@ -7,7 +7,11 @@ use redis_module::raw::{self, RedisModuleInfoCtx};
 use super::stats::{Field, MODULE_FIELDS};
 
 /// Every family's counters, in the order they appear in `INFO hacks`.
-const FAMILIES: &[&[Field]] = &[MODULE_FIELDS, crate::ratelimit::stats::FIELDS];
+const FAMILIES: &[&[Field]] = &[
+    MODULE_FIELDS,
+    crate::ratelimit::stats::FIELDS,
+    crate::buffer::stats::FIELDS,
+];
 
 /// Registered with `RedisModule_RegisterInfoFunc`.
 ///

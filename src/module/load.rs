@@ -49,21 +49,16 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     };
     // Handlers signal modified keys themselves, only when they really change one: a denied
-    // rate-limit hit must not abort other clients' WATCH transactions.
+    // rate-limit hit must not abort other clients' WATCH transactions. Data types read RDB
+    // streams with I/O errors as values (needed for diskless loading).
     if let Some(set_options) = unsafe { raw::RedisModule_SetModuleOptions } {
-        unsafe {
-            set_options(
-                raw_ctx,
-                raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED as i32,
-            )
-        };
+        let options = raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED
+            | raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS;
+        unsafe { set_options(raw_ctx, options as i32) };
     }
     install_panic_logger();
 
-    let mut result = register::<crate::ratelimit::command::RateHit>(&c);
-    if opts.test_hooks && result.is_ok() {
-        result = register::<super::testhooks::TestPanic>(&c);
-    }
+    let result = register_everything(&c, &opts);
     if let Err(e) = result {
         log(
             Some(&c),
@@ -76,6 +71,23 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
         unsafe { reg(raw_ctx, Some(super::info::info_callback)) };
     }
     Status::Ok
+}
+
+/// Data types, settings and commands of every family.
+fn register_everything(c: &Ctx, opts: &LoadOptions) -> Result<(), String> {
+    use crate::buffer;
+    crate::buffer::datatype::register(c)?;
+    super::config::register_all(c)?;
+    register::<crate::ratelimit::command::RateHit>(c)?;
+    register::<buffer::bufincr::BufIncr>(c)?;
+    register::<buffer::drain::Drain>(c)?;
+    register::<buffer::ack::Ack>(c)?;
+    register::<buffer::bufinfo::BufInfo>(c)?;
+    register::<buffer::bufbatch::BufBatch>(c)?;
+    if opts.test_hooks {
+        register::<super::testhooks::TestPanic>(c)?;
+    }
+    Ok(())
 }
 
 /// Route panic messages to the server log (the guard turns the panic itself into an error

@@ -4,13 +4,16 @@
 
 pub mod args;
 pub mod command;
+pub mod config;
 pub mod ctx;
 pub mod error;
 pub mod ffi;
 pub mod info;
+pub mod io;
 pub mod load;
 pub mod num;
 pub mod replicate;
 pub mod stats;
 pub mod strkey;
 pub mod testhooks;
+pub mod typedkey;

@@ -45,3 +45,33 @@ pub fn del(ctx: &Ctx, key: RStr) -> Result<(), CmdError> {
     let status = unsafe { f(ctx.raw(), c"DEL".as_ptr(), c"s".as_ptr(), key.as_ptr()) };
     check(status, "DEL")
 }
+
+/// Replicate the command exactly as called. Only for commands whose effect is fully
+/// determined by their arguments and the key's state (no clock, no server setting): the
+/// replica then computes the same result. Costs no allocation.
+pub fn verbatim(ctx: &Ctx) -> Result<(), CmdError> {
+    let f = rm!(RedisModule_ReplicateVerbatim);
+    check(unsafe { f(ctx.raw()) }, "the command")
+}
+
+/// Replicate `cmd key args...`, e.g. an internal command carrying absolute times and
+/// explicit entries.
+pub fn command(
+    ctx: &Ctx,
+    cmd: &std::ffi::CStr,
+    key: RStr,
+    args: &mut super::io::StrVec,
+) -> Result<(), CmdError> {
+    let f = rm!(RedisModule_Replicate);
+    let status = unsafe {
+        f(
+            ctx.raw(),
+            cmd.as_ptr(),
+            c"sv".as_ptr(),
+            key.as_ptr(),
+            args.0.as_mut_ptr(),
+            args.0.len(),
+        )
+    };
+    check(status, "the effect")
+}

@@ -22,10 +22,17 @@ pub use redis::{Connection, Value};
 pub fn module_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let root = workspace_root();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release", "--lib", "--quiet"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "redis-hacks",
+                "--lib",
+                "--quiet",
+            ])
             .current_dir(&root)
             .status()
             .expect("run cargo build for the module");
@@ -37,6 +44,19 @@ pub fn module_path() -> &'static Path {
         assert!(so.exists(), "{} missing after build", so.display());
         so
     })
+}
+
+/// The workspace root (this file is shared by the module's tests and the worker's tests).
+pub fn workspace_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("src/module/load.rs").exists() {
+        assert!(
+            dir.pop(),
+            "workspace root not found above {}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+    }
+    dir
 }
 
 /// How to start a server.

@@ -1,0 +1,58 @@
+//! `HACK.ACK key batch_id`
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::replicate;
+use crate::module::typedkey::TypedKey;
+
+use super::datatype::BUFFER_TYPE;
+use super::stats;
+use super::store::Buffer;
+
+pub struct Ack;
+
+impl Command for Ack {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.ACK",
+        flags: c"write fast",
+        arity: 3,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE,
+        }),
+        summary: c"Acknowledges a leased batch of a write buffer: 1 if it was in flight and is now gone, 0 if there is no such batch.",
+        complexity: c"O(log B + N) where B is the number of batches in flight and N the entries freed",
+        since: c"0.1.0",
+        args: &[ArgDoc::key(c"key"), ArgDoc::int(c"batch_id")],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() != 3 {
+            return Err(CmdError::arity("HACK.ACK"));
+        }
+        let id = args.int_in(2, "batch_id", 0, i64::MAX)?;
+        let name = args.raw(1)?;
+        let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
+        let acked = match key.get_mut()? {
+            Some(buf) => buf.ack(id.unsigned_abs()),
+            None => false,
+        };
+        if acked {
+            if key.get()?.is_some_and(Buffer::is_empty) {
+                key.delete()?;
+            }
+            // Deterministic: the same id removes the same batch everywhere.
+            replicate::verbatim(ctx)?;
+            ctx.signal_modified(name)?;
+            ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.ack", name)?;
+            stats::BATCHES_ACKED.incr();
+        }
+        ctx.reply_i64(i64::from(acked))
+    }
+}

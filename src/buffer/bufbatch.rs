@@ -1,0 +1,87 @@
+//! `HACK.BUFBATCH key batch_id deadline_ms delivery_count [member value ...]`
+//!
+//! Internal: the effect of a leased `HACK.DRAIN`, as replicas and the AOF receive it (also
+//! what an AOF rewrite emits for batches in flight). With entries it installs the batch
+//! (its members leave pending); without, it renews the lease of an existing batch. It never
+//! reads the clock. Clients have no reason to call it.
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::replicate;
+use crate::module::typedkey::TypedKey;
+
+use super::datatype::BUFFER_TYPE;
+use super::ids;
+use super::store::{Batch, Buffer, Member};
+
+pub struct BufBatch;
+
+const PAIR: &[ArgDoc] = &[ArgDoc::string(c"member"), ArgDoc::int(c"value")];
+const ARGS: &[ArgDoc] = &[
+    ArgDoc::key(c"key"),
+    ArgDoc::int(c"batch_id"),
+    ArgDoc::int(c"deadline_ms"),
+    ArgDoc::int(c"delivery_count"),
+    ArgDoc::block(c"entry", PAIR).optional().multiple(),
+];
+
+impl Command for BufBatch {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.BUFBATCH",
+        flags: c"write deny-oom",
+        arity: -5,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+        }),
+        summary: c"Internal: installs or renews a leased batch of a write buffer with absolute times (the replicated effect of HACK.DRAIN ... LEASE).",
+        complexity: c"O(N) where N is the number of entries",
+        since: c"0.1.0",
+        args: ARGS,
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() < 5 || args.len().is_multiple_of(2) {
+            return Err(CmdError::arity("HACK.BUFBATCH"));
+        }
+        let id = args.int_in(2, "batch_id", 1, i64::MAX)?.unsigned_abs();
+        let deadline_ms = args.i64_at(3)?;
+        let delivery = args
+            .int_in(4, "delivery_count", 1, i64::MAX)?
+            .unsigned_abs();
+        let mut entries: Vec<(Member, i64)> = Vec::with_capacity((args.len() - 5) / 2);
+        for i in (5..args.len()).step_by(2) {
+            let v = args.i64_at(i + 1)?;
+            entries.push((Member::from(args.bytes(i)?), v));
+        }
+        let name = args.raw(1)?;
+        let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
+        let applied = if entries.is_empty() {
+            key.get_mut()?
+                .is_some_and(|b| b.set_lease(id, deadline_ms, delivery))
+        } else {
+            let batch = Batch {
+                entries,
+                deadline_ms,
+                delivery,
+            };
+            match key.get_mut()? {
+                Some(b) => b.put_batch(id, batch),
+                None => key.create(Buffer::new())?.put_batch(id, batch),
+            }
+            true
+        };
+        ids::observe(id);
+        if applied {
+            replicate::verbatim(ctx)?;
+            ctx.signal_modified(name)?;
+        }
+        ctx.reply_i64(i64::from(applied))
+    }
+}

@@ -1,0 +1,107 @@
+//! `HACK.BUFINCR key member increment [member increment ...]`
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::config::BUFFER_MAX_MEMBERS;
+use crate::module::ctx::Ctx;
+use crate::module::error::{CmdError, NOT_INTEGER};
+use crate::module::replicate;
+use crate::module::typedkey::TypedKey;
+
+use super::datatype::BUFFER_TYPE;
+use super::stats;
+use super::store::{Buffer, IncrError};
+
+pub struct BufIncr;
+
+const PAIR: &[ArgDoc] = &[ArgDoc::string(c"member"), ArgDoc::int(c"increment")];
+const ARGS: &[ArgDoc] = &[ArgDoc::key(c"key"), ArgDoc::block(c"data", PAIR).multiple()];
+
+impl Command for BufIncr {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.BUFINCR",
+        flags: c"write deny-oom fast",
+        arity: -4,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW
+                | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_UPDATE,
+        }),
+        summary: c"Adds signed 64-bit increments to the pending values of members of a write buffer, atomically. Replies the new pending value(s).",
+        complexity: c"O(N) where N is the number of member/increment pairs",
+        since: c"0.1.0",
+        args: ARGS,
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() < 4 || !args.len().is_multiple_of(2) {
+            return Err(CmdError::arity("HACK.BUFINCR"));
+        }
+        let mut pairs: Vec<(&[u8], i64)> = Vec::with_capacity((args.len() - 2) / 2);
+        for i in (2..args.len()).step_by(2) {
+            let inc = args.i64_at(i + 1).map_err(|_| NOT_INTEGER)?;
+            pairs.push((args.bytes(i)?, inc));
+        }
+        let name = args.raw(1)?;
+        let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
+        let max = BUFFER_MAX_MEMBERS.get();
+        let values = match key.get_mut()? {
+            Some(buf) => incr(ctx, buf, &pairs, max)?,
+            None => {
+                // Validate on a fresh buffer first: an error must not leave an empty key.
+                let mut fresh = Buffer::new();
+                let values = incr(ctx, &mut fresh, &pairs, max)?;
+                key.create(fresh)?;
+                values
+            }
+        };
+        drop(key);
+        // No clock, no setting involved (replicas skip the member bound): the command itself
+        // is its effect.
+        replicate::verbatim(ctx)?;
+        ctx.signal_modified(name)?;
+        ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.bufincr", name)?;
+        stats::INCREMENTS.add(values.len() as u64);
+        match values.as_slice() {
+            [one] => ctx.reply_i64(*one),
+            many => {
+                ctx.reply_array(many.len())?;
+                for v in many {
+                    ctx.reply_i64(*v)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn incr(
+    ctx: &Ctx,
+    buf: &mut Buffer,
+    pairs: &[(&[u8], i64)],
+    max: i64,
+) -> Result<Vec<i64>, CmdError> {
+    match buf.incr(pairs, Some(max)) {
+        Ok(v) => Ok(v),
+        Err(IncrError::Overflow) => Err(CmdError::Static(
+            "ERR increment or decrement would overflow",
+        )),
+        // The master already admitted this write: a replica or an AOF replay applies it
+        // whatever its own setting, or the copies would diverge.
+        Err(IncrError::TooManyMembers { .. }) if ctx.is_replaying()? => buf
+            .incr(pairs, None)
+            .map_err(|_| CmdError::Static("ERR increment or decrement would overflow")),
+        Err(IncrError::TooManyMembers { max }) => {
+            stats::REFUSED_FULL.incr();
+            Err(CmdError::msg(format!(
+                "ERR buffer is full: it holds hacks.buffer-max-members ({max}) pending members; \
+                 drain it or raise the limit (existing members can still be incremented)"
+            )))
+        }
+    }
+}

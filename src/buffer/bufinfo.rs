@@ -1,0 +1,71 @@
+//! `HACK.BUFINFO key`
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::config::BUFFER_MAX_MEMBERS;
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::typedkey::TypedKey;
+
+use super::datatype::BUFFER_TYPE;
+use super::ids;
+
+pub struct BufInfo;
+
+impl Command for BufInfo {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.BUFINFO",
+        flags: c"readonly",
+        arity: 2,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+        }),
+        summary: c"Shows a write buffer's pending members, batches in flight with lease deadlines and delivery counts, and the next batch id; nil when the key does not exist.",
+        complexity: c"O(B) where B is the number of batches in flight",
+        since: c"0.1.0",
+        args: &[ArgDoc::key(c"key")],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() != 2 {
+            return Err(CmdError::arity("HACK.BUFINFO"));
+        }
+        let key = TypedKey::open(ctx, args.raw(1)?, &BUFFER_TYPE, false)?;
+        let Some(buf) = key.get()? else {
+            return ctx.reply_null();
+        };
+        // Reading the clock is fine here: nothing is written or replicated.
+        let now_ms = ctx.now_us()?.div_euclid(1000);
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        ctx.reply_map(5)?;
+        ctx.reply_bulk(b"pending_members")?;
+        ctx.reply_i64(clamp(buf.pending_len() as u64))?;
+        ctx.reply_bulk(b"max_pending_members")?;
+        ctx.reply_i64(BUFFER_MAX_MEMBERS.get())?;
+        ctx.reply_bulk(b"next_batch_id")?;
+        ctx.reply_i64(clamp(ids::peek(now_ms)))?;
+        ctx.reply_bulk(b"batches_in_flight")?;
+        ctx.reply_i64(clamp(buf.batch_count() as u64))?;
+        ctx.reply_bulk(b"batches")?;
+        ctx.reply_array(buf.batch_count())?;
+        for (id, b) in buf.batches() {
+            ctx.reply_map(5)?;
+            ctx.reply_bulk(b"batch_id")?;
+            ctx.reply_i64(clamp(id))?;
+            ctx.reply_bulk(b"entries")?;
+            ctx.reply_i64(clamp(b.entries.len() as u64))?;
+            ctx.reply_bulk(b"delivery_count")?;
+            ctx.reply_i64(clamp(b.delivery))?;
+            ctx.reply_bulk(b"lease_deadline_ms")?;
+            ctx.reply_i64(b.deadline_ms)?;
+            ctx.reply_bulk(b"lease_remaining_ms")?;
+            ctx.reply_i64(b.deadline_ms.saturating_sub(now_ms))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,314 @@
+//! The `hacks-buf` data type: how the server saves, loads, rewrites, digests, copies,
+//! measures and frees a buffer. Every callback is guarded: a panic here would abort the
+//! server, so it becomes a logged failure instead.
+//!
+//! RDB encoding version 1:
+//! `pending_count, (member, value)* in drain order, batch_count, (id, deadline_ms, delivery,
+//! entry_count, (member, value)*)*`.
+//! Module aux data (before the keyspace): the batch-id high-water mark.
+
+use std::ffi::c_void;
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleString};
+
+use crate::module::args::RStr;
+use crate::module::ctx::Ctx;
+use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
+use crate::module::typedkey::DataType;
+
+use super::ids;
+use super::store::{Batch, Buffer, Member};
+
+pub static BUFFER_TYPE: DataType<Buffer> = DataType::new();
+
+/// Exactly 9 characters, as Redis requires.
+const TYPE_NAME: &std::ffi::CStr = c"hacks-buf";
+const ENCODING_VERSION: c_int = 1;
+/// Pairs per `HACK.BUFINCR` line in a rewritten AOF.
+const AOF_CHUNK: usize = 512;
+
+fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            crate::module::command::log(
+                None,
+                c"warning",
+                &format!("hacks: internal error in buffer {what}"),
+            );
+            None
+        }
+    }
+}
+
+unsafe fn buffer<'a>(value: *const c_void) -> Option<&'a Buffer> {
+    unsafe { value.cast::<Buffer>().as_ref() }
+}
+
+unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
+    if encver != ENCODING_VERSION {
+        crate::module::command::log(
+            None,
+            c"warning",
+            &format!("hacks: cannot load buffer encoding version {encver} (this build reads {ENCODING_VERSION})"),
+        );
+        return std::ptr::null_mut();
+    }
+    let loaded = guarded("load", || load(&Loader(rdb))).flatten();
+    match loaded {
+        Some(b) => Box::into_raw(Box::new(b)).cast(),
+        None => std::ptr::null_mut(),
+    }
+}
+
+fn load_entry(io: &Loader) -> Option<(Vec<u8>, i64)> {
+    Some((io.bytes()?, io.signed()?))
+}
+
+fn load(io: &Loader) -> Option<Buffer> {
+    let mut b = Buffer::new();
+    let pending_count = io.count()?;
+    let mut pending: Vec<(Vec<u8>, i64)> = Vec::with_capacity(pending_count.min(1 << 16));
+    for _ in 0..pending_count {
+        pending.push(load_entry(io)?);
+    }
+    // Batches go in first: installing a batch takes its members out of pending, and a member
+    // may be both in flight and pending again (increments that arrived during the lease).
+    let batches = io.count()?;
+    for _ in 0..batches {
+        let id = io.unsigned()?;
+        let deadline_ms = io.signed()?;
+        let delivery = io.unsigned()?;
+        let n = io.count()?;
+        let mut entries: Vec<(Member, i64)> = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let (m, v) = load_entry(io)?;
+            entries.push((Rc::from(m), v));
+        }
+        ids::observe(id);
+        b.put_batch(
+            id,
+            Batch {
+                entries,
+                deadline_ms,
+                delivery,
+            },
+        );
+    }
+    for chunk in pending.chunks(AOF_CHUNK) {
+        apply_pending(&mut b, chunk)?;
+    }
+    Some(b)
+}
+
+fn apply_pending(b: &mut Buffer, chunk: &[(Vec<u8>, i64)]) -> Option<()> {
+    let pairs: Vec<(&[u8], i64)> = chunk.iter().map(|(m, v)| (m.as_slice(), *v)).collect();
+    b.incr(&pairs, None).ok().map(|_| ())
+}
+
+unsafe extern "C" fn rdb_save(rdb: *mut RedisModuleIO, value: *mut c_void) {
+    let Some(b) = (unsafe { buffer(value) }) else {
+        return;
+    };
+    guarded("save", || {
+        let io = Saver(rdb);
+        io.unsigned(b.pending_len() as u64);
+        for (m, v) in b.pending_in_order() {
+            io.bytes(m);
+            io.signed(v);
+        }
+        io.unsigned(b.batch_count() as u64);
+        for (id, batch) in b.batches() {
+            io.unsigned(id);
+            io.signed(batch.deadline_ms);
+            io.unsigned(batch.delivery);
+            io.unsigned(batch.entries.len() as u64);
+            for (m, v) in &batch.entries {
+                io.bytes(m);
+                io.signed(*v);
+            }
+        }
+    });
+}
+
+/// Rewritten AOF: batches first (`HACK.BUFBATCH` with explicit entries and absolute
+/// deadlines), then pending entries in drain order (`HACK.BUFINCR`, in chunks).
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut RedisModuleIO,
+    key: *mut RedisModuleString,
+    value: *mut c_void,
+) {
+    let Some(b) = (unsafe { buffer(value) }) else {
+        return;
+    };
+    let (aof, key) = (Aof(aof), RStr::from_raw(key));
+    guarded("AOF rewrite", || {
+        for (id, batch) in b.batches() {
+            let mut args = StrVec::with_capacity(3 + 2 * batch.entries.len());
+            let mut ok = args.push_int(i128::from(id))
+                && args.push_int(i128::from(batch.deadline_ms))
+                && args.push_int(i128::from(batch.delivery));
+            for (m, v) in &batch.entries {
+                ok = ok && args.push(m) && args.push_int(i128::from(*v));
+            }
+            if ok {
+                aof.emit(c"HACK.BUFBATCH", key, &mut args);
+            }
+        }
+        let mut args = StrVec::with_capacity(2 * AOF_CHUNK);
+        for (m, v) in b.pending_in_order() {
+            args.push(m);
+            args.push_int(i128::from(v));
+            if args.len() >= 2 * AOF_CHUNK {
+                aof.emit(c"HACK.BUFINCR", key, &mut args);
+                args.clear();
+            }
+        }
+        if !args.is_empty() {
+            aof.emit(c"HACK.BUFINCR", key, &mut args);
+        }
+    });
+}
+
+/// Order-independent for pending entries (members sorted), so a master and a replica that
+/// hold the same entries digest alike whatever their internal queue order.
+unsafe extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
+    let Some(b) = (unsafe { buffer(value) }) else {
+        return;
+    };
+    guarded("digest", || {
+        let d = Digest(md);
+        let mut pending: Vec<(&Member, i64)> = b.pending_in_order().collect();
+        pending.sort_unstable_by(|x, y| x.0.cmp(y.0));
+        for (m, v) in pending {
+            d.bytes(m);
+            d.int(v);
+            d.end_sequence();
+        }
+        for (id, batch) in b.batches() {
+            d.int(id as i64);
+            d.int(batch.deadline_ms);
+            d.int(batch.delivery as i64);
+            for (m, v) in &batch.entries {
+                d.bytes(m);
+                d.int(*v);
+            }
+            d.end_sequence();
+        }
+    });
+}
+
+unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
+    let Some(b) = (unsafe { buffer(value) }) else {
+        return 0;
+    };
+    guarded("memory usage", || {
+        std::mem::size_of::<Buffer>() + b.heap_bytes()
+    })
+    .unwrap_or(0)
+}
+
+unsafe extern "C" fn free(value: *mut c_void) {
+    if value.is_null() {
+        return;
+    }
+    // SAFETY: every value the server holds came from Box::into_raw of a Buffer.
+    let b = unsafe { Box::from_raw(value.cast::<Buffer>()) };
+    guarded("free", move || drop(b));
+}
+
+unsafe extern "C" fn free_effort(_key: *mut RedisModuleString, value: *const c_void) -> usize {
+    unsafe { buffer(value) }.map_or(1, Buffer::free_effort)
+}
+
+unsafe extern "C" fn copy(
+    _from: *mut RedisModuleString,
+    _to: *mut RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    let Some(b) = (unsafe { buffer(value) }) else {
+        return std::ptr::null_mut();
+    };
+    match guarded("copy", || deep_copy(b)) {
+        Some(c) => Box::into_raw(Box::new(c)).cast(),
+        None => std::ptr::null_mut(),
+    }
+}
+
+/// A copy that shares no member names with the original (the copy may be freed on another
+/// thread by lazy free, and `Rc` counts are not atomic).
+fn deep_copy(b: &Buffer) -> Buffer {
+    let mut c = Buffer::new();
+    // Batches first, as in `load`.
+    for (id, batch) in b.batches() {
+        let entries = batch
+            .entries
+            .iter()
+            .map(|(m, v)| (Rc::from(&m[..]), *v))
+            .collect();
+        c.put_batch(
+            id,
+            Batch {
+                entries,
+                deadline_ms: batch.deadline_ms,
+                delivery: batch.delivery,
+            },
+        );
+    }
+    let pending: Vec<(Vec<u8>, i64)> = b.pending_in_order().map(|(m, v)| (m.to_vec(), v)).collect();
+    let pairs: Vec<(&[u8], i64)> = pending.iter().map(|(m, v)| (m.as_slice(), *v)).collect();
+    let _ = c.incr(&pairs, None);
+    c
+}
+
+unsafe extern "C" fn aux_save(rdb: *mut RedisModuleIO, when: c_int) {
+    if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
+        Saver(rdb).unsigned(ids::last());
+    }
+}
+
+unsafe extern "C" fn aux_load(rdb: *mut RedisModuleIO, _encver: c_int, when: c_int) -> c_int {
+    if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
+        match Loader(rdb).unsigned() {
+            Some(v) => ids::observe(v),
+            None => return raw::REDISMODULE_ERR as c_int,
+        }
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Register the type (module load only).
+pub fn register(ctx: &Ctx) -> Result<(), String> {
+    let create =
+        unsafe { raw::RedisModule_CreateDataType }.ok_or("no RedisModule_CreateDataType")?;
+    // SAFETY: zero is "absent" for every optional callback of the struct.
+    let mut methods: raw::RedisModuleTypeMethods = unsafe { std::mem::zeroed() };
+    methods.version = raw::REDISMODULE_TYPE_METHOD_VERSION as u64;
+    methods.rdb_load = Some(rdb_load);
+    methods.rdb_save = Some(rdb_save);
+    methods.aof_rewrite = Some(aof_rewrite);
+    methods.mem_usage = Some(mem_usage);
+    methods.digest = Some(digest);
+    methods.free = Some(free);
+    methods.aux_load = Some(aux_load);
+    methods.aux_save = Some(aux_save);
+    methods.aux_save_triggers = raw::REDISMODULE_AUX_BEFORE_RDB as c_int;
+    methods.free_effort = Some(free_effort);
+    methods.copy = Some(copy);
+    let ty = unsafe {
+        create(
+            ctx.raw(),
+            TYPE_NAME.as_ptr(),
+            ENCODING_VERSION,
+            &mut methods,
+        )
+    };
+    if ty.is_null() {
+        return Err("could not create data type hacks-buf".into());
+    }
+    BUFFER_TYPE.set(ty);
+    Ok(())
+}

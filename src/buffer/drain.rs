@@ -1,0 +1,187 @@
+//! `HACK.DRAIN key [COUNT n] [LEASE ms]`
+
+use redis_module::raw;
+
+use crate::module::args::{is_keyword, missing_value, repeated_option, unknown_option, Args, RStr};
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::io::StrVec;
+use crate::module::replicate;
+use crate::module::typedkey::TypedKey;
+
+use super::datatype::BUFFER_TYPE;
+use super::store::{Buffer, Member};
+use super::{ids, stats};
+
+pub struct Drain;
+
+/// Entries handed out when COUNT is not given.
+pub const DEFAULT_COUNT: i64 = 100;
+pub const MAX_COUNT: i64 = 1_000_000;
+/// Longest lease: 30 days.
+pub const MAX_LEASE_MS: i64 = 30 * 24 * 3600 * 1000;
+
+const ARGS: &[ArgDoc] = &[
+    ArgDoc::key(c"key"),
+    ArgDoc::int_option(c"count", c"COUNT"),
+    ArgDoc::int_option(c"lease", c"LEASE"),
+];
+
+impl Command for Drain {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.DRAIN",
+        // No deny-oom: draining frees memory, it must work when the server is full.
+        flags: c"write",
+        arity: -2,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW
+                | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_DELETE,
+        }),
+        summary: c"Atomically removes up to COUNT pending entries of a write buffer and returns them; with LEASE, hands them out as a batch that comes back until acknowledged with HACK.ACK.",
+        complexity: c"O(N) where N is the number of entries returned",
+        since: c"0.1.0",
+        args: ARGS,
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        let (count, lease) = parse(args)?;
+        let name = args.raw(1)?;
+        let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
+        match lease {
+            None => plain(ctx, &mut key, name, count),
+            Some(ms) => leased(ctx, &mut key, name, count, ms),
+        }
+    }
+}
+
+fn parse(args: &Args) -> Result<(usize, Option<i64>), CmdError> {
+    if args.len() < 2 || args.len() > 6 {
+        return Err(CmdError::arity("HACK.DRAIN"));
+    }
+    let (mut count, mut lease) = (None, None);
+    let mut i = 2;
+    while i < args.len() {
+        let opt = args.bytes(i)?;
+        let (name, slot) = if is_keyword(opt, "COUNT") {
+            ("COUNT", &mut count)
+        } else if is_keyword(opt, "LEASE") {
+            ("LEASE", &mut lease)
+        } else {
+            return Err(unknown_option(opt));
+        };
+        if slot.is_some() {
+            return Err(repeated_option(name));
+        }
+        if i + 1 >= args.len() {
+            return Err(missing_value(name));
+        }
+        let max = if name == "COUNT" {
+            MAX_COUNT
+        } else {
+            MAX_LEASE_MS
+        };
+        *slot = Some(args.int_in(i + 1, name, 1, max)?);
+        i += 2;
+    }
+    let count = usize::try_from(count.unwrap_or(DEFAULT_COUNT)).unwrap_or(1);
+    Ok((count, lease))
+}
+
+/// Reply entries as a map (RESP3) or a flat `member, value, ...` array (RESP2).
+fn reply_entries(ctx: &Ctx, entries: &[(Member, i64)]) -> Result<(), CmdError> {
+    ctx.reply_map(entries.len())?;
+    for (m, v) in entries {
+        ctx.reply_bulk(m)?;
+        ctx.reply_i64(*v)?;
+    }
+    Ok(())
+}
+
+/// Delete the key once nothing is pending and nothing is in flight.
+fn delete_if_empty(key: &mut TypedKey<'_, Buffer>) -> Result<(), CmdError> {
+    if key.get()?.is_some_and(Buffer::is_empty) {
+        key.delete()?;
+    }
+    Ok(())
+}
+
+fn plain(
+    ctx: &Ctx,
+    key: &mut TypedKey<'_, Buffer>,
+    name: RStr,
+    count: usize,
+) -> Result<(), CmdError> {
+    let Some(buf) = key.get_mut()? else {
+        return reply_entries(ctx, &[]);
+    };
+    let entries = buf.drain(count);
+    if !entries.is_empty() {
+        delete_if_empty(key)?;
+        // Which entries go is decided by the buffer's state alone (oldest first), which
+        // replicas and the AOF share: the command is its own effect.
+        replicate::verbatim(ctx)?;
+        ctx.signal_modified(name)?;
+        ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.drain", name)?;
+        stats::DRAINED_ENTRIES.add(entries.len() as u64);
+    }
+    reply_entries(ctx, &entries)
+}
+
+fn leased(
+    ctx: &Ctx,
+    key: &mut TypedKey<'_, Buffer>,
+    name: RStr,
+    count: usize,
+    lease_ms: i64,
+) -> Result<(), CmdError> {
+    let Some(buf) = key.get_mut()? else {
+        return ctx.reply_null();
+    };
+    let now_ms = ctx.now_us()?.div_euclid(1000);
+    let candidate = ids::peek(now_ms);
+    let Some(lease) = buf.lease(now_ms, lease_ms, count, candidate) else {
+        return ctx.reply_null();
+    };
+    let batch = buf
+        .batch(lease.batch_id)
+        .ok_or(CmdError::Static("ERR internal error: batch vanished"))?;
+    // Replicate the effect with the master's absolute deadline and id: a new batch carries
+    // its entries; a batch handed out again only its new lease.
+    let mut effect = StrVec::with_capacity(
+        3 + if lease.fresh {
+            2 * batch.entries.len()
+        } else {
+            0
+        },
+    );
+    let mut ok = effect.push_int(i128::from(lease.batch_id))
+        && effect.push_int(i128::from(lease.deadline_ms))
+        && effect.push_int(i128::from(lease.delivery));
+    if lease.fresh {
+        ids::observe(lease.batch_id);
+        stats::BATCHES_LEASED.incr();
+        stats::DRAINED_ENTRIES.add(batch.entries.len() as u64);
+        for (m, v) in &batch.entries {
+            ok = ok && effect.push(m) && effect.push_int(i128::from(*v));
+        }
+    } else {
+        stats::LEASES_EXPIRED.incr();
+    }
+    if !ok {
+        return Err(CmdError::Static(
+            "ERR internal error: could not build the replication effect",
+        ));
+    }
+    replicate::command(ctx, c"HACK.BUFBATCH", name, &mut effect)?;
+    ctx.signal_modified(name)?;
+    ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.drain", name)?;
+    ctx.reply_array(3)?;
+    ctx.reply_i64(i64::try_from(lease.batch_id).unwrap_or(i64::MAX))?;
+    ctx.reply_i64(i64::try_from(lease.delivery).unwrap_or(i64::MAX))?;
+    reply_entries(ctx, &batch.entries)
+}

@@ -1,0 +1,508 @@
+//! The write buffer itself, in plain Rust: pending increments per member, and leased
+//! batches in flight. The server glue (`command.rs`) only parses, calls these methods and
+//! replicates; every rule lives here and is unit-tested without Redis.
+//!
+//! - Pending members keep first-arrival order, so DRAIN hands out the oldest first. Each
+//!   pending member carries the sequence number of its place in the order queue; a queue
+//!   slot whose number no longer matches (the member was removed by name, through
+//!   replication, and maybe added again) is stale and skipped when met, so every operation
+//!   stays O(what it touches), and the queue is compacted when stale slots dominate.
+//! - A leased batch owns its entries: increments that arrive meanwhile accumulate as new
+//!   pending values and never join it. An expired batch is handed out again whole, under
+//!   the same id.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
+
+/// A member name (shared between the pending map and the order queue).
+pub type Member = Rc<[u8]>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub entries: Vec<(Member, i64)>,
+    /// Absolute Unix ms at which the lease runs out.
+    pub deadline_ms: i64,
+    /// 1 on first hand-out, +1 on each hand-out after the lease expired.
+    pub delivery: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Buffer {
+    /// member -> (pending value, sequence number of its order slot)
+    pending: HashMap<Member, (i64, u64)>,
+    order: VecDeque<(u64, Member)>,
+    next_seq: u64,
+    batches: BTreeMap<u64, Batch>,
+    /// (deadline, batch id): finds an expired batch in O(log n).
+    deadlines: BTreeSet<(i64, u64)>,
+}
+
+/// Why an increment was refused (nothing was changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncrError {
+    Overflow,
+    TooManyMembers { max: i64 },
+}
+
+/// What a leased drain hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub batch_id: u64,
+    pub delivery: u64,
+    pub deadline_ms: i64,
+    /// Whether this is a new batch (entries moved out of pending) or an expired one again.
+    pub fresh: bool,
+}
+
+impl Buffer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn batch_count(&self) -> usize {
+        self.batches.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.batches.is_empty()
+    }
+
+    pub fn pending_value(&self, member: &[u8]) -> Option<i64> {
+        self.pending.get(member).map(|(v, _)| *v)
+    }
+
+    pub fn batches(&self) -> impl Iterator<Item = (u64, &Batch)> {
+        self.batches.iter().map(|(id, b)| (*id, b))
+    }
+
+    pub fn batch(&self, id: u64) -> Option<&Batch> {
+        self.batches.get(&id)
+    }
+
+    pub fn max_batch_id(&self) -> Option<u64> {
+        self.batches.keys().next_back().copied()
+    }
+
+    /// Pending entries, oldest first.
+    pub fn pending_in_order(&self) -> impl Iterator<Item = (&Member, i64)> {
+        self.order
+            .iter()
+            .filter_map(move |(seq, m)| match self.pending.get(m) {
+                Some((v, s)) if s == seq => Some((m, *v)),
+                _ => None,
+            })
+    }
+
+    /// Add `pairs` atomically: either every increment applies or none does. Returns the new
+    /// pending values in order. `max_members` bounds pending members (`None`: no bound, for
+    /// replicated and replayed writes, which must apply whatever this server's setting).
+    pub fn incr(
+        &mut self,
+        pairs: &[(&[u8], i64)],
+        max_members: Option<i64>,
+    ) -> Result<Vec<i64>, IncrError> {
+        // Validate first: final values (members may repeat within one call) and new members.
+        let mut staged: Vec<i64> = Vec::with_capacity(pairs.len());
+        let mut new_members = 0i64;
+        // Where a member last appeared earlier in this call: a scan for short calls, a map
+        // for long ones (so a call with thousands of pairs stays linear).
+        let mut seen: Option<HashMap<&[u8], usize>> =
+            (pairs.len() > 16).then(|| HashMap::with_capacity(pairs.len()));
+        for (i, (m, inc)) in pairs.iter().enumerate() {
+            let earlier = match seen.as_mut() {
+                Some(map) => map.insert(*m, i),
+                None => pairs
+                    .get(..i)
+                    .and_then(|p| p.iter().rposition(|(p, _)| p == m)),
+            };
+            let base = match earlier.and_then(|j| staged.get(j)) {
+                Some(v) => *v,
+                None => match self.pending.get(*m) {
+                    Some((v, _)) => *v,
+                    None => {
+                        new_members += 1;
+                        0
+                    }
+                },
+            };
+            staged.push(base.checked_add(*inc).ok_or(IncrError::Overflow)?);
+        }
+        if let Some(max) = max_members {
+            if new_members > 0 && self.pending.len() as i64 + new_members > max {
+                return Err(IncrError::TooManyMembers { max });
+            }
+        }
+        for ((m, _), v) in pairs.iter().zip(&staged) {
+            match self.pending.get_mut(*m) {
+                Some(slot) => slot.0 = *v,
+                None => {
+                    let name: Member = Rc::from(*m);
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    self.order.push_back((seq, name.clone()));
+                    self.pending.insert(name, (*v, seq));
+                }
+            }
+        }
+        Ok(staged)
+    }
+
+    /// Remove and return the oldest pending entry.
+    fn pop_oldest(&mut self) -> Option<(Member, i64)> {
+        while let Some((seq, m)) = self.order.pop_front() {
+            if let Some((v, s)) = self.pending.get(&m).copied() {
+                if s == seq {
+                    self.pending.remove(&m);
+                    return Some((m, v));
+                }
+            }
+        }
+        None
+    }
+
+    /// Plain drain: remove up to `n` pending entries, oldest first. Leased batches are never
+    /// touched.
+    pub fn drain(&mut self, n: usize) -> Vec<(Member, i64)> {
+        let mut out = Vec::with_capacity(n.min(self.pending.len()));
+        while out.len() < n {
+            match self.pop_oldest() {
+                Some(e) => out.push(e),
+                None => break,
+            }
+        }
+        self.compact_order();
+        out
+    }
+
+    /// Remove the named members from pending (replication of a drain decided elsewhere).
+    pub fn take_members(&mut self, members: &[&[u8]]) {
+        for m in members {
+            self.pending.remove(*m);
+        }
+        self.compact_order();
+    }
+
+    /// The batch whose lease ran out first, if any ran out by `now_ms`.
+    pub fn expired_batch(&self, now_ms: i64) -> Option<u64> {
+        self.deadlines
+            .iter()
+            .next()
+            .filter(|(d, _)| *d <= now_ms)
+            .map(|(_, id)| *id)
+    }
+
+    /// At-least-once drain. An expired batch is handed out again first (same id, same
+    /// entries, delivery + 1, new lease); otherwise up to `n` pending entries become batch
+    /// `new_id`. `None` when there is nothing to hand out. `new_id` must exceed every id
+    /// this key name ever used (see `ids.rs`).
+    pub fn lease(&mut self, now_ms: i64, lease_ms: i64, n: usize, new_id: u64) -> Option<Lease> {
+        let deadline_ms = now_ms.saturating_add(lease_ms);
+        if let Some(id) = self.expired_batch(now_ms) {
+            let delivery = self.batches.get(&id).map_or(1, |b| b.delivery + 1);
+            self.set_lease(id, deadline_ms, delivery);
+            return Some(Lease {
+                batch_id: id,
+                delivery,
+                deadline_ms,
+                fresh: false,
+            });
+        }
+        let entries = self.drain(n);
+        if entries.is_empty() {
+            return None;
+        }
+        self.put_batch(
+            new_id,
+            Batch {
+                entries,
+                deadline_ms,
+                delivery: 1,
+            },
+        );
+        Some(Lease {
+            batch_id: new_id,
+            delivery: 1,
+            deadline_ms,
+            fresh: true,
+        })
+    }
+
+    /// Re-lease an existing batch (replication of a re-hand-out). False if it is gone.
+    pub fn set_lease(&mut self, id: u64, deadline_ms: i64, delivery: u64) -> bool {
+        let Some(b) = self.batches.get_mut(&id) else {
+            return false;
+        };
+        self.deadlines.remove(&(b.deadline_ms, id));
+        b.deadline_ms = deadline_ms;
+        b.delivery = delivery;
+        self.deadlines.insert((deadline_ms, id));
+        true
+    }
+
+    /// Install a batch as given (replication of a fresh lease, AOF rewrite, RDB load). Its
+    /// members leave pending.
+    pub fn put_batch(&mut self, id: u64, batch: Batch) {
+        for (m, _) in &batch.entries {
+            self.pending.remove(m);
+        }
+        if let Some(old) = self.batches.remove(&id) {
+            self.deadlines.remove(&(old.deadline_ms, id));
+        }
+        self.deadlines.insert((batch.deadline_ms, id));
+        self.batches.insert(id, batch);
+        self.compact_order();
+    }
+
+    /// Acknowledge a batch: true if it was in flight (leased or expired) and is now gone.
+    pub fn ack(&mut self, id: u64) -> bool {
+        match self.batches.remove(&id) {
+            Some(b) => {
+                self.deadlines.remove(&(b.deadline_ms, id));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drop stale names once they dominate the queue, so it stays O(pending) in size.
+    fn compact_order(&mut self) {
+        if self.order.len() > 2 * self.pending.len() + 16 {
+            let pending = &self.pending;
+            self.order
+                .retain(|(seq, m)| matches!(pending.get(m), Some((_, s)) if s == seq));
+            self.order.shrink_to(2 * self.pending.len() + 16);
+        }
+        if self.pending.is_empty() {
+            // Nothing pending: sequence numbers can start over.
+            self.order.clear();
+        }
+    }
+
+    /// Rough heap bytes held (for `MEMORY USAGE`): allocations of names, map slots, queue
+    /// slots and batch entries.
+    pub fn heap_bytes(&self) -> usize {
+        const RC_HEADER: usize = 16;
+        let names: usize = self.pending.keys().map(|m| RC_HEADER + m.len()).sum();
+        let map = self.pending.capacity() * (std::mem::size_of::<(Member, (i64, u64))>() + 1);
+        let queue = self.order.capacity() * std::mem::size_of::<(u64, Member)>();
+        let batches: usize = self
+            .batches
+            .values()
+            .map(|b| {
+                64 + b.entries.capacity() * std::mem::size_of::<(Member, i64)>()
+                    + b.entries
+                        .iter()
+                        .map(|(m, _)| RC_HEADER + m.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        names + map + queue + batches + self.deadlines.len() * 32
+    }
+
+    /// Allocations to free (for the lazy-free decision).
+    pub fn free_effort(&self) -> usize {
+        self.pending.len()
+            + self
+                .batches
+                .values()
+                .map(|b| b.entries.len() + 1)
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs<'a>(v: &'a [(&'a str, i64)]) -> Vec<(&'a [u8], i64)> {
+        v.iter().map(|(m, i)| (m.as_bytes(), *i)).collect()
+    }
+
+    fn names(entries: &[(Member, i64)]) -> Vec<(String, i64)> {
+        entries
+            .iter()
+            .map(|(m, v)| (String::from_utf8_lossy(m).into_owned(), *v))
+            .collect()
+    }
+
+    #[test]
+    fn incr_is_atomic() {
+        let mut b = Buffer::new();
+        assert_eq!(
+            b.incr(&pairs(&[("a", 1), ("b", 2), ("a", 3)]), None),
+            Ok(vec![1, 2, 4])
+        );
+        assert_eq!(b.pending_value(b"a"), Some(4));
+        // Overflow anywhere: nothing changes.
+        assert_eq!(
+            b.incr(&pairs(&[("b", 1), ("a", i64::MAX)]), None),
+            Err(IncrError::Overflow)
+        );
+        assert_eq!(
+            (b.pending_value(b"a"), b.pending_value(b"b")),
+            (Some(4), Some(2))
+        );
+        // Overflow through a repeated member within one call.
+        assert_eq!(
+            b.incr(&pairs(&[("c", i64::MAX), ("c", 1)]), None),
+            Err(IncrError::Overflow)
+        );
+        assert_eq!(b.pending_value(b"c"), None);
+        assert_eq!(
+            b.incr(&pairs(&[("a", i64::MIN)]), None),
+            Ok(vec![4 + i64::MIN])
+        );
+    }
+
+    #[test]
+    fn member_bound_counts_new_members_only() {
+        let mut b = Buffer::new();
+        b.incr(&pairs(&[("a", 1), ("b", 1)]), Some(2)).unwrap();
+        assert_eq!(
+            b.incr(&pairs(&[("a", 1), ("c", 1)]), Some(2)),
+            Err(IncrError::TooManyMembers { max: 2 })
+        );
+        assert_eq!(
+            b.pending_value(b"a"),
+            Some(1),
+            "refused call changed nothing"
+        );
+        assert_eq!(
+            b.incr(&pairs(&[("a", 5)]), Some(2)),
+            Ok(vec![6]),
+            "existing members still grow"
+        );
+        assert_eq!(
+            b.incr(&pairs(&[("c", 1)]), None),
+            Ok(vec![1]),
+            "replicated writes ignore the bound"
+        );
+    }
+
+    #[test]
+    fn drain_is_oldest_first_and_bounded() {
+        let mut b = Buffer::new();
+        b.incr(&pairs(&[("x", 1), ("y", 2), ("z", 3)]), None)
+            .unwrap();
+        b.incr(&pairs(&[("x", 10)]), None).unwrap();
+        assert_eq!(names(&b.drain(2)), vec![("x".into(), 11), ("y".into(), 2)]);
+        assert_eq!(names(&b.drain(10)), vec![("z".into(), 3)]);
+        assert!(b.drain(10).is_empty());
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn lease_moves_entries_and_new_increments_stay_pending() {
+        let mut b = Buffer::new();
+        b.incr(&pairs(&[("a", 1), ("b", 2)]), None).unwrap();
+        let l = b.lease(1000, 500, 10, 7).unwrap();
+        assert_eq!(
+            l,
+            Lease {
+                batch_id: 7,
+                delivery: 1,
+                deadline_ms: 1500,
+                fresh: true
+            }
+        );
+        b.incr(&pairs(&[("a", 5)]), None).unwrap();
+        assert_eq!(b.pending_value(b"a"), Some(5));
+        assert_eq!(
+            names(&b.batch(7).unwrap().entries),
+            vec![("a".into(), 1), ("b".into(), 2)]
+        );
+        // Before the lease runs out, the next lease takes the new pending entries.
+        let l2 = b.lease(1200, 500, 10, 8).unwrap();
+        assert_eq!((l2.batch_id, l2.fresh), (8, true));
+        assert_eq!(
+            b.lease(1300, 500, 10, 9),
+            None,
+            "nothing pending, nothing expired"
+        );
+        // After batch 7's lease ran out it comes back first, whole, delivery 2.
+        let again = b.lease(1500, 500, 10, 9).unwrap();
+        assert_eq!(
+            again,
+            Lease {
+                batch_id: 7,
+                delivery: 2,
+                deadline_ms: 2000,
+                fresh: false
+            }
+        );
+        assert_eq!(
+            names(&b.batch(7).unwrap().entries),
+            vec![("a".into(), 1), ("b".into(), 2)]
+        );
+        // Then 8 (expired at 1700) before 7 (2000).
+        assert_eq!(b.lease(2100, 100, 10, 9).unwrap().batch_id, 8);
+        assert!(b.ack(7));
+        assert!(!b.ack(7), "second ack finds nothing");
+        assert!(b.ack(8));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn plain_drain_never_touches_batches() {
+        let mut b = Buffer::new();
+        b.incr(&pairs(&[("a", 1)]), None).unwrap();
+        b.lease(0, 10, 10, 1).unwrap();
+        assert!(b.drain(10).is_empty());
+        assert_eq!(b.batch_count(), 1);
+    }
+
+    #[test]
+    fn removal_by_name_leaves_order_consistent() {
+        let mut b = Buffer::new();
+        b.incr(&pairs(&[("a", 1), ("b", 2), ("c", 3)]), None)
+            .unwrap();
+        b.take_members(&[b"b"]);
+        b.incr(&pairs(&[("b", 9)]), None).unwrap();
+        let order: Vec<_> = b.pending_in_order().map(|(m, v)| (m.to_vec(), v)).collect();
+        assert_eq!(
+            order,
+            vec![(b"a".to_vec(), 1), (b"c".to_vec(), 3), (b"b".to_vec(), 9)]
+        );
+        assert_eq!(
+            names(&b.drain(10)),
+            vec![("a".into(), 1), ("c".into(), 3), ("b".into(), 9)]
+        );
+        // Heavy churn keeps the queue bounded.
+        for i in 0..1000 {
+            let m = format!("m{}", i % 3);
+            b.incr(&[(m.as_bytes(), 1)], None).unwrap();
+            b.take_members(&[m.as_bytes()]);
+        }
+        assert!(b.order.len() <= 16 + 2 * b.pending_len());
+    }
+
+    #[test]
+    fn put_batch_replays_a_lease() {
+        let mut master = Buffer::new();
+        let mut replica = Buffer::new();
+        let p = pairs(&[("a", 1), ("b", 2), ("c", 3)]);
+        master.incr(&p, None).unwrap();
+        replica.incr(&p, None).unwrap();
+        master.lease(0, 100, 2, 42).unwrap();
+        let batch = master.batch(42).unwrap().clone();
+        replica.put_batch(42, batch);
+        assert_eq!(replica.batch(42), master.batch(42));
+        let a: Vec<_> = master
+            .pending_in_order()
+            .map(|(m, v)| (m.to_vec(), v))
+            .collect();
+        let b: Vec<_> = replica
+            .pending_in_order()
+            .map(|(m, v)| (m.to_vec(), v))
+            .collect();
+        assert_eq!(a, b);
+        assert!(replica.set_lease(42, 500, 2));
+        assert!(!replica.set_lease(43, 500, 2));
+        assert_eq!(replica.expired_batch(499), None);
+        assert_eq!(replica.expired_batch(500), Some(42));
+    }
+}
