@@ -8,6 +8,7 @@
 pub mod buffer;
 pub mod module;
 pub mod ratelimit;
+pub mod timeseries;
 
 #[cfg(not(test))]
 use module::load::init;

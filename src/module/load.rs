@@ -84,6 +84,17 @@ fn register_everything(c: &Ctx, opts: &LoadOptions) -> Result<(), String> {
     register::<buffer::ack::Ack>(c)?;
     register::<buffer::bufinfo::BufInfo>(c)?;
     register::<buffer::bufbatch::BufBatch>(c)?;
+    crate::timeseries::datatype::register(c)?;
+    {
+        use crate::timeseries as ts;
+        register::<ts::tscreate::TsCreate>(c)?;
+        register::<ts::tsincr::TsIncr>(c)?;
+        register::<ts::tssum::TsSum>(c)?;
+        register::<ts::tsrange::TsRange>(c)?;
+        register::<ts::tsinfo::TsInfo>(c)?;
+        register::<ts::tsapply::TsApply>(c)?;
+        register::<ts::tsset::TsSet>(c)?;
+    }
     if opts.test_hooks {
         register::<super::testhooks::TestPanic>(c)?;
     }

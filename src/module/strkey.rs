@@ -105,3 +105,17 @@ impl Drop for StrKey {
         }
     }
 }
+
+/// Whether `name` exists, whatever its type.
+pub fn key_exists(ctx: &Ctx, name: RStr) -> Result<bool, CmdError> {
+    let open = rm!(RedisModule_OpenKey);
+    let kind = rm!(RedisModule_KeyType);
+    let close = rm!(RedisModule_CloseKey);
+    let key = unsafe { open(ctx.raw(), name.as_ptr(), REDISMODULE_READ as c_int) };
+    if key.is_null() {
+        return Ok(false);
+    }
+    let t = unsafe { kind(key) } as isize;
+    unsafe { close(key) };
+    Ok(t != REDISMODULE_KEYTYPE_EMPTY)
+}

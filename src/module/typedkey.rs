@@ -114,6 +114,15 @@ impl<'t, T> TypedKey<'t, T> {
         Ok(unsafe { &mut *raw })
     }
 
+    /// Set the key's absolute expiry (Unix ms).
+    pub fn set_abs_expire(&mut self, at_ms: i64) -> Result<(), CmdError> {
+        let expire = rm!(RedisModule_SetAbsExpire);
+        if self.key.is_null() || unsafe { expire(self.key, at_ms) } != REDISMODULE_OK as c_int {
+            return Err(CmdError::Static("ERR internal error: could not set expiry"));
+        }
+        Ok(())
+    }
+
     /// Delete the key (the server frees the value through the type's `free`).
     pub fn delete(&mut self) -> Result<(), CmdError> {
         if self.key.is_null() {

@@ -1,0 +1,51 @@
+//! Pieces the time-series commands share: time arguments and replies to series errors.
+
+use crate::module::args::Args;
+use crate::module::error::{printable, CmdError};
+use crate::module::num::parse_i64;
+
+use super::series::IncrError;
+
+/// A `from`/`to` argument: Unix ms, `-` (oldest retained) or `+` (now).
+pub fn time_arg(args: &Args, i: usize, now_ms: i64) -> Result<i64, CmdError> {
+    let b = args.bytes(i)?;
+    match b {
+        b"-" => Ok(i64::MIN),
+        b"+" => Ok(now_ms),
+        _ => parse_i64(b).ok_or_else(|| {
+            CmdError::msg(format!(
+                "ERR from/to must be Unix ms, '-' or '+', got '{}'",
+                printable(b)
+            ))
+        }),
+    }
+}
+
+pub fn incr_error(e: IncrError) -> CmdError {
+    match e {
+        IncrError::TooOld => CmdError::Static("ERR AT is older than every rollup's retention"),
+        IncrError::TooNew => {
+            CmdError::Static("ERR AT is more than one finest bucket in the future")
+        }
+        IncrError::Overflow => CmdError::Static("ERR increment or decrement would overflow"),
+    }
+}
+
+/// `ROLLUPS spec [spec ...]` starting at argument `i` (the keyword itself).
+pub fn rollups_arg(args: &Args, i: usize) -> Result<Vec<super::spec::RollupSpec>, CmdError> {
+    if !crate::module::args::is_keyword(args.bytes(i)?, "ROLLUPS") {
+        return Err(crate::module::args::unknown_option(args.bytes(i)?));
+    }
+    if i + 1 >= args.len() {
+        return Err(crate::module::args::missing_value("ROLLUPS"));
+    }
+    let mut list = Vec::with_capacity(args.len() - i - 1);
+    for j in i + 1..args.len() {
+        list.push(
+            super::spec::parse_one(args.bytes(j)?)
+                .map_err(|e| CmdError::msg(format!("ERR {e}")))?,
+        );
+    }
+    super::spec::validate(&list).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    Ok(list)
+}

@@ -1,0 +1,255 @@
+//! The `hacks-tss` data type: RDB save/load, AOF rewrite, digest, copy, memory, free.
+//!
+//! RDB encoding version 1: `has_expiry, expire_at_ms, rollup_count, then per rollup:
+//! resolution_ms, retention_ms, has_newest, newest_idx, bucket_count, (idx, value)*` with
+//! only non-zero buckets, so the layout a server happens to use never shows in the data.
+
+use std::ffi::c_void;
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleString};
+
+use crate::module::args::RStr;
+use crate::module::ctx::Ctx;
+use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
+use crate::module::typedkey::DataType;
+
+use super::series::Series;
+use super::spec::{validate, RollupSpec};
+
+pub static SERIES_TYPE: DataType<Series> = DataType::new();
+
+const TYPE_NAME: &std::ffi::CStr = c"hacks-tss";
+const ENCODING_VERSION: c_int = 1;
+/// Buckets per `HACK.TSSET` line in a rewritten AOF.
+const AOF_CHUNK: usize = 512;
+
+fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            crate::module::command::log(
+                None,
+                c"warning",
+                &format!("hacks: internal error in series {what}"),
+            );
+            None
+        }
+    }
+}
+
+unsafe fn series<'a>(value: *const c_void) -> Option<&'a Series> {
+    unsafe { value.cast::<Series>().as_ref() }
+}
+
+fn load(io: &Loader) -> Option<Series> {
+    let has_expiry = io.unsigned()? != 0;
+    let expire = io.signed()?;
+    let n = io.count()?;
+    let mut specs = Vec::with_capacity(n.min(16));
+    // Per rollup: newest bucket index and (index, value) buckets.
+    type Loaded = (Option<i64>, Vec<(i64, i64)>);
+    let mut data: Vec<Loaded> = Vec::with_capacity(n.min(16));
+    for _ in 0..n {
+        let spec = RollupSpec {
+            resolution_ms: io.signed()?,
+            retention_ms: io.signed()?,
+        };
+        let has_newest = io.unsigned()? != 0;
+        let newest = io.signed()?;
+        let count = io.count()?;
+        let mut buckets = Vec::with_capacity(count.min(1 << 16));
+        for _ in 0..count {
+            buckets.push((io.signed()?, io.signed()?));
+        }
+        specs.push(spec);
+        data.push((has_newest.then_some(newest), buckets));
+    }
+    if specs
+        .iter()
+        .any(|s| s.resolution_ms < 1 || s.retention_ms % s.resolution_ms != 0)
+        || validate(&specs).is_err()
+    {
+        return None;
+    }
+    let mut s = Series::new(&specs);
+    for (r, (newest, buckets)) in s.rollups.iter_mut().zip(data) {
+        let cap = r.spec.buckets();
+        for (idx, v) in buckets {
+            r.store.add(idx, v, cap);
+        }
+        r.newest = newest;
+    }
+    // The expiry follows from the newest buckets; the saved value is kept if later.
+    s.expire_at_ms = has_expiry.then_some(expire);
+    s.refresh_expiry();
+    Some(s)
+}
+
+unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
+    if encver != ENCODING_VERSION {
+        crate::module::command::log(
+            None,
+            c"warning",
+            &format!("hacks: cannot load series encoding version {encver} (this build reads {ENCODING_VERSION})"),
+        );
+        return std::ptr::null_mut();
+    }
+    match guarded("load", || load(&Loader(rdb))).flatten() {
+        Some(s) => Box::into_raw(Box::new(s)).cast(),
+        None => std::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn rdb_save(rdb: *mut RedisModuleIO, value: *mut c_void) {
+    let Some(s) = (unsafe { series(value) }) else {
+        return;
+    };
+    guarded("save", || {
+        let io = Saver(rdb);
+        io.unsigned(u64::from(s.expire_at_ms.is_some()));
+        io.signed(s.expire_at_ms.unwrap_or(0));
+        io.unsigned(s.rollups.len() as u64);
+        for r in &s.rollups {
+            io.signed(r.spec.resolution_ms);
+            io.signed(r.spec.retention_ms);
+            io.unsigned(u64::from(r.newest.is_some()));
+            io.signed(r.newest.unwrap_or(0));
+            io.unsigned(r.store.used() as u64);
+            r.store.each(i64::MIN, i64::MAX, |idx, v| {
+                io.signed(idx);
+                io.signed(v);
+            });
+        }
+    });
+}
+
+/// `HACK.TSCREATE key ROLLUPS ...`, then `HACK.TSSET key rollup_index newest [idx value ...]`
+/// per rollup in chunks (sets bucket values as they are, rollup by rollup: coarser rollups
+/// hold data finer ones already dropped, so replaying increments would not do). The expiry
+/// follows from the newest buckets; the server itself appends the key's PEXPIREAT.
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut RedisModuleIO,
+    key: *mut RedisModuleString,
+    value: *mut c_void,
+) {
+    let Some(s) = (unsafe { series(value) }) else {
+        return;
+    };
+    let (aof, key) = (Aof(aof), RStr::from_raw(key));
+    guarded("AOF rewrite", || {
+        let mut args = StrVec::with_capacity(1 + s.rollups.len());
+        args.push(b"ROLLUPS");
+        for r in &s.rollups {
+            args.push(r.spec.to_string().as_bytes());
+        }
+        aof.emit(c"HACK.TSCREATE", key, &mut args);
+        for (i, r) in s.rollups.iter().enumerate() {
+            let Some(newest) = r.newest else { continue };
+            let mut args = StrVec::with_capacity(2 + 2 * AOF_CHUNK);
+            let start = |a: &mut StrVec| {
+                a.push_int(i as i128);
+                a.push_int(i128::from(newest));
+            };
+            start(&mut args);
+            r.store.each(i64::MIN, i64::MAX, |idx, v| {
+                args.push_int(i128::from(idx));
+                args.push_int(i128::from(v));
+                if args.len() >= 2 + 2 * AOF_CHUNK {
+                    aof.emit(c"HACK.TSSET", key, &mut args);
+                    args.clear();
+                    start(&mut args);
+                }
+            });
+            aof.emit(c"HACK.TSSET", key, &mut args);
+        }
+    });
+}
+
+unsafe extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
+    let Some(s) = (unsafe { series(value) }) else {
+        return;
+    };
+    guarded("digest", || {
+        let d = Digest(md);
+        d.int(s.expire_at_ms.unwrap_or(i64::MIN));
+        for r in &s.rollups {
+            d.int(r.spec.resolution_ms);
+            d.int(r.spec.retention_ms);
+            d.int(r.newest.unwrap_or(i64::MIN));
+            r.store.each(i64::MIN, i64::MAX, |idx, v| {
+                d.int(idx);
+                d.int(v);
+            });
+            d.end_sequence();
+        }
+    });
+}
+
+unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
+    let Some(s) = (unsafe { series(value) }) else {
+        return 0;
+    };
+    guarded("memory usage", || {
+        std::mem::size_of::<Series>() + s.heap_bytes()
+    })
+    .unwrap_or(0)
+}
+
+unsafe extern "C" fn free(value: *mut c_void) {
+    if value.is_null() {
+        return;
+    }
+    // SAFETY: every value the server holds came from Box::into_raw of a Series.
+    let s = unsafe { Box::from_raw(value.cast::<Series>()) };
+    guarded("free", move || drop(s));
+}
+
+unsafe extern "C" fn free_effort(_key: *mut RedisModuleString, value: *const c_void) -> usize {
+    // One allocation per rollup, whatever its size: freeing is cheap, never worth a thread.
+    unsafe { series(value) }.map_or(1, |s| s.rollups.len() + 1)
+}
+
+unsafe extern "C" fn copy(
+    _from: *mut RedisModuleString,
+    _to: *mut RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    let Some(s) = (unsafe { series(value) }) else {
+        return std::ptr::null_mut();
+    };
+    match guarded("copy", || s.clone()) {
+        Some(c) => Box::into_raw(Box::new(c)).cast(),
+        None => std::ptr::null_mut(),
+    }
+}
+
+pub fn register(ctx: &Ctx) -> Result<(), String> {
+    let create =
+        unsafe { raw::RedisModule_CreateDataType }.ok_or("no RedisModule_CreateDataType")?;
+    // SAFETY: zero is "absent" for every optional callback of the struct.
+    let mut methods: raw::RedisModuleTypeMethods = unsafe { std::mem::zeroed() };
+    methods.version = raw::REDISMODULE_TYPE_METHOD_VERSION as u64;
+    methods.rdb_load = Some(rdb_load);
+    methods.rdb_save = Some(rdb_save);
+    methods.aof_rewrite = Some(aof_rewrite);
+    methods.mem_usage = Some(mem_usage);
+    methods.digest = Some(digest);
+    methods.free = Some(free);
+    methods.free_effort = Some(free_effort);
+    methods.copy = Some(copy);
+    let ty = unsafe {
+        create(
+            ctx.raw(),
+            TYPE_NAME.as_ptr(),
+            ENCODING_VERSION,
+            &mut methods,
+        )
+    };
+    if ty.is_null() {
+        return Err("could not create data type hacks-tss".into());
+    }
+    SERIES_TYPE.set(ty);
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! `HACK.TSAPPLY key increment at_ms now_ms [ROLLUPS rollup ...]`
+//!
+//! Internal: the effect of `HACK.TSINCR` as replicas and the AOF receive it, with the
+//! master's clock reading (`now_ms`) and absolute `AT`, so retention and expiry come out
+//! identical everywhere. Never reads the clock; never refuses an old `AT` (what no rollup
+//! retains any more is skipped).
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::replicate;
+
+use super::apply::apply;
+use super::common::rollups_arg;
+use super::defaults;
+
+pub struct TsApply;
+
+impl Command for TsApply {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.TSAPPLY",
+        flags: c"write deny-oom",
+        arity: -5,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+        }),
+        summary: c"Internal: applies an increment with the master's absolute AT and clock reading (the replicated effect of HACK.TSINCR).",
+        complexity: c"O(R) where R is the number of rollups",
+        since: c"0.1.0",
+        args: &[
+            ArgDoc::key(c"key"),
+            ArgDoc::int(c"increment"),
+            ArgDoc::int(c"at_ms"),
+            ArgDoc::int(c"now_ms"),
+            ArgDoc::token(c"rollups", c"ROLLUPS").optional(),
+        ],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() < 5 || args.len() == 6 {
+            return Err(CmdError::arity("HACK.TSAPPLY"));
+        }
+        let inc = args.i64_at(2)?;
+        let at = args.i64_at(3)?;
+        let now = args.i64_at(4)?;
+        let specs = if args.len() > 5 {
+            Some(rollups_arg(args, 5)?)
+        } else {
+            None
+        };
+        let name = args.raw(1)?;
+        let applied = apply(ctx, name, now, at, inc, false, || {
+            specs.unwrap_or_else(defaults::get)
+        })?;
+        replicate::verbatim(ctx)?;
+        ctx.signal_modified(name)?;
+        ctx.reply_i64(applied.value.unwrap_or(0))
+    }
+}

@@ -1,0 +1,58 @@
+//! `HACK.TSCREATE key ROLLUPS rollup [rollup ...]`
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::replicate;
+use crate::module::strkey::key_exists;
+use crate::module::typedkey::TypedKey;
+
+use super::common::rollups_arg;
+use super::datatype::SERIES_TYPE;
+use super::series::Series;
+
+pub struct TsCreate;
+
+impl Command for TsCreate {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.TSCREATE",
+        flags: c"write deny-oom",
+        arity: -4,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_INSERT,
+        }),
+        summary: c"Creates an empty time series with the given rollups (resolution:retention, finest first), e.g. 10s:1d 1h:90d.",
+        complexity: c"O(R) where R is the number of rollups",
+        since: c"0.1.0",
+        args: &[
+            ArgDoc::key(c"key"),
+            ArgDoc::token(c"rollups", c"ROLLUPS"),
+            ArgDoc::string(c"rollup").multiple(),
+        ],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() < 4 {
+            return Err(CmdError::arity("HACK.TSCREATE"));
+        }
+        let specs = rollups_arg(args, 2)?;
+        let name = args.raw(1)?;
+        if key_exists(ctx, name)? {
+            return Err(CmdError::Static("ERR key already exists"));
+        }
+        let mut key = TypedKey::open(ctx, name, &SERIES_TYPE, true)?;
+        key.create(Series::new(&specs))?;
+        drop(key);
+        // No clock involved: an empty series has no expiry until its first bucket.
+        replicate::verbatim(ctx)?;
+        ctx.signal_modified(name)?;
+        ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.tscreate", name)?;
+        ctx.reply_ok()
+    }
+}

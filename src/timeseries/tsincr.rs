@@ -1,0 +1,91 @@
+//! `HACK.TSINCR key [increment] [AT unix_ms]`
+
+use redis_module::raw;
+
+use crate::module::args::{is_keyword, Args};
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::io::StrVec;
+use crate::module::replicate;
+
+use super::apply::apply;
+use super::{defaults, stats};
+
+pub struct TsIncr;
+
+impl Command for TsIncr {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.TSINCR",
+        flags: c"write deny-oom fast",
+        arity: -2,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW
+                | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_UPDATE,
+        }),
+        summary: c"Adds an increment (default 1) to the bucket containing AT (default now) in every rollup of a time series, creating it with the default rollups. Replies the finest bucket's new value.",
+        complexity: c"O(R) where R is the number of rollups",
+        since: c"0.1.0",
+        args: &[
+            ArgDoc::key(c"key"),
+            ArgDoc::int(c"increment").optional(),
+            ArgDoc::int_option(c"at", c"AT"),
+        ],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        let (inc, at) = match args.len() {
+            2 => (1, None),
+            3 => (args.i64_at(2)?, None),
+            4 if is_keyword(args.bytes(2)?, "AT") => (1, Some(at_arg(args, 3)?)),
+            5 if is_keyword(args.bytes(3)?, "AT") => (args.i64_at(2)?, Some(at_arg(args, 4)?)),
+            4 | 5 => return Err(crate::module::error::SYNTAX),
+            _ => return Err(CmdError::arity("HACK.TSINCR")),
+        };
+        let name = args.raw(1)?;
+        let now = ctx.now_us()?.div_euclid(1000);
+        let at = at.unwrap_or(now);
+        let applied = apply(ctx, name, now, at, inc, true, defaults::get)?;
+        // The effect carries the master's clock reading and absolute AT (and the rollups when
+        // this call created the series, since a replica's default may differ).
+        let mut effect =
+            StrVec::with_capacity(4 + applied.created.as_ref().map_or(0, |c| c.len() + 1));
+        let mut ok = effect.push_int(i128::from(inc))
+            && effect.push_int(i128::from(at))
+            && effect.push_int(i128::from(now));
+        if let Some(specs) = &applied.created {
+            ok = ok && effect.push(b"ROLLUPS");
+            for s in specs {
+                ok = ok && effect.push(s.to_string().as_bytes());
+            }
+        }
+        if !ok {
+            return Err(CmdError::Static(
+                "ERR internal error: could not build the replication effect",
+            ));
+        }
+        replicate::command(ctx, c"HACK.TSAPPLY", name, &mut effect)?;
+        ctx.signal_modified(name)?;
+        ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.tsincr", name)?;
+        stats::INCREMENTS.incr();
+        ctx.reply_i64(applied.value.unwrap_or(0))
+    }
+}
+
+fn at_arg(args: &Args, i: usize) -> Result<i64, CmdError> {
+    args.i64_at(i)
+        .map_err(|_| CmdError::Static("ERR AT must be a Unix time in milliseconds"))
+        .and_then(|v| {
+            if v < 0 {
+                Err(CmdError::Static(
+                    "ERR AT must be a Unix time in milliseconds",
+                ))
+            } else {
+                Ok(v)
+            }
+        })
+}

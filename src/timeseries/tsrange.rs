@@ -1,0 +1,73 @@
+//! `HACK.TSRANGE key from to [STEP ms]`
+
+use redis_module::raw;
+
+use crate::module::args::{is_keyword, Args};
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::config::TS_MAX_RANGE_POINTS;
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::typedkey::TypedKey;
+
+use super::common::time_arg;
+use super::datatype::SERIES_TYPE;
+use super::series::RangeError;
+
+pub struct TsRange;
+
+impl Command for TsRange {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.TSRANGE",
+        flags: c"readonly",
+        arity: -4,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+        }),
+        summary: c"Returns zero-filled [step_start_ms, value] points of a time series over [from, to], STEP defaulting to the resolution of the finest rollup covering the range.",
+        complexity: c"O(P + B) where P is the number of points and B the buckets read",
+        since: c"0.1.0",
+        args: &[
+            ArgDoc::key(c"key"),
+            ArgDoc::string(c"from"),
+            ArgDoc::string(c"to"),
+            ArgDoc::int_option(c"step", c"STEP"),
+        ],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        let step = match args.len() {
+            4 => None,
+            6 if is_keyword(args.bytes(4)?, "STEP") => Some(args.int_in(5, "STEP", 1, i64::MAX)?),
+            6 => return Err(crate::module::args::unknown_option(args.bytes(4)?)),
+            _ => return Err(CmdError::arity("HACK.TSRANGE")),
+        };
+        let now = ctx.now_us()?.div_euclid(1000);
+        let from = time_arg(args, 2, now)?;
+        let to = time_arg(args, 3, now)?;
+        let key = TypedKey::open(ctx, args.raw(1)?, &SERIES_TYPE, false)?;
+        let Some(series) = key.get()? else {
+            return ctx.reply_array(0);
+        };
+        let max = TS_MAX_RANGE_POINTS.get();
+        let points = series
+            .range(now, from, to, step, max)
+            .map_err(|e| match e {
+                RangeError::BadStep => CmdError::Static(
+                    "ERR STEP must be a multiple of the resolution of a rollup covering the range",
+                ),
+                RangeError::TooManyPoints(n) => CmdError::msg(format!(
+                    "ERR the range has {n} points, more than hacks.ts-max-range-points ({max})"
+                )),
+            })?;
+        ctx.reply_array(points.len())?;
+        for (t, v) in points {
+            ctx.reply_array(2)?;
+            ctx.reply_i64(t)?;
+            ctx.reply_i64(v)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! `HACK.TSSET key rollup_index newest_idx [bucket_idx value ...]`
+//!
+//! Internal: what an AOF rewrite emits to rebuild a series rollup by rollup (bucket values
+//! as they are, and the newest bucket index that drives expiry). The key must exist (the
+//! rewrite emits `HACK.TSCREATE` first).
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::replicate;
+use crate::module::typedkey::TypedKey;
+
+use super::datatype::SERIES_TYPE;
+
+pub struct TsSet;
+
+impl Command for TsSet {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.TSSET",
+        flags: c"write deny-oom",
+        arity: -4,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+        }),
+        summary:
+            c"Internal: sets bucket values of one rollup of a time series (used by AOF rewrite).",
+        complexity: c"O(N) where N is the number of buckets given",
+        since: c"0.1.0",
+        args: &[
+            ArgDoc::key(c"key"),
+            ArgDoc::int(c"rollup_index"),
+            ArgDoc::int(c"newest_idx"),
+        ],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        // key, index, newest, then complete (idx, value) pairs: an even argc.
+        if args.len() < 4 || !args.len().is_multiple_of(2) {
+            return Err(CmdError::arity("HACK.TSSET"));
+        }
+        let which = args.int_in(2, "rollup_index", 0, 64)? as usize;
+        let newest = args.i64_at(3)?;
+        let mut buckets = Vec::with_capacity((args.len() - 4) / 2);
+        for i in (4..args.len()).step_by(2) {
+            buckets.push((args.i64_at(i)?, args.i64_at(i + 1)?));
+        }
+        let name = args.raw(1)?;
+        let mut key = TypedKey::open(ctx, name, &SERIES_TYPE, true)?;
+        let series = key
+            .get_mut()?
+            .ok_or(CmdError::Static("ERR no such series"))?;
+        let r = series
+            .rollups
+            .get_mut(which)
+            .ok_or(CmdError::Static("ERR rollup_index out of range"))?;
+        r.newest = Some(r.newest.map_or(newest, |n| n.max(newest)));
+        for (idx, v) in buckets {
+            series.set_bucket(which, idx, v);
+        }
+        series.refresh_expiry();
+        if let Some(at) = series.expire_at_ms {
+            key.set_abs_expire(at)?;
+        }
+        drop(key);
+        replicate::verbatim(ctx)?;
+        ctx.signal_modified(name)?;
+        ctx.reply_ok()
+    }
+}

@@ -1,0 +1,67 @@
+//! `HACK.TSSUM key [key ...] from to`
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::typedkey::TypedKey;
+
+use super::common::time_arg;
+use super::datatype::SERIES_TYPE;
+
+pub struct TsSum;
+
+impl Command for TsSum {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.TSSUM",
+        flags: c"readonly",
+        arity: -4,
+        keys: Some(KeySpec {
+            first: 1,
+            last: -3,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+        }),
+        summary: c"Sums every bucket overlapping [from, to] (Unix ms, - or +) of one or more time series, each part of time from the finest rollup retaining it.",
+        complexity: c"O(B) where B is the number of buckets summed",
+        since: c"0.1.0",
+        args: &[
+            ArgDoc::key(c"key").multiple(),
+            ArgDoc::string(c"from"),
+            ArgDoc::string(c"to"),
+        ],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() < 4 {
+            return Err(CmdError::arity("HACK.TSSUM"));
+        }
+        let n = args.len() - 3;
+        // Reads may use the clock freely: nothing is written or replicated.
+        let now = ctx.now_us()?.div_euclid(1000);
+        let from = time_arg(args, args.len() - 2, now)?;
+        let to = time_arg(args, args.len() - 1, now)?;
+        let mut sums: Vec<i64> = Vec::with_capacity(n);
+        for i in 1..=n {
+            let key = TypedKey::open(ctx, args.raw(i)?, &SERIES_TYPE, false)?;
+            let total = key.get()?.map_or(0, |s| s.sum(now, from, to));
+            sums.push(
+                i64::try_from(total)
+                    .map_err(|_| CmdError::Static("ERR the sum overflows a 64-bit integer"))?,
+            );
+        }
+        super::stats::SUMS.incr();
+        match sums.as_slice() {
+            [one] if n == 1 => ctx.reply_i64(*one),
+            many => {
+                ctx.reply_array(many.len())?;
+                for v in many {
+                    ctx.reply_i64(*v)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
