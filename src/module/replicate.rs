@@ -75,3 +75,27 @@ pub fn command(
     };
     check(status, "the effect")
 }
+
+/// Replicate `cmd key a b c` with three integers (no intermediate strings: the server
+/// formats them, sharing small ones).
+pub fn key_and_ints(
+    ctx: &Ctx,
+    cmd: &std::ffi::CStr,
+    key: RStr,
+    ints: [i64; 3],
+) -> Result<(), CmdError> {
+    let f = rm!(RedisModule_Replicate);
+    let [a, b, c] = ints;
+    let status = unsafe {
+        f(
+            ctx.raw(),
+            cmd.as_ptr(),
+            c"slll".as_ptr(),
+            key.as_ptr(),
+            a as c_longlong,
+            b as c_longlong,
+            c as c_longlong,
+        )
+    };
+    check(status, "the effect")
+}

@@ -52,23 +52,25 @@ impl Command for TsIncr {
         let applied = apply(ctx, name, now, at, inc, true, defaults::get)?;
         // The effect carries the master's clock reading and absolute AT (and the rollups when
         // this call created the series, since a replica's default may differ).
-        let mut effect =
-            StrVec::with_capacity(4 + applied.created.as_ref().map_or(0, |c| c.len() + 1));
-        let mut ok = effect.push_int(i128::from(inc))
-            && effect.push_int(i128::from(at))
-            && effect.push_int(i128::from(now));
-        if let Some(specs) = &applied.created {
-            ok = ok && effect.push(b"ROLLUPS");
-            for s in specs {
-                ok = ok && effect.push(s.to_string().as_bytes());
+        match &applied.created {
+            None => replicate::key_and_ints(ctx, c"HACK.TSAPPLY", name, [inc, at, now])?,
+            Some(specs) => {
+                let mut effect = StrVec::with_capacity(4 + specs.len());
+                let mut ok = effect.push_int(i128::from(inc))
+                    && effect.push_int(i128::from(at))
+                    && effect.push_int(i128::from(now))
+                    && effect.push(b"ROLLUPS");
+                for s in specs {
+                    ok = ok && effect.push(s.to_string().as_bytes());
+                }
+                if !ok {
+                    return Err(CmdError::Static(
+                        "ERR internal error: could not build the replication effect",
+                    ));
+                }
+                replicate::command(ctx, c"HACK.TSAPPLY", name, &mut effect)?;
             }
         }
-        if !ok {
-            return Err(CmdError::Static(
-                "ERR internal error: could not build the replication effect",
-            ));
-        }
-        replicate::command(ctx, c"HACK.TSAPPLY", name, &mut effect)?;
         ctx.signal_modified(name)?;
         ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.tsincr", name)?;
         stats::INCREMENTS.incr();

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 pub use redis::{Connection, Value};
 
+pub mod cluster;
+
 /// Path of the module, built (or confirmed fresh) once per test binary.
 pub fn module_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
@@ -213,7 +215,7 @@ impl Server {
         );
     }
 
-    fn try_conn(&self) -> redis::RedisResult<Connection> {
+    pub fn try_conn(&self) -> redis::RedisResult<Connection> {
         let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
         client.get_connection_with_timeout(Duration::from_secs(5))
     }
