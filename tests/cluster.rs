@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use common::cluster::Cluster;
 use common::*;
 
-fn q<T: redis::FromRedisValue>(c: &mut impl redis::ConnectionLike, args: &[&str]) -> redis::RedisResult<T> {
+fn q<T: redis::FromRedisValue>(
+    c: &mut impl redis::ConnectionLike,
+    args: &[&str],
+) -> redis::RedisResult<T> {
     let mut r = redis::cmd(args[0]);
     for a in &args[1..] {
         r.arg(*a);
@@ -22,7 +25,10 @@ fn q<T: redis::FromRedisValue>(c: &mut impl redis::ConnectionLike, args: &[&str]
 }
 
 /// Drain a buffer completely, summing values per member.
-fn drain_all(c: &mut impl redis::ConnectionLike, key: &str) -> std::collections::BTreeMap<String, i64> {
+fn drain_all(
+    c: &mut impl redis::ConnectionLike,
+    key: &str,
+) -> std::collections::BTreeMap<String, i64> {
     let mut totals = std::collections::BTreeMap::new();
     loop {
         let v: Vec<(String, i64)> = q(c, &["HACK.DRAIN", key, "COUNT", "1000"]).unwrap();
@@ -55,14 +61,19 @@ fn families_work_through_redirects_and_reject_crossslot() {
     // From any single node: a key it does not serve gets MOVED.
     let slot = cl.slot_of("user:7:ts");
     let owner = cl.owner_of(slot, 0);
-    let other = (0..cl.nodes.len()).find(|i| *i != owner && cl.masters().contains(i)).unwrap();
+    let other = (0..cl.nodes.len())
+        .find(|i| *i != owner && cl.masters().contains(i))
+        .unwrap();
     let mut direct = cl.nodes[other].conn();
     let e = q::<Value>(&mut direct, &["HACK.TSSUM", "user:7:ts", "-", "+"]).unwrap_err();
     assert!(format!("{e:?}").to_uppercase().contains("MOVED"), "{e:?}");
     // Multi-key TSSUM: different slots -> CROSSSLOT; one hash tag -> works.
     let mut any = cl.nodes[0].conn();
     let e = q::<Value>(&mut any, &["HACK.TSSUM", "a:ts", "b:ts", "-", "+"]).unwrap_err();
-    assert!(format!("{e:?}").to_uppercase().contains("CROSSSLOT"), "{e:?}");
+    assert!(
+        format!("{e:?}").to_uppercase().contains("CROSSSLOT"),
+        "{e:?}"
+    );
     q::<i64>(&mut c, &["HACK.TSINCR", "{proj}:a", "1"]).unwrap();
     q::<i64>(&mut c, &["HACK.TSINCR", "{proj}:b", "2"]).unwrap();
     let v: Vec<i64> = q(&mut c, &["HACK.TSSUM", "{proj}:a", "{proj}:b", "-", "+"]).unwrap();
@@ -70,7 +81,10 @@ fn families_work_through_redirects_and_reject_crossslot() {
     // Fan-out of many sums across shards in one cluster pipeline (the README's example).
     let mut pipe = redis::cluster::cluster_pipe();
     for i in 0..30 {
-        pipe.cmd("HACK.TSSUM").arg(format!("user:{i}:ts")).arg("-").arg("+");
+        pipe.cmd("HACK.TSSUM")
+            .arg(format!("user:{i}:ts"))
+            .arg("-")
+            .arg("+");
     }
     let sums: Vec<i64> = pipe.query(&mut c).unwrap();
     assert_eq!(sums, vec![3; 30]);
@@ -83,7 +97,10 @@ fn slot_migration_under_load_keeps_exact_totals() {
     let source = cl.owner_of(slot, 0);
     let target = cl.masters().into_iter().find(|i| *i != source).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let produced = Arc::new(Mutex::new((std::collections::BTreeMap::<String, i64>::new(), 0i64)));
+    let produced = Arc::new(Mutex::new((
+        std::collections::BTreeMap::<String, i64>::new(),
+        0i64,
+    )));
     let mut writers = vec![];
     for w in 0..3 {
         let mut c = cl.client();
@@ -95,14 +112,29 @@ fn slot_migration_under_load_keeps_exact_totals() {
                 let member = format!("m{}", (n * 7 + w) % 13);
                 let inc = (n % 5) as i64 + 1;
                 // Only acknowledged writes count.
-                if q::<i64>(&mut c, &["HACK.BUFINCR", "{mig}:buf", &member, &inc.to_string()]).is_ok() {
+                if q::<i64>(
+                    &mut c,
+                    &["HACK.BUFINCR", "{mig}:buf", &member, &inc.to_string()],
+                )
+                .is_ok()
+                {
                     let mut p = produced.lock().unwrap();
                     *p.0.entry(member).or_insert(0) += inc;
                 }
                 if q::<i64>(&mut c, &["HACK.TSINCR", "{mig}:ts", &inc.to_string()]).is_ok() {
                     produced.lock().unwrap().1 += inc;
                 }
-                let _ = q::<Vec<i64>>(&mut c, &["HACK.RATEHIT", "{mig}:rl", "1000000", "600000", "ALGO", "GCRA"]);
+                let _ = q::<Vec<i64>>(
+                    &mut c,
+                    &[
+                        "HACK.RATEHIT",
+                        "{mig}:rl",
+                        "1000000",
+                        "600000",
+                        "ALGO",
+                        "GCRA",
+                    ],
+                );
             }
         }));
     }
@@ -113,8 +145,16 @@ fn slot_migration_under_load_keeps_exact_totals() {
     let mut src = cl.nodes[source].conn();
     let mut dst = cl.nodes[target].conn();
     let slot_s = slot.to_string();
-    q::<()>(&mut dst, &["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &src_id]).unwrap();
-    q::<()>(&mut src, &["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &dst_id]).unwrap();
+    q::<()>(
+        &mut dst,
+        &["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &src_id],
+    )
+    .unwrap();
+    q::<()>(
+        &mut src,
+        &["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &dst_id],
+    )
+    .unwrap();
     let dst_port = cl.nodes[target].port.to_string();
     let mut moved = 0;
     loop {
@@ -123,7 +163,11 @@ fn slot_migration_under_load_keeps_exact_totals() {
             break;
         }
         for k in keys {
-            q::<Value>(&mut src, &["MIGRATE", "127.0.0.1", &dst_port, &k, "0", "5000"]).unwrap();
+            q::<Value>(
+                &mut src,
+                &["MIGRATE", "127.0.0.1", &dst_port, &k, "0", "5000"],
+            )
+            .unwrap();
             moved += 1;
         }
         thread::sleep(Duration::from_millis(20));
@@ -141,7 +185,11 @@ fn slot_migration_under_load_keeps_exact_totals() {
     assert_eq!(cl.owner_of(slot, 0), target);
     let mut c = cl.client();
     let (want_buf, want_ts) = produced.lock().unwrap().clone();
-    assert_eq!(drain_all(&mut c, "{mig}:buf"), want_buf, "buffer totals after migration");
+    assert_eq!(
+        drain_all(&mut c, "{mig}:buf"),
+        want_buf,
+        "buffer totals after migration"
+    );
     let sum: i64 = q(&mut c, &["HACK.TSSUM", "{mig}:ts", "-", "+"]).unwrap();
     assert_eq!(sum, want_ts, "series sum after migration");
 }
@@ -154,12 +202,24 @@ fn failover_keeps_writes_acknowledged_by_wait() {
     let mut m = cl.nodes[owner].conn();
     let mut total = 0;
     for i in 0..50 {
-        q::<i64>(&mut m, &["HACK.BUFINCR", "{fo}:buf", &format!("m{}", i % 5), "2"]).unwrap();
+        q::<i64>(
+            &mut m,
+            &["HACK.BUFINCR", "{fo}:buf", &format!("m{}", i % 5), "2"],
+        )
+        .unwrap();
         q::<i64>(&mut m, &["HACK.TSINCR", "{fo}:ts", "3"]).unwrap();
         total += 3;
     }
-    q::<Vec<i64>>(&mut m, &["HACK.RATEHIT", "{fo}:rl", "100", "600000", "COST", "40"]).unwrap();
-    q::<Value>(&mut m, &["HACK.DRAIN", "{fo}:buf", "COUNT", "2", "LEASE", "600000"]).unwrap();
+    q::<Vec<i64>>(
+        &mut m,
+        &["HACK.RATEHIT", "{fo}:rl", "100", "600000", "COST", "40"],
+    )
+    .unwrap();
+    q::<Value>(
+        &mut m,
+        &["HACK.DRAIN", "{fo}:buf", "COUNT", "2", "LEASE", "600000"],
+    )
+    .unwrap();
     let acked: i64 = q(&mut m, &["WAIT", "1", "5000"]).unwrap();
     assert!(acked >= 1, "no replica acknowledged");
     let info_before: Value = q(&mut m, &["HACK.BUFINFO", "{fo}:buf"]).unwrap();
@@ -181,7 +241,13 @@ fn failover_keeps_writes_acknowledged_by_wait() {
         assert!(Instant::now() < deadline, "no failover");
         thread::sleep(Duration::from_millis(100));
     }
-    let live: Vec<&Server> = cl.nodes.iter().enumerate().filter(|(i, _)| *i != owner).map(|(_, n)| n).collect();
+    let live: Vec<&Server> = cl
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != owner)
+        .map(|(_, n)| n)
+        .collect();
     cl.wait_ok(&live);
     let mut c = cl.client();
     let sum: i64 = q(&mut c, &["HACK.TSSUM", "{fo}:ts", "-", "+"]).unwrap();
@@ -190,7 +256,11 @@ fn failover_keeps_writes_acknowledged_by_wait() {
     assert_eq!(rl, "40");
     let info_after: Value = q(&mut c, &["HACK.BUFINFO", "{fo}:buf"]).unwrap();
     let strip = |v: &Value| format!("{v:?}").replace(|ch: char| ch.is_ascii_digit(), "");
-    assert_eq!(strip(&info_before), strip(&info_after), "pending members and the leased batch survived");
+    assert_eq!(
+        strip(&info_before),
+        strip(&info_after),
+        "pending members and the leased batch survived"
+    );
     // Clients continue on the new master.
     let v: i64 = q(&mut c, &["HACK.TSINCR", "{fo}:ts", "1"]).unwrap();
     assert!(v >= 1);

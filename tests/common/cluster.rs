@@ -30,12 +30,25 @@ fn cluster_opts() -> Opts {
 impl Cluster {
     /// `masters` masters with `replicas` replicas each, all slots assigned, state ok.
     pub fn start(masters: usize, replicas: usize) -> Cluster {
-        let nodes: Vec<Server> = (0..masters * (1 + replicas)).map(|_| Server::with(cluster_opts())).collect();
+        let nodes: Vec<Server> = (0..masters * (1 + replicas))
+            .map(|_| Server::with(cluster_opts()))
+            .collect();
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
         args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
-        args.extend(["--cluster-replicas".into(), replicas.to_string(), "--cluster-yes".into()]);
-        let out = Command::new("redis-cli").args(&args).output().expect("run redis-cli --cluster create");
-        assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        args.extend([
+            "--cluster-replicas".into(),
+            replicas.to_string(),
+            "--cluster-yes".into(),
+        ]);
+        let out = Command::new("redis-cli")
+            .args(&args)
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let c = Cluster { nodes };
         c.wait_ok(&c.nodes.iter().collect::<Vec<_>>());
         c
@@ -46,8 +59,13 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = nodes.iter().all(|n| {
-                let Ok(mut c) = n.try_conn() else { return false };
-                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).unwrap_or_default();
+                let Ok(mut c) = n.try_conn() else {
+                    return false;
+                };
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut c)
+                    .unwrap_or_default();
                 info.contains("cluster_state:ok")
             });
             if ok {
@@ -71,13 +89,20 @@ impl Cluster {
 
     pub fn slot_of(&self, key: &str) -> i64 {
         let mut c = self.nodes[0].conn();
-        redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut c).expect("KEYSLOT")
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut c)
+            .expect("KEYSLOT")
     }
 
     /// Index in `nodes` of the master serving `slot`, asking `via`.
     pub fn owner_of(&self, slot: i64, via: usize) -> usize {
         let mut c = self.nodes[via].conn();
-        let slots: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c).expect("SLOTS");
+        let slots: Vec<Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut c)
+            .expect("SLOTS");
         for range in slots {
             let Value::Array(parts) = range else { continue };
             let (Some(Value::Int(lo)), Some(Value::Int(hi)), Some(Value::Array(master))) =
@@ -98,7 +123,10 @@ impl Cluster {
 
     pub fn node_id(&self, i: usize) -> String {
         let mut c = self.nodes[i].conn();
-        redis::cmd("CLUSTER").arg("MYID").query(&mut c).expect("MYID")
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut c)
+            .expect("MYID")
     }
 
     /// Indexes of nodes that are masters now.
@@ -108,7 +136,9 @@ impl Cluster {
                 if !self.nodes[*i].alive() {
                     return false;
                 }
-                let Ok(mut c) = self.nodes[*i].try_conn() else { return false };
+                let Ok(mut c) = self.nodes[*i].try_conn() else {
+                    return false;
+                };
                 let role: Vec<Value> = redis::cmd("ROLE").query(&mut c).unwrap_or_default();
                 matches!(role.first(), Some(Value::BulkString(r)) if r == b"master")
             })

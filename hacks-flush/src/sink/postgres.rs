@@ -1,0 +1,334 @@
+//! PostgreSQL sink (the synchronous `postgres` crate, no TLS).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use postgres::{Client, NoTls, Statement};
+
+use super::{
+    upsert_sql, Outcome, Record, Reject, Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+};
+use crate::args::Mapping;
+use crate::member::{Id, IdKind};
+
+pub struct PgSink {
+    url: String,
+    client: Option<Client>,
+    /// Prepared statements by SQL text, valid for the current connection only.
+    statements: HashMap<String, Statement>,
+}
+
+/// A column as `pg_attribute` describes it.
+struct Column {
+    name: String,
+    type_name: String,
+    /// For `varchar(n)` / `char(n)`: n.
+    max_chars: Option<i32>,
+    attnum: i16,
+    not_null: bool,
+    /// A default, an identity or a generated column: an INSERT may leave it out.
+    fills_itself: bool,
+}
+
+fn int_range(type_name: &str) -> Option<(i64, i64)> {
+    match type_name {
+        "smallint" => Some((i16::MIN.into(), i16::MAX.into())),
+        "integer" => Some((i32::MIN.into(), i32::MAX.into())),
+        "bigint" => Some((i64::MIN, i64::MAX)),
+        _ => None,
+    }
+}
+
+impl PgSink {
+    pub fn new(url: String) -> PgSink {
+        PgSink {
+            url,
+            client: None,
+            statements: HashMap::new(),
+        }
+    }
+
+    fn client(&mut self) -> Result<&mut Client, SinkError> {
+        if self.client.is_none() {
+            let mut config: postgres::Config = self
+                .url
+                .parse()
+                .map_err(|e| SinkError::Config(format!("--db: {e}")))?;
+            config
+                .connect_timeout(Duration::from_secs(5))
+                .application_name("hacks-flush");
+            let client = config
+                .connect(NoTls)
+                .map_err(|e| SinkError::Retry(format!("cannot connect: {}", describe(&e))))?;
+            self.statements.clear();
+            self.client = Some(client);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| SinkError::Retry("not connected".into()))
+    }
+
+    /// Turns an error into a retry, dropping the connection unless the server just refused
+    /// one statement (the connection is then still good).
+    fn fail(&mut self, e: postgres::Error) -> SinkError {
+        if e.is_closed() || e.as_db_error().is_none() {
+            self.client = None;
+            self.statements.clear();
+        }
+        SinkError::Retry(describe(&e))
+    }
+
+    fn columns(&mut self, table: &str) -> Result<Vec<Column>, SinkError> {
+        let quoted = super::quote(table);
+        let client = self.client()?;
+        let kind = client.query_opt(
+            "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)",
+            &[&quoted],
+        );
+        let kind: Option<String> = match kind.and_then(|row| row.map(|r| r.try_get(0)).transpose())
+        {
+            Ok(kind) => kind,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match kind.as_deref() {
+            None => return Err(SinkError::Config(format!("table {table} does not exist"))),
+            Some("r") | Some("p") => {}
+            Some(_) => return Err(SinkError::Config(format!("{table} is not a table"))),
+        }
+        let client = self.client()?;
+        let rows = client.query(
+            "SELECT a.attname::text, format_type(a.atttypid, NULL),
+                    CASE WHEN a.atttypmod > 4 THEN a.atttypmod - 4 END,
+                    a.attnum, a.attnotnull,
+                    a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
+               FROM pg_attribute a
+              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&quoted],
+        );
+        let columns = rows.and_then(|rows| {
+            rows.iter()
+                .map(|r| {
+                    Ok(Column {
+                        name: r.try_get(0)?,
+                        type_name: r.try_get(1)?,
+                        max_chars: r.try_get(2)?,
+                        attnum: r.try_get(3)?,
+                        not_null: r.try_get(4)?,
+                        fills_itself: r.try_get(5)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, postgres::Error>>()
+        });
+        columns.map_err(|e| self.fail(e))
+    }
+
+    /// Whether the column alone has a unique, non-partial, non-deferrable index (a primary
+    /// key or UNIQUE constraint has one), which `ON CONFLICT (column)` needs.
+    fn is_unique(&mut self, table: &str, attnum: i16) -> Result<bool, SinkError> {
+        let quoted = super::quote(table);
+        let client = self.client()?;
+        let r = client.query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i
+                             WHERE i.indrelid = to_regclass($1) AND i.indisunique
+                               AND i.indimmediate AND i.indisvalid AND i.indnkeyatts = 1
+                               AND i.indkey[0] = $2 AND i.indpred IS NULL
+                               AND i.indexprs IS NULL)",
+            &[&quoted, &attnum],
+        );
+        r.and_then(|row| row.try_get(0)).map_err(|e| self.fail(e))
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, SinkError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let client = self.client()?;
+        match client.prepare(sql) {
+            Ok(s) => {
+                self.statements.insert(sql.to_string(), s.clone());
+                Ok(s)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+/// An error with the server's message (postgres::Error's Display says only "db error") or
+/// the underlying cause.
+fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// The prepared statements of one apply.
+struct Statements {
+    record: Statement,
+    upsert: Statement,
+    reject: Statement,
+}
+
+fn apply_tx(
+    client: &mut Client,
+    st: &Statements,
+    record: &Record,
+    rows: &[(Id, i64)],
+    rejects: &[Reject],
+) -> Result<Outcome, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let inserted = tx.execute(
+        &st.record,
+        &[
+            &record.buffer,
+            &record.batch_id,
+            &record.entries,
+            &record.checksum,
+        ],
+    )?;
+    if inserted == 0 {
+        let stored = tx.query_opt(
+            &format!(
+                "SELECT entries::bigint, checksum::bigint FROM {BATCHES_TABLE} \
+                 WHERE buffer = $1 AND batch_id = $2"
+            ),
+            &[&record.buffer, &record.batch_id],
+        )?;
+        tx.rollback()?;
+        let stored: Option<(i64, i64)> = stored
+            .map(|r| Ok::<_, postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?;
+        return Ok(match stored {
+            Some((e, c)) if (e, c) != (record.entries, record.checksum) => Outcome::Mismatch {
+                entries: e,
+                checksum: c,
+            },
+            _ => Outcome::AlreadyApplied,
+        });
+    }
+    for (id, value) in rows {
+        match id {
+            Id::Int(n) => tx.execute(&st.upsert, &[n, value])?,
+            Id::Text(s) => tx.execute(&st.upsert, &[s, value])?,
+        };
+    }
+    for r in rejects {
+        tx.execute(
+            &st.reject,
+            &[
+                &record.buffer,
+                &record.batch_id,
+                &r.member,
+                &r.value,
+                &r.reason,
+            ],
+        )?;
+    }
+    tx.commit()?;
+    Ok(Outcome::Applied)
+}
+
+impl Sink for PgSink {
+    fn describe(&self) -> String {
+        // The URL may hold a password: show only what follows the last '@'.
+        let shown = self.url.rsplit('@').next().unwrap_or(&self.url);
+        format!("PostgreSQL {shown}")
+    }
+
+    fn check(&mut self, m: &Mapping) -> Result<IdKind, SinkError> {
+        let cols = self.columns(&m.table)?;
+        let find = |name: &str| {
+            cols.iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| SinkError::Config(format!("table {} has no column {name}", m.table)))
+        };
+        let value = find(&m.column)?;
+        if int_range(&value.type_name).is_none() {
+            return Err(SinkError::Config(format!(
+                "column {}.{} is {}, not an integer column (smallint, integer or bigint)",
+                m.table, m.column, value.type_name
+            )));
+        }
+        let id = find(&m.id_column)?;
+        let kind = match (int_range(&id.type_name), id.type_name.as_str()) {
+            (Some((min, max)), _) => IdKind::Int { min, max },
+            (None, "text" | "character varying" | "character") => IdKind::Text {
+                max_chars: id.max_chars.and_then(|n| usize::try_from(n).ok()),
+            },
+            _ => {
+                return Err(SinkError::Config(format!(
+                    "id column {}.{} is {}: it must be an integer or text column",
+                    m.table, m.id_column, id.type_name
+                )))
+            }
+        };
+        let attnum = id.attnum;
+        let blocker = cols
+            .iter()
+            .find(|c| c.not_null && !c.fills_itself && c.name != m.column && c.name != m.id_column)
+            .map(|c| c.name.clone());
+        if !self.is_unique(&m.table, attnum)? {
+            return Err(SinkError::Config(format!(
+                "id column {}.{} is neither the PRIMARY KEY nor UNIQUE: rows cannot be upserted",
+                m.table, m.id_column
+            )));
+        }
+        if let Some(name) = blocker {
+            return Err(SinkError::Config(format!(
+                "column {}.{name} is NOT NULL without a default: missing rows cannot be inserted",
+                m.table
+            )));
+        }
+        Ok(kind)
+    }
+
+    fn create_bookkeeping(&mut self) -> Result<(), SinkError> {
+        let client = self.client()?;
+        let r = client.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
+                 buffer text NOT NULL,
+                 batch_id bigint NOT NULL,
+                 entries bigint NOT NULL,
+                 checksum bigint NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now(),
+                 PRIMARY KEY (buffer, batch_id));
+             CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
+                 buffer text NOT NULL,
+                 batch_id bigint NOT NULL,
+                 member bytea NOT NULL,
+                 value bigint NOT NULL,
+                 reason text NOT NULL,
+                 rejected_at timestamptz NOT NULL DEFAULT now());"
+        ));
+        r.map_err(|e| self.fail(e))
+    }
+
+    fn apply(
+        &mut self,
+        target: &Target,
+        record: &Record,
+        rows: &[(Id, i64)],
+        rejects: &[Reject],
+    ) -> Result<Outcome, SinkError> {
+        let id_param = match target.kind {
+            IdKind::Int { .. } => "$1::bigint",
+            IdKind::Text { .. } => "$1::text",
+        };
+        let st = Statements {
+            record: self.statement(&format!(
+                "INSERT INTO {BATCHES_TABLE} (buffer, batch_id, entries, checksum) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+            ))?,
+            upsert: self.statement(&upsert_sql(&target.mapping, id_param, "$2::bigint"))?,
+            reject: self.statement(&format!(
+                "INSERT INTO {REJECTS_TABLE} (buffer, batch_id, member, value, reason) \
+                 VALUES ($1, $2, $3, $4, $5)"
+            ))?,
+        };
+        let client = self.client()?;
+        apply_tx(client, &st, record, rows, rejects).map_err(|e| self.fail(e))
+    }
+}

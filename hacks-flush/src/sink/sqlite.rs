@@ -1,0 +1,510 @@
+//! SQLite sink (rusqlite, bundled SQLite).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::{
+    upsert_sql, Outcome, Record, Reject, Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+};
+use crate::args::Mapping;
+use crate::member::{Id, IdKind};
+use crate::signals;
+
+const BUSY_SLICE: Duration = Duration::from_millis(10);
+const BUSY_ATTEMPTS: i32 = 500;
+
+pub struct SqliteSink {
+    path: PathBuf,
+    con: Option<Connection>,
+}
+
+/// A column as `pragma_table_info` describes it.
+struct Column {
+    name: String,
+    decl_type: String,
+    not_null: bool,
+    has_default: bool,
+    pk: i64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Affinity {
+    Integer,
+    Text,
+    Other,
+}
+
+/// SQLite's column affinity rules (section 3.1 of its datatype documentation), reduced to
+/// what matters here.
+fn affinity(decl_type: &str) -> Affinity {
+    let t = decl_type.to_ascii_uppercase();
+    if t.contains("INT") {
+        Affinity::Integer
+    } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+        Affinity::Text
+    } else {
+        Affinity::Other
+    }
+}
+
+fn retry(e: rusqlite::Error) -> SinkError {
+    SinkError::Retry(e.to_string())
+}
+
+impl SqliteSink {
+    pub fn new(path: PathBuf) -> SqliteSink {
+        SqliteSink { path, con: None }
+    }
+
+    fn con(&mut self) -> Result<&mut Connection, SinkError> {
+        if self.con.is_none() {
+            // No CREATE flag: a mistyped path must not silently become an empty database.
+            if !self.path.exists() {
+                return Err(SinkError::Config(format!(
+                    "SQLite database {} does not exist",
+                    self.path.display()
+                )));
+            }
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let mut con = Connection::open_with_flags(&self.path, flags).map_err(retry)?;
+            // Other writers (the application) hold the lock briefly: wait up to 5 s rather
+            // than fail, but give up at once on a stop request (SQLite's own busy_timeout
+            // would keep a SIGTERM waiting).
+            con.busy_handler(Some(|attempt: i32| {
+                if signals::stop_requested() || attempt >= BUSY_ATTEMPTS {
+                    return false;
+                }
+                std::thread::sleep(BUSY_SLICE);
+                true
+            }))
+            .map_err(retry)?;
+            self.con = Some(con);
+        }
+        self.con
+            .as_mut()
+            .ok_or_else(|| SinkError::Retry("not connected".into()))
+    }
+
+    fn columns(con: &Connection, table: &str) -> Result<Vec<Column>, SinkError> {
+        let is_table: bool = con
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_schema \
+                 WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+                [table],
+                |r| r.get(0),
+            )
+            .map_err(retry)?;
+        if !is_table {
+            return Err(SinkError::Config(format!("table {table} does not exist")));
+        }
+        let mut st = con
+            .prepare(
+                "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk \
+                 FROM pragma_table_info(?1)",
+            )
+            .map_err(retry)?;
+        let rows = st
+            .query_map([table], |r| {
+                Ok(Column {
+                    name: r.get(0)?,
+                    decl_type: r.get(1)?,
+                    not_null: r.get(2)?,
+                    has_default: r.get(3)?,
+                    pk: r.get(4)?,
+                })
+            })
+            .map_err(retry)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(retry)
+    }
+
+    /// Whether `column` alone is the primary key or has a non-partial unique index, so that
+    /// `ON CONFLICT (column)` works.
+    fn is_unique(
+        con: &Connection,
+        table: &str,
+        cols: &[Column],
+        column: &str,
+    ) -> Result<bool, SinkError> {
+        let pk: Vec<&Column> = cols.iter().filter(|c| c.pk > 0).collect();
+        if let [only] = pk.as_slice() {
+            if only.name.eq_ignore_ascii_case(column) {
+                return Ok(true);
+            }
+        }
+        let mut st = con
+            .prepare("SELECT name FROM pragma_index_list(?1) WHERE \"unique\" AND NOT partial")
+            .map_err(retry)?;
+        let indexes = st
+            .query_map([table], |r| r.get::<_, String>(0))
+            .map_err(retry)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(retry)?;
+        for index in indexes {
+            let mut st = con
+                .prepare("SELECT name FROM pragma_index_info(?1)")
+                .map_err(retry)?;
+            // Expression indexes list a NULL name.
+            let names = st
+                .query_map([&index], |r| r.get::<_, Option<String>>(0))
+                .map_err(retry)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(retry)?;
+            if let [Some(name)] = names.as_slice() {
+                if name.eq_ignore_ascii_case(column) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl Sink for SqliteSink {
+    fn describe(&self) -> String {
+        format!("SQLite database {}", self.path.display())
+    }
+
+    fn check(&mut self, m: &Mapping) -> Result<IdKind, SinkError> {
+        let con = self.con()?;
+        let cols = Self::columns(con, &m.table)?;
+        let find = |name: &str| {
+            cols.iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| SinkError::Config(format!("table {} has no column {name}", m.table)))
+        };
+        let value = find(&m.column)?;
+        if affinity(&value.decl_type) != Affinity::Integer {
+            return Err(SinkError::Config(format!(
+                "column {}.{} is {:?}, not an integer column",
+                m.table, m.column, value.decl_type
+            )));
+        }
+        let id = find(&m.id_column)?;
+        let kind = match affinity(&id.decl_type) {
+            Affinity::Integer => IdKind::Int {
+                min: i64::MIN,
+                max: i64::MAX,
+            },
+            Affinity::Text => IdKind::Text { max_chars: None },
+            Affinity::Other => {
+                return Err(SinkError::Config(format!(
+                    "id column {}.{} is {:?}: it must be an integer or text column",
+                    m.table, m.id_column, id.decl_type
+                )))
+            }
+        };
+        if !Self::is_unique(con, &m.table, &cols, &m.id_column)? {
+            return Err(SinkError::Config(format!(
+                "id column {}.{} is neither the PRIMARY KEY nor UNIQUE: rows cannot be upserted",
+                m.table, m.id_column
+            )));
+        }
+        // A missing row is inserted with only the id and the count: any other NOT NULL column
+        // needs a default (an INTEGER PRIMARY KEY gets the rowid).
+        let single_pk = cols.iter().filter(|c| c.pk > 0).count() == 1;
+        for c in &cols {
+            let rowid = single_pk && c.pk == 1 && c.decl_type.eq_ignore_ascii_case("INTEGER");
+            let ours =
+                c.name.eq_ignore_ascii_case(&m.column) || c.name.eq_ignore_ascii_case(&m.id_column);
+            if c.not_null && !c.has_default && !rowid && !ours {
+                return Err(SinkError::Config(format!(
+                    "column {}.{} is NOT NULL without a default: missing rows cannot be inserted",
+                    m.table, c.name
+                )));
+            }
+        }
+        Ok(kind)
+    }
+
+    fn create_bookkeeping(&mut self) -> Result<(), SinkError> {
+        let con = self.con()?;
+        con.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
+                 buffer TEXT NOT NULL,
+                 batch_id INTEGER NOT NULL,
+                 entries INTEGER NOT NULL,
+                 checksum INTEGER NOT NULL,
+                 applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                 PRIMARY KEY (buffer, batch_id));
+             CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
+                 buffer TEXT NOT NULL,
+                 batch_id INTEGER NOT NULL,
+                 member BLOB NOT NULL,
+                 value INTEGER NOT NULL,
+                 reason TEXT NOT NULL,
+                 rejected_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);"
+        ))
+        .map_err(retry)
+    }
+
+    fn apply(
+        &mut self,
+        target: &Target,
+        record: &Record,
+        rows: &[(Id, i64)],
+        rejects: &[Reject],
+    ) -> Result<Outcome, SinkError> {
+        let result = (|| {
+            let con = self.con()?;
+            // IMMEDIATE: take the write lock up front instead of failing to upgrade later.
+            let tx = con
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(retry)?;
+            let inserted = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO {BATCHES_TABLE} (buffer, batch_id, entries, checksum) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
+                    ),
+                    params![
+                        record.buffer,
+                        record.batch_id,
+                        record.entries,
+                        record.checksum
+                    ],
+                )
+                .map_err(retry)?;
+            if inserted == 0 {
+                let stored: Option<(i64, i64)> = tx
+                    .query_row(
+                        &format!(
+                            "SELECT entries, checksum FROM {BATCHES_TABLE} \
+                             WHERE buffer = ?1 AND batch_id = ?2"
+                        ),
+                        params![record.buffer, record.batch_id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(retry)?;
+                // Dropping `tx` rolls back (nothing was written).
+                return Ok(match stored {
+                    Some((e, c)) if (e, c) != (record.entries, record.checksum) => {
+                        Outcome::Mismatch {
+                            entries: e,
+                            checksum: c,
+                        }
+                    }
+                    _ => Outcome::AlreadyApplied,
+                });
+            }
+            {
+                let mut st = tx
+                    .prepare_cached(&upsert_sql(&target.mapping, "?1", "?2"))
+                    .map_err(retry)?;
+                for (id, value) in rows {
+                    match id {
+                        Id::Int(n) => st.execute(params![n, value]),
+                        Id::Text(s) => st.execute(params![s, value]),
+                    }
+                    .map_err(retry)?;
+                }
+                let mut st = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO {REJECTS_TABLE} (buffer, batch_id, member, value, reason) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)"
+                    ))
+                    .map_err(retry)?;
+                for r in rejects {
+                    st.execute(params![
+                        record.buffer,
+                        record.batch_id,
+                        r.member,
+                        r.value,
+                        r.reason
+                    ])
+                    .map_err(retry)?;
+                }
+            }
+            tx.commit().map_err(retry)?;
+            Ok(Outcome::Applied)
+        })();
+        if result.is_err() {
+            // Reopen next time: cheap, and clears any odd connection state.
+            self.con = None;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::member::Id;
+
+    struct TempDb(PathBuf);
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn db(schema: &str) -> (TempDb, SqliteSink) {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "hacks-flush-unit-{}-{}.db",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&path);
+        let con = Connection::open(&path).unwrap();
+        con.execute_batch(schema).unwrap();
+        drop(con);
+        (TempDb(path.clone()), SqliteSink::new(path))
+    }
+
+    fn mapping(table: &str, column: &str, id: &str) -> Mapping {
+        Mapping {
+            buffer: "buf".into(),
+            table: table.into(),
+            column: column.into(),
+            id_column: id.into(),
+        }
+    }
+
+    fn config_err(r: Result<IdKind, SinkError>) -> String {
+        match r {
+            Err(SinkError::Config(m)) => m,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn checks_the_schema() {
+        let (_t, mut s) = db(
+            "CREATE TABLE g (id INTEGER PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0,
+                                  r REAL, name TEXT UNIQUE, note TEXT, label VARCHAR(10));
+                              CREATE TABLE h (a INTEGER, b INTEGER, n BIGINT, PRIMARY KEY (a, b));
+                              CREATE TABLE k (id INTEGER PRIMARY KEY, n INTEGER,
+                                              must TEXT NOT NULL);
+                              CREATE TABLE u (code TEXT, n INTEGER);
+                              CREATE UNIQUE INDEX u_code ON u (code);
+                              CREATE TABLE p (code TEXT, n INTEGER);
+                              CREATE UNIQUE INDEX p_code ON p (code) WHERE code > 'a';",
+        );
+        let int = IdKind::Int {
+            min: i64::MIN,
+            max: i64::MAX,
+        };
+        assert_eq!(s.check(&mapping("g", "n", "id")).unwrap(), int);
+        assert_eq!(s.check(&mapping("G", "N", "ID")).unwrap(), int);
+        assert_eq!(
+            s.check(&mapping("g", "n", "name")).unwrap(),
+            IdKind::Text { max_chars: None }
+        );
+        assert_eq!(
+            s.check(&mapping("u", "n", "code")).unwrap(),
+            IdKind::Text { max_chars: None }
+        );
+        assert!(config_err(s.check(&mapping("nope", "n", "id"))).contains("does not exist"));
+        assert!(config_err(s.check(&mapping("g", "missing", "id"))).contains("no column missing"));
+        assert!(config_err(s.check(&mapping("g", "r", "id"))).contains("not an integer"));
+        assert!(config_err(s.check(&mapping("g", "name", "id"))).contains("not an integer"));
+        assert!(config_err(s.check(&mapping("g", "n", "note"))).contains("UNIQUE"));
+        assert!(config_err(s.check(&mapping("g", "n", "r"))).contains("integer or text"));
+        assert!(config_err(s.check(&mapping("h", "n", "a"))).contains("UNIQUE"));
+        assert!(config_err(s.check(&mapping("p", "n", "code"))).contains("UNIQUE"));
+        assert!(config_err(s.check(&mapping("k", "n", "id"))).contains("must"));
+    }
+
+    #[test]
+    fn missing_file_is_a_config_error() {
+        let mut s = SqliteSink::new(std::env::temp_dir().join("hacks-flush-no-such-dir/x.db"));
+        assert!(config_err(s.check(&mapping("g", "n", "id"))).contains("does not exist"));
+    }
+
+    #[test]
+    fn applies_once_and_records_rejects() {
+        let (t, mut s) = db(
+            "CREATE TABLE g (id INTEGER PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0);
+                             INSERT INTO g VALUES (1, 10);
+                             CREATE TABLE w (name TEXT PRIMARY KEY, n INTEGER);
+                             INSERT INTO w VALUES ('a', NULL);",
+        );
+        s.create_bookkeeping().unwrap();
+        s.create_bookkeeping().unwrap(); // idempotent
+        let target = Target {
+            mapping: mapping("g", "n", "id"),
+            kind: s.check(&mapping("g", "n", "id")).unwrap(),
+        };
+        let rec = Record {
+            buffer: "buf",
+            batch_id: 1,
+            entries: 3,
+            checksum: 99,
+        };
+        let rows = [(Id::Int(1), 5), (Id::Int(2), -3)];
+        let rejects = [Reject {
+            member: b"x".to_vec(),
+            value: 4,
+            reason: "not a decimal integer".into(),
+        }];
+        assert_eq!(
+            s.apply(&target, &rec, &rows, &rejects).unwrap(),
+            Outcome::Applied
+        );
+        assert_eq!(
+            s.apply(&target, &rec, &rows, &rejects).unwrap(),
+            Outcome::AlreadyApplied
+        );
+        let other = Record {
+            checksum: 98,
+            ..rec
+        };
+        assert_eq!(
+            s.apply(&target, &other, &rows, &rejects).unwrap(),
+            Outcome::Mismatch {
+                entries: 3,
+                checksum: 99
+            }
+        );
+        // Same batch id on another buffer is another batch.
+        let b2 = Record {
+            buffer: "buf2",
+            ..rec
+        };
+        assert_eq!(s.apply(&target, &b2, &rows, &[]).unwrap(), Outcome::Applied);
+
+        let wt = Target {
+            mapping: mapping("w", "n", "name"),
+            kind: IdKind::Text { max_chars: None },
+        };
+        let wr = Record { buffer: "w", ..rec };
+        s.apply(
+            &wt,
+            &wr,
+            &[(Id::Text("a".into()), 2), (Id::Text("b".into()), 1)],
+            &[],
+        )
+        .unwrap();
+
+        let con = Connection::open(&t.0).unwrap();
+        let rows: Vec<(i64, i64)> = con
+            .prepare("SELECT id, n FROM g ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [(1, 20), (2, -6)]);
+        let w: Vec<(String, i64)> = con
+            .prepare("SELECT name, n FROM w ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(w, [("a".to_string(), 2), ("b".to_string(), 1)]);
+        let rejects: i64 = con
+            .query_row(
+                "SELECT count(*) FROM hacks_flush_rejects WHERE member = x'78'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rejects, 1);
+    }
+}

@@ -1,0 +1,148 @@
+//! The crash test: producers send known totals while the worker is SIGKILLed at random
+//! moments and restarted; at the end the table holds exactly the totals sent (nothing lost,
+//! nothing counted twice). Against SQLite and a real PostgreSQL server.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+mod flush;
+mod pg;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::sleep;
+use std::time::Duration;
+
+use common::Server;
+use flush::*;
+
+const LEASE_MS: u64 = 300;
+const KILLS: usize = 8;
+const MAX_KILLS: usize = 40;
+const MIN_STRANDED: usize = 3;
+
+/// Runs producers and a worker that is SIGKILLed after a random 40-400 ms and restarted,
+/// KILLS times or more (see MIN_STRANDED), then stops the producers and makes a final
+/// `--once` run once every lease ran out. Returns the totals sent; the caller compares them
+/// with its table.
+fn crash_run(server: &Server, db: &str, dir: &TempDir, seed: u64) -> BTreeMap<i64, i64> {
+    let flags = args(&[
+        "--redis",
+        &redis_url(server.port),
+        "--db",
+        db,
+        "--buffer",
+        "pending:groups",
+        "--table",
+        "groups",
+        "--column",
+        "times_seen",
+        "--batch",
+        "7",
+        "--lease-ms",
+        &LEASE_MS.to_string(),
+        "--interval-ms",
+        "5",
+    ]);
+    // The producers keep the buffer busy while the worker is killed (bounded: 5000 calls each).
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers = produce_until(
+        server.port,
+        "pending:groups",
+        3,
+        5000,
+        40,
+        seed,
+        stop.clone(),
+    );
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let mut logs = String::new();
+    let mut con = server.conn();
+    let (mut kills, mut stranded) = (0, 0);
+    let mut seen = std::collections::BTreeSet::new();
+    // At least KILLS kills, and more (up to MAX_KILLS) until at least MIN_STRANDED of them
+    // hit a worker between DRAIN and ACK, leaving its batch in flight.
+    while kills < KILLS || (stranded < MIN_STRANDED && kills < MAX_KILLS) {
+        let mut w = Worker::spawn(&flags, dir.path(&format!("w{kills}.log")));
+        sleep(Duration::from_millis(rng.range(40, 400) as u64));
+        w.kill9();
+        kills += 1;
+        let now = in_flight_ids(&mut con, "pending:groups");
+        if now.iter().any(|id| !seen.contains(id)) {
+            stranded += 1;
+        }
+        seen.extend(now);
+        logs.push_str(&w.stderr());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = producers.join().expect("producers");
+    // Every batch leased by a killed worker has expired by now and is handed out again.
+    sleep(Duration::from_millis(LEASE_MS + 100));
+    let mut last = flags.clone();
+    last.push("--once".into());
+    let done = run(&last, &dir.0);
+    assert_eq!(done.code, Some(0), "final run:\n{}", done.stderr);
+    logs.push_str(&done.stderr);
+    assert!(
+        buffer_gone(&mut con, "pending:groups"),
+        "buffer not empty after the final run:\n{}",
+        done.stderr
+    );
+    let batches = logs.matches("entries applied").count();
+    let redelivered = redeliveries(&logs);
+    let skipped = logs.matches("already applied").count();
+    eprintln!(
+        "seed {seed}: {kills} kills ({stranded} left a batch in flight), {batches} batches \
+         applied, {redelivered} redelivered, {skipped} skipped as already applied"
+    );
+    assert!(
+        stranded >= MIN_STRANDED,
+        "kills never hit a batch in flight:\n{logs}"
+    );
+    assert!(batches > 20, "too little work was done:\n{logs}");
+    // Every batch left in flight was handed out again (and logged with its delivery count).
+    assert!(
+        redelivered > 0,
+        "no batch was ever handed out again:\n{logs}"
+    );
+    sent
+}
+
+#[test]
+fn sqlite_survives_random_sigkills() {
+    let seed = Rng::seed_from_time();
+    let server = Server::start();
+    let dir = TempDir::new("crash-sqlite");
+    let db = dir.path("counts.db");
+    sqlite_exec(
+        &db,
+        "CREATE TABLE groups (id INTEGER PRIMARY KEY, times_seen INTEGER NOT NULL DEFAULT 0);",
+    );
+    let sent = crash_run(&server, &format!("sqlite:{}", db.display()), &dir, seed);
+    assert_eq!(
+        nonzero(&sqlite_totals(&db, "groups", "times_seen")),
+        nonzero(&sent),
+        "seed {seed}"
+    );
+}
+
+#[test]
+fn postgres_survives_random_sigkills() {
+    let seed = Rng::seed_from_time();
+    let pg = pg::Pg::start();
+    let url = pg.create_db("crash");
+    let mut client = pg.client("crash");
+    client
+        .batch_execute(
+            "CREATE TABLE groups (id bigint PRIMARY KEY, times_seen bigint NOT NULL DEFAULT 0)",
+        )
+        .unwrap();
+    let server = Server::start();
+    let dir = TempDir::new("crash-pg");
+    let sent = crash_run(&server, &url, &dir, seed);
+    assert_eq!(
+        nonzero(&pg_totals(&mut client, "groups", "times_seen")),
+        nonzero(&sent),
+        "seed {seed}"
+    );
+}
