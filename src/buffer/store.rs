@@ -286,8 +286,24 @@ impl Buffer {
     /// slots and batch entries.
     pub fn heap_bytes(&self) -> usize {
         const RC_HEADER: usize = 16;
-        let names: usize = self.pending.keys().map(|m| RC_HEADER + m.len()).sum();
-        let map = self.pending.capacity() * (std::mem::size_of::<(Member, (i64, u64))>() + 1);
+        // Allocations come in 16-byte size classes at least.
+        let round = |n: usize| n.div_ceil(16) * 16;
+        let names: usize = self
+            .pending
+            .keys()
+            .map(|m| round(RC_HEADER + m.len()))
+            .sum();
+        // The hash table allocates a power of two of slots (7/8 usable) plus one control byte
+        // per slot and a 16-byte group tail.
+        let slots = match self.pending.capacity() {
+            0 => 0,
+            c => (c * 8 / 7).next_power_of_two().max(4),
+        };
+        let map = if slots == 0 {
+            0
+        } else {
+            round(slots * (std::mem::size_of::<(Member, (i64, u64))>() + 1) + 16)
+        };
         let queue = self.order.capacity() * std::mem::size_of::<(u64, Member)>();
         let batches: usize = self
             .batches
