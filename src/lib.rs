@@ -5,6 +5,18 @@
 //! INFO); each command family has its own folder (`ratelimit/`, ...). Start at
 //! `module/load.rs`, which registers every command.
 
+// Command paths must never panic (a panic would abort redis-server): no unwrap/expect, no
+// explicit panics, no indexing that can go out of bounds. Tests may use them freely.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 pub mod buffer;
 pub mod module;
 pub mod ratelimit;

@@ -32,7 +32,8 @@ pub fn parse_i128(s: &[u8]) -> Option<i128> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, s),
     };
-    if digits.is_empty() || digits.len() > 38 || (digits.len() > 1 && digits[0] == b'0') {
+    if digits.is_empty() || digits.len() > 38 || (digits.len() > 1 && digits.first() == Some(&b'0'))
+    {
         return None;
     }
     let mut v: i128 = 0;

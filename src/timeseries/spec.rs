@@ -88,8 +88,8 @@ pub fn validate(list: &[RollupSpec]) -> Result<(), String> {
     if list.len() > MAX_ROLLUPS {
         return Err(format!("at most {MAX_ROLLUPS} rollups per series"));
     }
-    for w in list.windows(2) {
-        let (fine, coarse) = (w[0], w[1]);
+    for (fine, coarse) in list.iter().zip(list.iter().skip(1)) {
+        let (fine, coarse) = (*fine, *coarse);
         if coarse.resolution_ms <= fine.resolution_ms
             || coarse.resolution_ms % fine.resolution_ms != 0
         {
