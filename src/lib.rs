@@ -6,6 +6,7 @@
 //! `module/load.rs`, which registers every command.
 
 pub mod buffer;
+pub mod lock;
 pub mod module;
 pub mod ratelimit;
 

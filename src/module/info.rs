@@ -11,6 +11,7 @@ const FAMILIES: &[&[Field]] = &[
     MODULE_FIELDS,
     crate::ratelimit::stats::FIELDS,
     crate::buffer::stats::FIELDS,
+    crate::lock::stats::FIELDS,
 ];
 
 /// Registered with `RedisModule_RegisterInfoFunc`.

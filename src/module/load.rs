@@ -84,6 +84,13 @@ fn register_everything(c: &Ctx, opts: &LoadOptions) -> Result<(), String> {
     register::<buffer::ack::Ack>(c)?;
     register::<buffer::bufinfo::BufInfo>(c)?;
     register::<buffer::bufbatch::BufBatch>(c)?;
+    crate::lock::datatype::register(c)?;
+    crate::lock::waiters::register(c)?;
+    register::<crate::lock::acquire::LockCmd>(c)?;
+    register::<crate::lock::unlock::Unlock>(c)?;
+    register::<crate::lock::extend::Extend>(c)?;
+    register::<crate::lock::lockinfo::LockInfo>(c)?;
+    register::<crate::lock::lockset::LockSet>(c)?;
     if opts.test_hooks {
         register::<super::testhooks::TestPanic>(c)?;
     }

@@ -1,0 +1,76 @@
+//! `HACK.UNLOCK key owner`
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::replicate;
+use crate::module::typedkey::TypedKey;
+
+use super::datatype::LOCK_TYPE;
+use super::lease::{self, Release};
+use super::acquire::{EMPTY_OWNER, NOT_REPLICATED};
+use super::{stats, waiters};
+
+pub struct Unlock;
+
+impl Command for Unlock {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.UNLOCK",
+        flags: c"write fast",
+        arity: 3,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW
+                | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_DELETE,
+        }),
+        summary: c"Releases a lock held by owner: 1 released (or handed to the first waiter with a new fencing token), 0 if owner is not the holder (nothing changes).",
+        complexity: c"O(1); O(log W) to hand off to the first of W waiters",
+        since: c"0.1.0",
+        args: &[ArgDoc::key(c"key"), ArgDoc::string(c"owner")],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() != 3 {
+            return Err(CmdError::arity("HACK.UNLOCK"));
+        }
+        let owner = args.bytes(2)?;
+        if owner.is_empty() {
+            return Err(EMPTY_OWNER);
+        }
+        if ctx.is_replaying()? {
+            return Err(NOT_REPLICATED);
+        }
+        let name = args.raw(1)?;
+        let id = (ctx.selected_db()?, args.bytes(1)?.to_vec());
+        let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
+        match lease::on_unlock(key.get()?, owner, waiters::queued(&id)) {
+            Release::NotHolder => {
+                stats::NOT_HOLDER.incr();
+                ctx.reply_i64(0)
+            }
+            Release::Delete => {
+                key.delete()?;
+                drop(key);
+                replicate::del(ctx, name)?;
+                ctx.signal_modified(name)?;
+                ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.unlock", name)?;
+                stats::RELEASED.incr();
+                ctx.reply_i64(1)
+            }
+            Release::HandOff => {
+                ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.unlock", name)?;
+                stats::RELEASED.incr();
+                let now_ms = ctx.now_us()?.div_euclid(1000);
+                waiters::hand_off(ctx, &mut key, name, &id, now_ms)?;
+                waiters::watch(ctx, &key, &id, now_ms)?;
+                ctx.reply_i64(1)
+            }
+        }
+    }
+}
