@@ -9,8 +9,10 @@ use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
 use super::datatype::LOCK_TYPE;
+use super::effect::{self, Owner};
 use super::lease::{self, LockStep, MAX_MS};
-use super::{effect, stats, token, waiters};
+use super::waiters::{self, LockName};
+use super::{stats, token};
 
 pub struct LockCmd;
 
@@ -47,10 +49,11 @@ impl Command for LockCmd {
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let req = parse(args)?;
-        if ctx.is_replaying()? {
+        let flags = ctx.flags()?;
+        if flags & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING) != 0
+        {
             return Err(NOT_REPLICATED);
         }
-        let flags = ctx.flags()?;
         let may_block = req.wait.is_some()
             && flags
                 & (raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
@@ -58,38 +61,44 @@ impl Command for LockCmd {
                     | raw::REDISMODULE_CTX_FLAGS_LUA)
                 == 0;
         let name = args.raw(1)?;
-        let id = (ctx.selected_db()?, args.bytes(1)?.to_vec());
+        let lock = LockName {
+            db: ctx.selected_db()?,
+            name: args.bytes(1)?,
+        };
+        let owner = Owner::Arg(args.raw(2)?, req.owner);
         let now_ms = ctx.now_us()?.div_euclid(1000);
         let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
         // At most two rounds: a free lock with waiters goes to the first of them, then the
         // caller is looked at against the new holder.
         for _ in 0..2 {
-            let step = lease::on_lock(key.get()?, req.owner, waiters::queued(&id));
+            let step = lease::on_lock(key.get()?, req.owner, waiters::queued(&lock));
             match step {
                 LockStep::Acquire => {
                     let token = token::allocate(now_ms);
                     let at = lease::expiry(now_ms, req.ttl_ms);
-                    effect::install(ctx, &mut key, name, req.owner, token, at)?;
+                    effect::install(ctx, &mut key, name, owner, token, at)?;
                     stats::ACQUIRED.incr();
                     return reply_token(ctx, token);
                 }
                 LockStep::Renew { token } => {
                     let at = lease::expiry(now_ms, req.ttl_ms);
-                    effect::install(ctx, &mut key, name, req.owner, token, at)?;
-                    waiters::watch(ctx, &key, &id, now_ms)?;
+                    effect::install(ctx, &mut key, name, owner, token, at)?;
+                    waiters::watch(ctx, &key, &lock, now_ms)?;
                     stats::RENEWED.incr();
                     return reply_token(ctx, token);
                 }
                 LockStep::ServeQueueFirst => {
-                    waiters::hand_off(ctx, &mut key, name, &id, now_ms)?;
-                    waiters::watch(ctx, &key, &id, now_ms)?;
+                    waiters::hand_off(ctx, &mut key, name, &lock, now_ms)?;
+                    waiters::watch(ctx, &key, &lock, now_ms)?;
                 }
                 LockStep::Busy => {
                     return match req.wait {
                         Some(timeout) if may_block => {
                             let expiry = key.abs_expire_ms()?;
                             drop(key);
-                            waiters::block(ctx, &id, req.owner, req.ttl_ms, timeout, expiry, now_ms)
+                            waiters::block(
+                                ctx, &lock, req.owner, req.ttl_ms, timeout, expiry, now_ms,
+                            )
                         }
                         _ => {
                             stats::BUSY.incr();

@@ -3,8 +3,9 @@
 //! master's absolute expiry (replicas and AOF replay never read their own clock).
 
 use std::os::raw::{c_int, c_longlong};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
-use redis_module::raw;
+use redis_module::raw::{self, RedisModuleString};
 
 use crate::module::args::RStr;
 use crate::module::ctx::Ctx;
@@ -13,6 +14,36 @@ use crate::module::ffi::rm;
 use crate::module::typedkey::TypedKey;
 
 use super::lease::Lock;
+
+/// The owner as the caller has it: a command argument (replicated without a copy) or
+/// bytes (a waiter's, kept since it blocked).
+#[derive(Clone, Copy)]
+pub enum Owner<'a> {
+    Arg(RStr, &'a [u8]),
+    Bytes(&'a [u8]),
+}
+
+impl Owner<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Owner::Arg(_, b) | Owner::Bytes(b) => b,
+        }
+    }
+}
+
+/// `PXAT`, created once: replicated by reference instead of a new string per call.
+static PXAT: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Create the shared strings (module load only).
+pub fn init() -> Result<(), String> {
+    let create = unsafe { raw::RedisModule_CreateString }.ok_or("no RedisModule_CreateString")?;
+    let s = unsafe { create(std::ptr::null_mut(), c"PXAT".as_ptr(), 4) };
+    if s.is_null() {
+        return Err("could not create a string".into());
+    }
+    PXAT.store(s, Ordering::Relaxed);
+    Ok(())
+}
 
 /// Store `owner` + `token` in the key (in place when it already holds a lock), expiring at
 /// `at_ms` (`None`: no expiry). Does not replicate.
@@ -45,11 +76,11 @@ pub fn install(
     ctx: &Ctx,
     key: &mut TypedKey<'_, Lock>,
     name: RStr,
-    owner: &[u8],
+    owner: Owner<'_>,
     token: u64,
     at_ms: i64,
 ) -> Result<(), CmdError> {
-    store(key, owner, token, Some(at_ms))?;
+    store(key, owner.bytes(), token, Some(at_ms))?;
     replicate_lockset(ctx, name, owner, token, at_ms)?;
     ctx.signal_modified(name)?;
     ctx.notify(raw::REDISMODULE_NOTIFY_MODULE as c_int, c"hack.lock", name)
@@ -60,24 +91,45 @@ pub fn install(
 pub fn replicate_lockset(
     ctx: &Ctx,
     name: RStr,
-    owner: &[u8],
+    owner: Owner<'_>,
     token: u64,
     at_ms: i64,
 ) -> Result<(), CmdError> {
     let f = rm!(RedisModule_Replicate);
     let token = c_longlong::try_from(token).unwrap_or(c_longlong::MAX);
-    let status = unsafe {
-        f(
-            ctx.raw(),
-            c"HACK.LOCKSET".as_ptr(),
-            c"sblcl".as_ptr(),
-            name.as_ptr(),
-            owner.as_ptr(),
-            owner.len(),
-            token,
-            c"PXAT".as_ptr(),
-            at_ms as c_longlong,
-        )
+    let at = at_ms as c_longlong;
+    let pxat = PXAT.load(Ordering::Relaxed);
+    let cmd = c"HACK.LOCKSET".as_ptr();
+    let status = match owner {
+        // Fewest allocations: the key, the owner and PXAT go by reference.
+        Owner::Arg(arg, _) if !pxat.is_null() => unsafe {
+            f(
+                ctx.raw(),
+                cmd,
+                c"sslsl".as_ptr(),
+                name.as_ptr(),
+                arg.as_ptr(),
+                token,
+                pxat,
+                at,
+            )
+        },
+        _ => {
+            let b = owner.bytes();
+            unsafe {
+                f(
+                    ctx.raw(),
+                    cmd,
+                    c"sblcl".as_ptr(),
+                    name.as_ptr(),
+                    b.as_ptr(),
+                    b.len(),
+                    token,
+                    c"PXAT".as_ptr(),
+                    at,
+                )
+            }
+        }
     };
     if status != raw::REDISMODULE_OK as c_int {
         return Err(CmdError::Static(

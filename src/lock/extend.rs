@@ -8,10 +8,12 @@ use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::LOCK_TYPE;
-use super::lease::{self, MAX_MS};
 use super::acquire::{EMPTY_OWNER, NOT_REPLICATED};
-use super::{effect, stats, waiters};
+use super::datatype::LOCK_TYPE;
+use super::effect::{self, Owner};
+use super::lease::{self, MAX_MS};
+use super::stats;
+use super::waiters::{self, LockName};
 
 pub struct Extend;
 
@@ -51,7 +53,10 @@ impl Command for Extend {
             return Err(NOT_REPLICATED);
         }
         let name = args.raw(1)?;
-        let id = (ctx.selected_db()?, args.bytes(1)?.to_vec());
+        let lock = LockName {
+            db: ctx.selected_db()?,
+            name: args.bytes(1)?,
+        };
         let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
         let held = key.get()?;
         let Some(token) = held
@@ -63,8 +68,15 @@ impl Command for Extend {
         };
         let now_ms = ctx.now_us()?.div_euclid(1000);
         let at = lease::expiry(now_ms, ttl_ms);
-        effect::install(ctx, &mut key, name, owner, token, at)?;
-        waiters::watch(ctx, &key, &id, now_ms)?;
+        effect::install(
+            ctx,
+            &mut key,
+            name,
+            Owner::Arg(args.raw(2)?, owner),
+            token,
+            at,
+        )?;
+        waiters::watch(ctx, &key, &lock, now_ms)?;
         stats::EXTENDED.incr();
         ctx.reply_i64(1)
     }

@@ -9,7 +9,8 @@ use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
 use super::datatype::LOCK_TYPE;
-use super::{lease, waiters};
+use super::lease;
+use super::waiters::{self, LockName};
 
 pub struct LockInfo;
 
@@ -34,7 +35,10 @@ impl Command for LockInfo {
         if args.len() != 2 {
             return Err(CmdError::arity("HACK.LOCKINFO"));
         }
-        let id = (ctx.selected_db()?, args.bytes(1)?.to_vec());
+        let this = LockName {
+            db: ctx.selected_db()?,
+            name: args.bytes(1)?,
+        };
         let key = TypedKey::open(ctx, args.raw(1)?, &LOCK_TYPE, false)?;
         let Some(lock) = key.get()? else {
             return ctx.reply_null();
@@ -50,6 +54,6 @@ impl Command for LockInfo {
         ctx.reply_bulk(b"token")?;
         ctx.reply_i64(i64::try_from(lock.token).unwrap_or(i64::MAX))?;
         ctx.reply_bulk(b"waiters")?;
-        ctx.reply_i64(i64::try_from(waiters::queued(&id)).unwrap_or(i64::MAX))
+        ctx.reply_i64(i64::try_from(waiters::queued(&this)).unwrap_or(i64::MAX))
     }
 }

@@ -9,10 +9,11 @@ use crate::module::error::CmdError;
 use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
+use super::acquire::EMPTY_OWNER;
 use super::datatype::LOCK_TYPE;
 use super::lease::{self, Release};
-use super::acquire::{EMPTY_OWNER, NOT_REPLICATED};
-use super::{stats, waiters};
+use super::stats;
+use super::waiters::{self, LockName};
 
 pub struct Unlock;
 
@@ -43,13 +44,17 @@ impl Command for Unlock {
         if owner.is_empty() {
             return Err(EMPTY_OWNER);
         }
-        if ctx.is_replaying()? {
-            return Err(NOT_REPLICATED);
-        }
+        // Replicas and AOF replay receive a plain release as this very command: it reads no
+        // clock, and the key's state decides it. (They have nobody waiting.)
+        let replaying = ctx.is_replaying()?;
         let name = args.raw(1)?;
-        let id = (ctx.selected_db()?, args.bytes(1)?.to_vec());
+        let lock = LockName {
+            db: ctx.selected_db()?,
+            name: args.bytes(1)?,
+        };
         let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
-        match lease::on_unlock(key.get()?, owner, waiters::queued(&id)) {
+        let queued = if replaying { 0 } else { waiters::queued(&lock) };
+        match lease::on_unlock(key.get()?, owner, queued) {
             Release::NotHolder => {
                 stats::NOT_HOLDER.incr();
                 ctx.reply_i64(0)
@@ -57,7 +62,7 @@ impl Command for Unlock {
             Release::Delete => {
                 key.delete()?;
                 drop(key);
-                replicate::del(ctx, name)?;
+                replicate::verbatim(ctx)?;
                 ctx.signal_modified(name)?;
                 ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.unlock", name)?;
                 stats::RELEASED.incr();
@@ -67,8 +72,8 @@ impl Command for Unlock {
                 ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.unlock", name)?;
                 stats::RELEASED.incr();
                 let now_ms = ctx.now_us()?.div_euclid(1000);
-                waiters::hand_off(ctx, &mut key, name, &id, now_ms)?;
-                waiters::watch(ctx, &key, &id, now_ms)?;
+                waiters::hand_off(ctx, &mut key, name, &lock, now_ms)?;
+                waiters::watch(ctx, &key, &lock, now_ms)?;
                 ctx.reply_i64(1)
             }
         }

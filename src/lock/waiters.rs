@@ -59,9 +59,27 @@ fn with_queues<R>(f: impl FnOnce(&mut Queues<usize>) -> R) -> Option<R> {
     QUEUES.with(|q| q.try_borrow_mut().ok().map(|mut q| f(&mut q)))
 }
 
-/// Waiters queued for `key`.
-pub fn queued(key: &KeyId) -> usize {
-    with_queues(|q| q.len(key)).unwrap_or(0)
+/// A lock as the commands name it: database and key name (borrowed: the owned [`KeyId`]
+/// is only built when somebody waits, so the uncontended path allocates nothing here).
+#[derive(Clone, Copy)]
+pub struct LockName<'a> {
+    pub db: i32,
+    pub name: &'a [u8],
+}
+
+impl LockName<'_> {
+    pub fn id(&self) -> KeyId {
+        (self.db, self.name.to_vec())
+    }
+}
+
+/// Waiters queued for `lock`.
+pub fn queued(lock: &LockName<'_>) -> usize {
+    with_queues(|q| if q.is_empty() { 0 } else { q.len(&lock.id()) }).unwrap_or(0)
+}
+
+fn queued_id(id: &KeyId) -> usize {
+    with_queues(|q| q.len(id)).unwrap_or(0)
 }
 
 /// What a blocked client is told when it is unblocked by the module.
@@ -111,7 +129,7 @@ fn unblock(handle: usize, outcome: Option<Outcome>) {
 /// allowed (not in MULTI/Lua).
 pub fn block(
     ctx: &Ctx,
-    key: &KeyId,
+    lock: &LockName<'_>,
     owner: &[u8],
     ttl_ms: i64,
     timeout_ms: i64,
@@ -135,6 +153,7 @@ pub fn block(
         ));
     }
     unsafe { on_disconnect(bc, Some(disconnect_callback)) };
+    let key = &lock.id();
     let handle = bc as usize;
     let waiter = Waiter {
         handle,
@@ -240,9 +259,13 @@ pub fn hand_off(
     ctx: &Ctx,
     key: &mut TypedKey<'_, Lock>,
     name: RStr,
-    id: &KeyId,
+    lock: &LockName<'_>,
     now_ms: i64,
 ) -> Result<bool, CmdError> {
+    if queued(lock) == 0 {
+        return Ok(false);
+    }
+    let id = &lock.id();
     let Some(left) = with_queues(|q| q.pop_front(id)).flatten() else {
         return Ok(false);
     };
@@ -252,7 +275,7 @@ pub fn hand_off(
     let w = left.waiter;
     let token = token::allocate(now_ms);
     let at = lease::expiry(now_ms, w.ttl_ms);
-    match effect::install(ctx, key, name, &w.owner, token, at) {
+    match effect::install(ctx, key, name, effect::Owner::Bytes(&w.owner), token, at) {
         Ok(()) => {
             stats::HANDOFFS.incr();
             unblock(w.handle, Some(Outcome::Granted(token)));
@@ -266,14 +289,19 @@ pub fn hand_off(
     }
 }
 
-/// While `id` has waiters, make sure a timer looks at the lock again right after its
+/// While `lock` has waiters, make sure a timer looks at it again right after its
 /// holder's expiry.
-pub fn watch(ctx: &Ctx, key: &TypedKey<'_, Lock>, id: &KeyId, now_ms: i64) -> Result<(), CmdError> {
-    if queued(id) == 0 {
+pub fn watch(
+    ctx: &Ctx,
+    key: &TypedKey<'_, Lock>,
+    lock: &LockName<'_>,
+    now_ms: i64,
+) -> Result<(), CmdError> {
+    if queued(lock) == 0 {
         return Ok(());
     }
     if let Some(at) = key.abs_expire_ms()? {
-        ensure_timer(ctx, id, lease::recheck_at(at), now_ms);
+        ensure_timer(ctx, &lock.id(), lease::recheck_at(at), now_ms);
     }
     Ok(())
 }
@@ -358,7 +386,7 @@ unsafe extern "C" fn on_timer(ctx: *mut RedisModuleCtx, data: *mut c_void) {
 /// A timer's look at a lock with waiters: hand it off if it is free, else watch the
 /// holder's expiry again.
 fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
-    if queued(id) == 0 {
+    if queued_id(id) == 0 {
         return Ok(());
     }
     let flags = ctx.flags()?;
@@ -400,10 +428,14 @@ fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
         }
         Err(e) => return Err(e),
     };
+    let lock = LockName {
+        db: id.0,
+        name: &id.1,
+    };
     if key.get()?.is_none() {
-        hand_off(ctx, &mut key, name, id, now_ms)?;
+        hand_off(ctx, &mut key, name, &lock, now_ms)?;
     }
-    watch(ctx, &key, id, now_ms)
+    watch(ctx, &key, &lock, now_ms)
 }
 
 /// In Cluster: whether this node serves `key`'s slot now. `RedisModule_Call` refuses a
@@ -465,7 +497,7 @@ unsafe extern "C" fn on_keyspace_event(
             db,
             unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }.to_vec(),
         );
-        if queued(&id) > 0 {
+        if queued_id(&id) > 0 {
             let now = unsafe { ms() };
             ensure_timer(&c, &id, now, now);
         }

@@ -86,6 +86,7 @@ fn register_everything(c: &Ctx, opts: &LoadOptions) -> Result<(), String> {
     register::<buffer::bufbatch::BufBatch>(c)?;
     crate::lock::datatype::register(c)?;
     crate::lock::waiters::register(c)?;
+    crate::lock::effect::init()?;
     register::<crate::lock::acquire::LockCmd>(c)?;
     register::<crate::lock::unlock::Unlock>(c)?;
     register::<crate::lock::extend::Extend>(c)?;
