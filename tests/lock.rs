@@ -273,8 +273,10 @@ fn mutual_exclusion_with_eight_clients() {
     assert_eq!(info_field(&mut c, "hacks_lock_busy"), 0);
     assert_eq!(info_line(&mut c, "clients", "blocked_clients"), 0);
     // FIFO in the steady state: everyone queues again right after unlocking, so between
-    // two sections of one client, no other client runs twice, except when a client had
-    // not even re-sent its LOCK yet (then it was not waiting). Count the exceptions.
+    // two sections of one client no other client runs twice, except when that client had
+    // not even re-sent its LOCK yet (it was not waiting: the scheduler of a shared 2-core
+    // machine decides that). Typically 0; a random or LIFO wake-up order gives hundreds.
+    // Strict arrival order is shown by `waiters_are_served_in_arrival_order_...`.
     let mut last_seen: Vec<Option<usize>> = vec![None; CLIENTS];
     let mut overtakes = 0;
     for (i, (n, _)) in order.iter().enumerate() {
@@ -288,7 +290,7 @@ fn mutual_exclusion_with_eight_clients() {
         last_seen[*n] = Some(i);
     }
     assert!(
-        overtakes * 10 < CLIENTS * ROUNDS,
+        overtakes * 4 < CLIENTS * ROUNDS,
         "mostly round-robin service expected: {overtakes} overtakes"
     );
 }
@@ -904,4 +906,154 @@ fn metadata_and_resp3() {
     assert!(matches!(v, Value::Map(_)), "{v:?}");
     let docs = format!("{:?}", cmd(&mut c3, &["COMMAND", "DOCS", "HACK.LOCK"]));
     assert!(docs.contains("fencing token"), "{docs}");
+}
+
+fn cluster_node() -> Server {
+    Server::with(Opts {
+        extra: vec![
+            "--cluster-enabled".into(),
+            "yes".into(),
+            "--cluster-config-file".into(),
+            "nodes.conf".into(),
+            "--cluster-node-timeout".into(),
+            "2000".into(),
+        ],
+        ..Opts::default()
+    })
+}
+
+fn nodes_known(c: &mut Connection) -> usize {
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(c).unwrap();
+    nodes
+        .lines()
+        .filter(|l| !l.contains("handshake") && !l.contains("noaddr") && l.contains("connected"))
+        .count()
+}
+
+#[test]
+fn cluster_waiters_get_an_error_when_the_slot_moves_away() {
+    let a = cluster_node();
+    let b = cluster_node();
+    let mut ca = a.conn();
+    let mut cb = b.conn();
+    cmd(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    cmd(
+        &mut ca,
+        &["CLUSTER", "MEET", "127.0.0.1", &b.port.to_string()],
+    );
+    wait_until("the nodes to meet", 20_000, || {
+        nodes_known(&mut ca) == 2 && nodes_known(&mut cb) == 2
+    });
+    wait_until("cluster_state:ok", 20_000, || {
+        let i: String = redis::cmd("CLUSTER").arg("INFO").query(&mut ca).unwrap();
+        i.contains("cluster_state:ok")
+    });
+    let id_a = text(&cmd(&mut ca, &["CLUSTER", "MYID"]));
+    let id_b = text(&cmd(&mut cb, &["CLUSTER", "MYID"]));
+    let slot = int(&cmd(&mut ca, &["CLUSTER", "KEYSLOT", "mig"])).to_string();
+    let token = lock(&mut ca, "mig", "holder", 60_000, None).unwrap();
+    let expiry = pexpiretime(&mut ca, "mig");
+    let w = queue_waiter(&a, &mut ca, "mig", "w", 60_000);
+    cmd(&mut cb, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id_a]);
+    cmd(&mut ca, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id_b]);
+    cmd(
+        &mut ca,
+        &[
+            "MIGRATE",
+            "127.0.0.1",
+            &b.port.to_string(),
+            "mig",
+            "0",
+            "5000",
+        ],
+    );
+    let e = w.join().0.unwrap_err();
+    assert!(e.contains("no longer served by this node"), "{e}");
+    cmd(&mut cb, &["CLUSTER", "SETSLOT", &slot, "NODE", &id_b]);
+    cmd(&mut ca, &["CLUSTER", "SETSLOT", &slot, "NODE", &id_b]);
+    // The lock moved whole: same owner and token; the expiry within the few ms MIGRATE's
+    // relative TTL can shift it.
+    let i = info(&mut cb, "mig").unwrap();
+    assert_eq!((i.owner.as_str(), i.token), ("holder", token));
+    let moved = pexpiretime(&mut cb, "mig");
+    assert!((moved - expiry).abs() <= 10, "{moved} vs {expiry}");
+    let e = expect_err(&mut ca, &["HACK.LOCK", "mig", "x", "100", "WAIT", "0"]);
+    assert!(e.starts_with("MOVED"), "{e}");
+    assert_eq!(info_field(&mut ca, "hacks_lock_wait_errors"), 1);
+    assert_eq!(info_line(&mut ca, "clients", "blocked_clients"), 0);
+}
+
+#[test]
+fn shortening_the_ttl_brings_the_hand_off_forward() {
+    let s = Server::start();
+    let mut c = s.conn();
+    lock(&mut c, "short", "holder", 60_000, None).unwrap();
+    let w = queue_waiter(&s, &mut c, "short", "w", 60_000);
+    assert_eq!(
+        int(&cmd(&mut c, &["HACK.EXTEND", "short", "holder", "100"])),
+        1
+    );
+    let expires_at = pexpiretime(&mut c, "short");
+    let token = w.join().0.unwrap().expect("granted");
+    let late = token / 1000 - expires_at;
+    assert!((0..=15).contains(&late), "{late} ms late");
+}
+
+/// Many waiters at once: some time out, some disconnect, the rest get the lock one after
+/// the other as each one's short TTL runs out (a chain of timer-driven hand-offs).
+#[test]
+fn churn_of_timeouts_disconnects_and_expiry_chains() {
+    let s = Server::start();
+    let mut c = s.conn();
+    lock(&mut c, "churn", "holder", 60_000, None).unwrap();
+    let mut stayers = vec![];
+    for i in 0..40 {
+        let mut raw = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let owner = format!("w{i}");
+        let wait = if i % 4 == 0 { "5" } else { "0" };
+        let before = waiters(&mut c, "churn");
+        raw.write_all(&resp(&["HACK.LOCK", "churn", &owner, "30", "WAIT", wait]))
+            .unwrap();
+        if i % 4 == 0 {
+            // Times out after 5 ms: nil.
+            let mut buf = [0u8; 16];
+            let n = std::io::Read::read(&mut raw, &mut buf).unwrap();
+            assert_eq!(&buf[..n], b"$-1\r\n");
+            continue;
+        }
+        wait_until("queued", 5000, || waiters(&mut c, "churn") == before + 1);
+        if i % 4 == 1 {
+            drop(raw); // disconnects while waiting
+            wait_until("the disconnect", 5000, || {
+                waiters(&mut c, "churn") == before
+            });
+        } else {
+            stayers.push((i, raw));
+        }
+    }
+    assert_eq!(waiters(&mut c, "churn"), 20);
+    assert_eq!(unlock(&mut c, "churn", "holder"), 1);
+    // Each stayer holds it for 30 ms, then the timer passes it on: ~0.6 s in all.
+    let mut last = 0;
+    for (i, mut raw) in stayers {
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut raw, &mut buf).unwrap();
+        let reply = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let token: i64 = reply
+            .strip_prefix(':')
+            .and_then(|r| r.trim().parse().ok())
+            .unwrap_or_else(|| panic!("w{i}: {reply:?}"));
+        assert!(token > last, "in queue order");
+        last = token;
+    }
+    wait_until("the last lock to expire", 5000, || {
+        info(&mut c, "churn").is_none()
+    });
+    assert_eq!(info_field(&mut c, "hacks_lock_waits"), 40);
+    assert_eq!(info_field(&mut c, "hacks_lock_wait_timeouts"), 10);
+    assert_eq!(info_field(&mut c, "hacks_lock_wait_disconnects"), 10);
+    assert_eq!(info_field(&mut c, "hacks_lock_handoffs"), 20);
+    assert_eq!(info_field(&mut c, "hacks_panics_caught"), 0);
+    assert_eq!(info_line(&mut c, "clients", "blocked_clients"), 0);
 }
