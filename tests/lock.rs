@@ -1057,3 +1057,38 @@ fn churn_of_timeouts_disconnects_and_expiry_chains() {
     assert_eq!(info_field(&mut c, "hacks_panics_caught"), 0);
     assert_eq!(info_line(&mut c, "clients", "blocked_clients"), 0);
 }
+
+#[test]
+fn locks_in_other_databases_are_separate() {
+    let s = Server::start();
+    let mut c0 = s.conn();
+    let mut c2 = s.conn();
+    cmd(&mut c2, &["SELECT", "2"]);
+    lock(&mut c0, "same", "db0-holder", 60_000, None).unwrap();
+    lock(&mut c2, "same", "db2-holder", 150, None).unwrap();
+    let expires_at = pexpiretime(&mut c2, "same");
+    let mut w = s.conn();
+    cmd(&mut w, &["SELECT", "2"]);
+    let t = thread::spawn(move || lock(&mut w, "same", "db2-waiter", 60_000, Some(0)));
+    wait_until("the db 2 waiter", 5000, || waiters(&mut c2, "same") == 1);
+    assert_eq!(waiters(&mut c0, "same"), 0);
+    // The timer fires in db 2, where the waiter is.
+    let token = t.join().unwrap().expect("granted in db 2");
+    assert!((0..=15).contains(&(token / 1000 - expires_at)));
+    assert_eq!(info(&mut c2, "same").unwrap().owner, "db2-waiter");
+    assert_eq!(info(&mut c0, "same").unwrap().owner, "db0-holder");
+}
+
+#[test]
+fn rename_away_frees_the_name_for_its_waiters() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let t1 = lock(&mut c, "r1", "holder", 60_000, None).unwrap();
+    let w = queue_waiter(&s, &mut c, "r1", "w", 60_000);
+    let start = Instant::now();
+    cmd(&mut c, &["RENAME", "r1", "r2"]);
+    let t2 = w.join().0.unwrap().expect("granted after RENAME");
+    assert!(start.elapsed() < Duration::from_millis(500) && t2 > t1);
+    assert_eq!(info(&mut c, "r1").unwrap().owner, "w");
+    assert_eq!(info(&mut c, "r2").unwrap().owner, "holder");
+}
