@@ -18,6 +18,7 @@
 )]
 
 pub mod buffer;
+pub mod lock;
 pub mod module;
 pub mod ratelimit;
 pub mod timeseries;

@@ -36,6 +36,12 @@ impl Ctx {
         Ok(unsafe { ms() }.saturating_mul(1000))
     }
 
+    /// The database the call works in (`SELECT`).
+    pub fn selected_db(&self) -> Result<i32, CmdError> {
+        let f = rm!(RedisModule_GetSelectedDb);
+        Ok(unsafe { f(self.raw) })
+    }
+
     // ---- replies -------------------------------------------------------------------------
 
     pub fn reply_array(&self, len: usize) -> Result<(), CmdError> {

@@ -12,6 +12,7 @@ const FAMILIES: &[&[Field]] = &[
     crate::ratelimit::stats::FIELDS,
     crate::buffer::stats::FIELDS,
     crate::timeseries::stats::FIELDS,
+    crate::lock::stats::FIELDS,
 ];
 
 /// Registered with `RedisModule_RegisterInfoFunc`.

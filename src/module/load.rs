@@ -95,6 +95,14 @@ fn register_everything(c: &Ctx, opts: &LoadOptions) -> Result<(), String> {
         register::<ts::tsapply::TsApply>(c)?;
         register::<ts::tsset::TsSet>(c)?;
     }
+    crate::lock::datatype::register(c)?;
+    crate::lock::waiters::register(c)?;
+    crate::lock::effect::init()?;
+    register::<crate::lock::acquire::LockCmd>(c)?;
+    register::<crate::lock::unlock::Unlock>(c)?;
+    register::<crate::lock::extend::Extend>(c)?;
+    register::<crate::lock::lockinfo::LockInfo>(c)?;
+    register::<crate::lock::lockset::LockSet>(c)?;
     if opts.test_hooks {
         register::<super::testhooks::TestPanic>(c)?;
     }

@@ -114,10 +114,32 @@ impl<'t, T> TypedKey<'t, T> {
         Ok(unsafe { &mut *raw })
     }
 
-    /// Set the key's absolute expiry (Unix ms).
-    pub fn set_abs_expire(&mut self, at_ms: i64) -> Result<(), CmdError> {
-        let expire = rm!(RedisModule_SetAbsExpire);
-        if self.key.is_null() || unsafe { expire(self.key, at_ms) } != REDISMODULE_OK as c_int {
+    /// The absolute expiry in Unix ms, or `None` when the key has no expiry (or is missing).
+    pub fn abs_expire_ms(&self) -> Result<Option<i64>, CmdError> {
+        if self.key.is_null() {
+            return Ok(None);
+        }
+        let get = rm!(RedisModule_GetAbsExpire);
+        let at = unsafe { get(self.key) };
+        Ok((at >= 0).then_some(at))
+    }
+
+    /// Set the absolute expiry (Unix ms) of the key, or remove it (`None`).
+    pub fn set_abs_expire(&mut self, at_ms: Option<i64>) -> Result<(), CmdError> {
+        if self.key.is_null() {
+            return Err(CmdError::Static("ERR internal error: could not set expiry"));
+        }
+        let status = match at_ms {
+            Some(at) => {
+                let expire = rm!(RedisModule_SetAbsExpire);
+                unsafe { expire(self.key, at) }
+            }
+            None => {
+                let expire = rm!(RedisModule_SetExpire);
+                unsafe { expire(self.key, redis_module::raw::REDISMODULE_NO_EXPIRE.into()) }
+            }
+        };
+        if status != REDISMODULE_OK as c_int {
             return Err(CmdError::Static("ERR internal error: could not set expiry"));
         }
         Ok(())

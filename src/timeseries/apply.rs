@@ -49,7 +49,7 @@ pub fn apply(
     // every copy sets the same absolute time. Only set when it moves (once per bucket).
     if expire_after != expire_before {
         if let Some(at) = expire_after {
-            key.set_abs_expire(at)?;
+            key.set_abs_expire(Some(at))?;
         }
     }
     Ok(Applied { value, created })

@@ -65,7 +65,7 @@ impl Command for TsSet {
         }
         series.refresh_expiry();
         if let Some(at) = series.expire_at_ms {
-            key.set_abs_expire(at)?;
+            key.set_abs_expire(Some(at))?;
         }
         drop(key);
         replicate::verbatim(ctx)?;

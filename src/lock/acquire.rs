@@ -1,0 +1,158 @@
+//! `HACK.LOCK key owner ttl_ms [WAIT timeout_ms]`
+
+use redis_module::raw;
+
+use crate::module::args::{is_keyword, missing_value, repeated_option, unknown_option, Args};
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::typedkey::TypedKey;
+
+use super::datatype::LOCK_TYPE;
+use super::effect::{self, Owner};
+use super::lease::{self, LockStep, MAX_MS};
+use super::waiters::{self, LockName};
+use super::{stats, token};
+
+pub struct LockCmd;
+
+pub const EMPTY_OWNER: CmdError = CmdError::Static("ERR owner must not be empty");
+pub const NOT_REPLICATED: CmdError = CmdError::Static(
+    "ERR lock commands are never replicated as such (their effect is HACK.LOCKSET or DEL)",
+);
+
+const ARGS: &[ArgDoc] = &[
+    ArgDoc::key(c"key"),
+    ArgDoc::string(c"owner"),
+    ArgDoc::int(c"ttl_ms"),
+    ArgDoc::int_option(c"timeout_ms", c"WAIT"),
+];
+
+impl Command for LockCmd {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.LOCK",
+        flags: c"write deny-oom blocking",
+        arity: -4,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW
+                | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_UPDATE,
+        }),
+        summary: c"Acquires a lock for ttl_ms and replies its fencing token; the holder gets its own token back with a fresh TTL; held by another: nil, or with WAIT, waits server-side in FIFO order (nil on timeout).",
+        complexity: c"O(1); O(log W) to queue behind W waiters",
+        since: c"0.1.0",
+        args: ARGS,
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        let req = parse(args)?;
+        let flags = ctx.flags()?;
+        if flags & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING) != 0
+        {
+            return Err(NOT_REPLICATED);
+        }
+        let may_block = req.wait.is_some()
+            && flags
+                & (raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
+                    | raw::REDISMODULE_CTX_FLAGS_MULTI
+                    | raw::REDISMODULE_CTX_FLAGS_LUA)
+                == 0;
+        let name = args.raw(1)?;
+        let lock = LockName {
+            db: ctx.selected_db()?,
+            name: args.bytes(1)?,
+        };
+        let owner = Owner::Arg(args.raw(2)?, req.owner);
+        let now_ms = ctx.now_us()?.div_euclid(1000);
+        let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
+        // At most two rounds: a free lock with waiters goes to the first of them, then the
+        // caller is looked at against the new holder.
+        for _ in 0..2 {
+            let step = lease::on_lock(key.get()?, req.owner, waiters::queued(&lock));
+            match step {
+                LockStep::Acquire => {
+                    let token = token::allocate(now_ms);
+                    let at = lease::expiry(now_ms, req.ttl_ms);
+                    effect::install(ctx, &mut key, name, owner, token, at)?;
+                    stats::ACQUIRED.incr();
+                    return reply_token(ctx, token);
+                }
+                LockStep::Renew { token } => {
+                    let at = lease::expiry(now_ms, req.ttl_ms);
+                    effect::install(ctx, &mut key, name, owner, token, at)?;
+                    waiters::watch(ctx, &key, &lock, now_ms)?;
+                    stats::RENEWED.incr();
+                    return reply_token(ctx, token);
+                }
+                LockStep::ServeQueueFirst => {
+                    waiters::hand_off(ctx, &mut key, name, &lock, now_ms)?;
+                    waiters::watch(ctx, &key, &lock, now_ms)?;
+                }
+                LockStep::Busy => {
+                    return match req.wait {
+                        Some(timeout) if may_block => {
+                            let expiry = key.abs_expire_ms()?;
+                            drop(key);
+                            waiters::block(
+                                ctx, &lock, req.owner, req.ttl_ms, timeout, expiry, now_ms,
+                            )
+                        }
+                        _ => {
+                            stats::BUSY.incr();
+                            ctx.reply_null()
+                        }
+                    };
+                }
+            }
+        }
+        Err(CmdError::Static(
+            "ERR internal error: the lock changed hands unexpectedly",
+        ))
+    }
+}
+
+fn reply_token(ctx: &Ctx, token: u64) -> Result<(), CmdError> {
+    ctx.reply_i64(i64::try_from(token).unwrap_or(i64::MAX))
+}
+
+struct Request<'a> {
+    owner: &'a [u8],
+    ttl_ms: i64,
+    /// `WAIT timeout_ms` (0 = no limit).
+    wait: Option<i64>,
+}
+
+fn parse<'a>(args: &Args<'a>) -> Result<Request<'a>, CmdError> {
+    if args.len() < 4 {
+        return Err(CmdError::arity("HACK.LOCK"));
+    }
+    let owner = args.bytes(2)?;
+    if owner.is_empty() {
+        return Err(EMPTY_OWNER);
+    }
+    let ttl_ms = args.int_in(3, "ttl_ms", 1, MAX_MS)?;
+    let mut wait = None;
+    let mut i = 4;
+    while i < args.len() {
+        let opt = args.bytes(i)?;
+        if !is_keyword(opt, "WAIT") {
+            return Err(unknown_option(opt));
+        }
+        if wait.is_some() {
+            return Err(repeated_option("WAIT"));
+        }
+        if i + 1 >= args.len() {
+            return Err(missing_value("WAIT"));
+        }
+        wait = Some(args.int_in(i + 1, "WAIT timeout_ms", 0, MAX_MS)?);
+        i += 2;
+    }
+    Ok(Request {
+        owner,
+        ttl_ms,
+        wait,
+    })
+}

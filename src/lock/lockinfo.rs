@@ -1,0 +1,59 @@
+//! `HACK.LOCKINFO key`
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::typedkey::TypedKey;
+
+use super::datatype::LOCK_TYPE;
+use super::lease;
+use super::waiters::{self, LockName};
+
+pub struct LockInfo;
+
+impl Command for LockInfo {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.LOCKINFO",
+        flags: c"readonly fast",
+        arity: 2,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+        }),
+        summary: c"Shows a held lock: owner, remaining ttl_ms (-1: no expiry), fencing token and number of waiters; nil when the lock is free.",
+        complexity: c"O(1)",
+        since: c"0.1.0",
+        args: &[ArgDoc::key(c"key")],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() != 2 {
+            return Err(CmdError::arity("HACK.LOCKINFO"));
+        }
+        let this = LockName {
+            db: ctx.selected_db()?,
+            name: args.bytes(1)?,
+        };
+        let key = TypedKey::open(ctx, args.raw(1)?, &LOCK_TYPE, false)?;
+        let Some(lock) = key.get()? else {
+            return ctx.reply_null();
+        };
+        // Reading the clock is fine here: nothing is written or replicated.
+        let now_ms = ctx.now_us()?.div_euclid(1000);
+        let ttl = lease::remaining(key.abs_expire_ms()?, now_ms);
+        ctx.reply_map(4)?;
+        ctx.reply_bulk(b"owner")?;
+        ctx.reply_bulk(&lock.owner)?;
+        ctx.reply_bulk(b"ttl_ms")?;
+        ctx.reply_i64(ttl)?;
+        ctx.reply_bulk(b"token")?;
+        ctx.reply_i64(i64::try_from(lock.token).unwrap_or(i64::MAX))?;
+        ctx.reply_bulk(b"waiters")?;
+        ctx.reply_i64(i64::try_from(waiters::queued(&this)).unwrap_or(i64::MAX))
+    }
+}

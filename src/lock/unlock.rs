@@ -1,0 +1,81 @@
+//! `HACK.UNLOCK key owner`
+
+use redis_module::raw;
+
+use crate::module::args::Args;
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::replicate;
+use crate::module::typedkey::TypedKey;
+
+use super::acquire::EMPTY_OWNER;
+use super::datatype::LOCK_TYPE;
+use super::lease::{self, Release};
+use super::stats;
+use super::waiters::{self, LockName};
+
+pub struct Unlock;
+
+impl Command for Unlock {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.UNLOCK",
+        flags: c"write fast",
+        arity: 3,
+        keys: Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags: raw::REDISMODULE_CMD_KEY_RW
+                | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_DELETE,
+        }),
+        summary: c"Releases a lock held by owner: 1 released (or handed to the first waiter with a new fencing token), 0 if owner is not the holder (nothing changes).",
+        complexity: c"O(1); O(log W) to hand off to the first of W waiters",
+        since: c"0.1.0",
+        args: &[ArgDoc::key(c"key"), ArgDoc::string(c"owner")],
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        if args.len() != 3 {
+            return Err(CmdError::arity("HACK.UNLOCK"));
+        }
+        let owner = args.bytes(2)?;
+        if owner.is_empty() {
+            return Err(EMPTY_OWNER);
+        }
+        // Replicas and AOF replay receive a plain release as this very command: it reads no
+        // clock, and the key's state decides it. (They have nobody waiting.)
+        let replaying = ctx.is_replaying()?;
+        let name = args.raw(1)?;
+        let lock = LockName {
+            db: ctx.selected_db()?,
+            name: args.bytes(1)?,
+        };
+        let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
+        let queued = if replaying { 0 } else { waiters::queued(&lock) };
+        match lease::on_unlock(key.get()?, owner, queued) {
+            Release::NotHolder => {
+                stats::NOT_HOLDER.incr();
+                ctx.reply_i64(0)
+            }
+            Release::Delete => {
+                key.delete()?;
+                drop(key);
+                replicate::verbatim(ctx)?;
+                ctx.signal_modified(name)?;
+                ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.unlock", name)?;
+                stats::RELEASED.incr();
+                ctx.reply_i64(1)
+            }
+            Release::HandOff => {
+                ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.unlock", name)?;
+                stats::RELEASED.incr();
+                let now_ms = ctx.now_us()?.div_euclid(1000);
+                waiters::hand_off(ctx, &mut key, name, &lock, now_ms)?;
+                waiters::watch(ctx, &key, &lock, now_ms)?;
+                ctx.reply_i64(1)
+            }
+        }
+    }
+}
