@@ -341,6 +341,10 @@ fn every_error_leaves_keys_unchanged() {
             &["HACK.BUFBATCH", "b", "5", "2", "1", "m", "x"],
             "ERR value is not an integer",
         ),
+        (
+            &["HACK.BUFBATCH", "b", "5", "2", "1", "m", "1"],
+            "ERR HACK.BUFBATCH is internal",
+        ),
     ];
     for (args, want) in cases {
         let got = expect_err(&mut c, args);

@@ -338,8 +338,12 @@ fn every_error_leaves_keys_unchanged() {
             "ERR wrong number of arguments",
         ),
         (
-            vec!["HACK.TSSET", "ts", "9", "1", "1", "1"],
-            "ERR rollup_index out of range",
+            vec!["HACK.TSSET", "ts", "0", "1", "1", "1"],
+            "ERR HACK.TSSET is internal",
+        ),
+        (
+            vec!["HACK.TSAPPLY", "ts", "1", "2", "3"],
+            "ERR HACK.TSAPPLY is internal",
         ),
     ];
     for (args, want) in &cases {

@@ -3,7 +3,7 @@
 //! Internal: the effect of a leased `HACK.DRAIN`, as replicas and the AOF receive it (also
 //! what an AOF rewrite emits for batches in flight). With entries it installs the batch
 //! (its members leave pending); without, it renews the lease of an existing batch. It never
-//! reads the clock. Clients have no reason to call it.
+//! reads the clock, and it runs only from the master's stream or while loading.
 
 use redis_module::raw;
 
@@ -59,6 +59,13 @@ impl Command for BufBatch {
         for i in (5..args.len()).step_by(2) {
             let v = args.i64_at(i + 1)?;
             entries.push((Member::from(args.bytes(i)?), v));
+        }
+        // A client could install a batch under an id already acknowledged, and a worker would
+        // then skip it as applied: only the master's stream and AOF loading may run it.
+        if !ctx.is_replaying()? {
+            return Err(CmdError::Static(
+                "ERR HACK.BUFBATCH is internal: it carries leased drains to replicas and the AOF; use HACK.DRAIN",
+            ));
         }
         let name = args.raw(1)?;
         let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
