@@ -57,6 +57,12 @@ fn families_work_through_redirects_and_reject_crossslot() {
         let v: i64 = q(&mut c, &["HACK.TSSUM", &format!("{k}:ts"), "-", "+"]).unwrap();
         assert_eq!(v, 3);
         assert_eq!(drain_all(&mut c, &format!("{k}:buf")).get("m"), Some(&2));
+        let token: i64 = q(&mut c, &["HACK.LOCK", &format!("{k}:lock"), "me", "60000"]).unwrap();
+        assert!(token > 0);
+        let info: Value = q(&mut c, &["HACK.LOCKINFO", &format!("{k}:lock")]).unwrap();
+        assert!(format!("{info:?}").contains(&token.to_string()), "{info:?}");
+        let released: i64 = q(&mut c, &["HACK.UNLOCK", &format!("{k}:lock"), "me"]).unwrap();
+        assert_eq!(released, 1);
     }
     // From any single node: a key it does not serve gets MOVED.
     let slot = cl.slot_of("user:7:ts");
@@ -100,6 +106,7 @@ fn slot_migration_under_load_keeps_exact_totals() {
     let produced = Arc::new(Mutex::new((
         std::collections::BTreeMap::<String, i64>::new(),
         0i64,
+        0i64,
     )));
     let mut writers = vec![];
     for w in 0..3 {
@@ -123,6 +130,17 @@ fn slot_migration_under_load_keeps_exact_totals() {
                 }
                 if q::<i64>(&mut c, &["HACK.TSINCR", "{mig}:ts", &inc.to_string()]).is_ok() {
                     produced.lock().unwrap().1 += inc;
+                }
+                // Lock and unlock: tokens handed out across the move must keep increasing.
+                let owner = format!("w{w}");
+                if let Ok(Some(t)) =
+                    q::<Option<i64>>(&mut c, &["HACK.LOCK", "{mig}:lock", &owner, "5000"])
+                {
+                    let mut p = produced.lock().unwrap();
+                    assert!(t > p.2, "fencing token went backwards: {t} after {}", p.2);
+                    p.2 = t;
+                    drop(p);
+                    let _ = q::<i64>(&mut c, &["HACK.UNLOCK", "{mig}:lock", &owner]);
                 }
                 let _ = q::<Vec<i64>>(
                     &mut c,
@@ -184,7 +202,8 @@ fn slot_migration_under_load_keeps_exact_totals() {
     }
     assert_eq!(cl.owner_of(slot, 0), target);
     let mut c = cl.client();
-    let (want_buf, want_ts) = produced.lock().unwrap().clone();
+    let (want_buf, want_ts, last_token) = produced.lock().unwrap().clone();
+    assert!(last_token > 0, "locks were taken during the move");
     assert_eq!(
         drain_all(&mut c, "{mig}:buf"),
         want_buf,
@@ -220,6 +239,7 @@ fn failover_keeps_writes_acknowledged_by_wait() {
         &["HACK.DRAIN", "{fo}:buf", "COUNT", "2", "LEASE", "600000"],
     )
     .unwrap();
+    let token: i64 = q(&mut m, &["HACK.LOCK", "{fo}:lock", "holder", "600000"]).unwrap();
     let acked: i64 = q(&mut m, &["WAIT", "1", "5000"]).unwrap();
     assert!(acked >= 1, "no replica acknowledged");
     let info_before: Value = q(&mut m, &["HACK.BUFINFO", "{fo}:buf"]).unwrap();
@@ -261,6 +281,16 @@ fn failover_keeps_writes_acknowledged_by_wait() {
         strip(&info_after),
         "pending members and the leased batch survived"
     );
+    // The lock survived with its owner and token; a new acquisition gets a higher token.
+    let info: Value = q(&mut c, &["HACK.LOCKINFO", "{fo}:lock"]).unwrap();
+    let text = format!("{info:?}");
+    assert!(
+        text.contains("holder") && text.contains(&token.to_string()),
+        "{text}"
+    );
+    let _: i64 = q(&mut c, &["HACK.UNLOCK", "{fo}:lock", "holder"]).unwrap();
+    let next: i64 = q(&mut c, &["HACK.LOCK", "{fo}:lock", "other", "1000"]).unwrap();
+    assert!(next > token, "token after failover {next} <= {token}");
     // Clients continue on the new master.
     let v: i64 = q(&mut c, &["HACK.TSINCR", "{fo}:ts", "1"]).unwrap();
     assert!(v >= 1);

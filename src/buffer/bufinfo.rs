@@ -48,7 +48,7 @@ impl Command for BufInfo {
         ctx.reply_bulk(b"max_pending_members")?;
         ctx.reply_i64(BUFFER_MAX_MEMBERS.get())?;
         ctx.reply_bulk(b"next_batch_id")?;
-        ctx.reply_i64(clamp(ids::peek(now_ms)))?;
+        ctx.reply_i64(clamp(ids::peek()))?;
         ctx.reply_bulk(b"batches_in_flight")?;
         ctx.reply_i64(clamp(buf.batch_count() as u64))?;
         ctx.reply_bulk(b"batches")?;

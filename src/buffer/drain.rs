@@ -143,7 +143,7 @@ fn leased(
         return ctx.reply_null();
     };
     let now_ms = ctx.now_us()?.div_euclid(1000);
-    let candidate = ids::peek(now_ms);
+    let candidate = ids::peek();
     let Some(lease) = buf.lease(now_ms, lease_ms, count, candidate) else {
         return ctx.reply_null();
     };

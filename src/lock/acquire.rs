@@ -74,7 +74,7 @@ impl Command for LockCmd {
             let step = lease::on_lock(key.get()?, req.owner, waiters::queued(&lock));
             match step {
                 LockStep::Acquire => {
-                    let token = token::allocate(now_ms);
+                    let token = token::allocate();
                     let at = lease::expiry(now_ms, req.ttl_ms);
                     effect::install(ctx, &mut key, name, owner, token, at)?;
                     stats::ACQUIRED.incr();

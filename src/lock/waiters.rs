@@ -273,7 +273,7 @@ pub fn hand_off(
         stop_timer(ctx, t);
     }
     let w = left.waiter;
-    let token = token::allocate(now_ms);
+    let token = token::allocate();
     let at = lease::expiry(now_ms, w.ttl_ms);
     match effect::install(ctx, key, name, effect::Owner::Bytes(&w.owner), token, at) {
         Ok(()) => {

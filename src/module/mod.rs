@@ -3,6 +3,7 @@
 //! registration, and the `INFO hacks` counters.
 
 pub mod args;
+pub mod clock;
 pub mod command;
 pub mod config;
 pub mod ctx;
