@@ -1092,3 +1092,16 @@ fn rename_away_frees_the_name_for_its_waiters() {
     assert_eq!(info(&mut c, "r1").unwrap().owner, "w");
     assert_eq!(info(&mut c, "r2").unwrap().owner, "holder");
 }
+
+#[test]
+fn info_shows_waiters_now() {
+    let s = Server::start();
+    let mut c = s.conn();
+    lock(&mut c, "g", "holder", 60_000, None).unwrap();
+    assert_eq!(info_field(&mut c, "hacks_lock_waiters_now"), 0);
+    let w = queue_waiter(&s, &mut c, "g", "next", 60_000);
+    assert_eq!(info_field(&mut c, "hacks_lock_waiters_now"), 1);
+    assert_eq!(unlock(&mut c, "g", "holder"), 1);
+    assert!(w.join().0.unwrap().is_some());
+    assert_eq!(info_field(&mut c, "hacks_lock_waiters_now"), 0);
+}

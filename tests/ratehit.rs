@@ -575,7 +575,12 @@ fn replica_holds_exactly_the_masters_data() {
 
 #[test]
 fn aof_restart_and_rdb_reload_keep_state() {
-    let mut s = Server::with(Opts::aof());
+    // A rewrite without RDB preamble replays the keys as commands (SET ... PXAT).
+    let mut s = Server::with(Opts {
+        aof: true,
+        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
+        ..Opts::default()
+    });
     let mut c = s.conn();
     avoid_window_edge(&mut c, 60_000);
     workload(&mut c, 400);

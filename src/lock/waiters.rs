@@ -73,6 +73,11 @@ impl LockName<'_> {
     }
 }
 
+/// Waiters queued on this server right now, over all locks (`INFO hacks`).
+pub fn waiting_now() -> usize {
+    with_queues(|q| q.total()).unwrap_or(0)
+}
+
 /// Waiters queued for `lock`.
 pub fn queued(lock: &LockName<'_>) -> usize {
     with_queues(|q| if q.is_empty() { 0 } else { q.len(&lock.id()) }).unwrap_or(0)

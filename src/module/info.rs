@@ -33,4 +33,8 @@ pub unsafe extern "C" fn info_callback(ctx: *mut RedisModuleInfoCtx, _for_crash_
             unsafe { field(ctx, name.as_ptr(), v) };
         }
     }
+    // Gauges: what is true now, not counted since load.
+    let waiting =
+        c_longlong::try_from(crate::lock::waiters::waiting_now()).unwrap_or(c_longlong::MAX);
+    unsafe { field(ctx, c"lock_waiters_now".as_ptr(), waiting) };
 }
