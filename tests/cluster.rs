@@ -240,7 +240,7 @@ fn failover_keeps_writes_acknowledged_by_wait() {
     )
     .unwrap();
     let token: i64 = q(&mut m, &["HACK.LOCK", "{fo}:lock", "holder", "600000"]).unwrap();
-    let acked: i64 = q(&mut m, &["WAIT", "1", "5000"]).unwrap();
+    let acked: i64 = q(&mut m, &["WAIT", "1", "20000"]).unwrap();
     assert!(acked >= 1, "no replica acknowledged");
     let info_before: Value = q(&mut m, &["HACK.BUFINFO", "{fo}:buf"]).unwrap();
     drop(m);

@@ -51,7 +51,31 @@ impl Cluster {
         );
         let c = Cluster { nodes };
         c.wait_ok(&c.nodes.iter().collect::<Vec<_>>());
+        c.wait_replicas_synced();
         c
+    }
+
+    /// `cluster_state:ok` does not wait for replicas: wait until every replica's link to its
+    /// master is up (its initial sync done), so `WAIT 1` can be answered.
+    pub fn wait_replicas_synced(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in &self.nodes {
+            loop {
+                let Ok(mut c) = n.try_conn() else { break };
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut c)
+                    .unwrap_or_default();
+                if info.contains("role:master") || info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "a replica never finished its sync:\n{info}"
+                );
+                sleep(Duration::from_millis(50));
+            }
+        }
     }
 
     /// Wait until every given node reports `cluster_state:ok` and agrees on slot owners.
