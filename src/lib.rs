@@ -28,11 +28,21 @@ use module::load::init;
 
 // The server's allocator backs every Rust allocation inside the module (so INFO memory and
 // maxmemory see it). Unit tests run without a server and keep the system allocator.
-#[cfg(not(test))]
+#[cfg(all(not(test), not(feature = "system-alloc")))]
 redis_module::redis_module! {
     name: "hacks",
     version: 100,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+}
+
+// The valgrind build (scripts/valgrind): the C library's malloc, which valgrind tracks.
+#[cfg(all(not(test), feature = "system-alloc"))]
+redis_module::redis_module! {
+    name: "hacks",
+    version: 100,
+    allocator: (std::alloc::System, std::alloc::System),
     data_types: [],
     init: init,
 }
