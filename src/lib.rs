@@ -6,14 +6,17 @@
 //! `module/load.rs`, which registers every command.
 
 // Command paths must never panic (a panic would abort redis-server): no unwrap/expect, no
-// explicit panics, no indexing that can go out of bounds. Tests may use them freely.
+// explicit panics, no indexing that can go out of bounds, no arithmetic that can overflow or
+// divide by zero (use `checked_*`, `saturating_*` or `wrapping_*`, saying why where it is not
+// obvious). Tests may use them freely.
 #![cfg_attr(
     not(test),
     deny(
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::panic,
-        clippy::indexing_slicing
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
     )
 )]
 

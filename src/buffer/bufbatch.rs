@@ -55,9 +55,9 @@ impl Command for BufBatch {
         let delivery = args
             .int_in(4, "delivery_count", 1, i64::MAX)?
             .unsigned_abs();
-        let mut entries: Vec<(Member, i64)> = Vec::with_capacity((args.len() - 5) / 2);
+        let mut entries: Vec<(Member, i64)> = Vec::with_capacity(args.len().saturating_sub(5) / 2);
         for i in (5..args.len()).step_by(2) {
-            let v = args.i64_at(i + 1)?;
+            let v = args.i64_at(i.saturating_add(1))?;
             entries.push((Member::from(args.bytes(i)?), v));
         }
         // A client could install a batch under an id already acknowledged, and a worker would

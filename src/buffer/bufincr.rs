@@ -42,9 +42,9 @@ impl Command for BufIncr {
         if args.len() < 4 || !args.len().is_multiple_of(2) {
             return Err(CmdError::arity("HACK.BUFINCR"));
         }
-        let mut pairs: Vec<(&[u8], i64)> = Vec::with_capacity((args.len() - 2) / 2);
+        let mut pairs: Vec<(&[u8], i64)> = Vec::with_capacity(args.len().saturating_sub(2) / 2);
         for i in (2..args.len()).step_by(2) {
-            let inc = args.i64_at(i + 1).map_err(|_| NOT_INTEGER)?;
+            let inc = args.i64_at(i.saturating_add(1)).map_err(|_| NOT_INTEGER)?;
             pairs.push((args.bytes(i)?, inc));
         }
         let name = args.raw(1)?;

@@ -147,7 +147,8 @@ unsafe extern "C" fn aof_rewrite(
     let (aof, key) = (Aof(aof), RStr::from_raw(key));
     guarded("AOF rewrite", || {
         for (id, batch) in b.batches() {
-            let mut args = StrVec::with_capacity(3 + 2 * batch.entries.len());
+            let mut args =
+                StrVec::with_capacity(batch.entries.len().saturating_mul(2).saturating_add(3));
             let mut ok = args.push_int(i128::from(id))
                 && args.push_int(i128::from(batch.deadline_ms))
                 && args.push_int(i128::from(batch.delivery));
@@ -206,7 +207,7 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
         return 0;
     };
     guarded("memory usage", || {
-        std::mem::size_of::<Buffer>() + b.heap_bytes()
+        std::mem::size_of::<Buffer>().saturating_add(b.heap_bytes())
     })
     .unwrap_or(0)
 }

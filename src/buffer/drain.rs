@@ -77,7 +77,9 @@ fn parse(args: &Args) -> Result<(usize, Option<i64>), CmdError> {
         if slot.is_some() {
             return Err(repeated_option(name));
         }
-        if i + 1 >= args.len() {
+        // `i < args.len()`, so `i + 1` and `i + 2` cannot overflow.
+        let value_at = i.saturating_add(1);
+        if value_at >= args.len() {
             return Err(missing_value(name));
         }
         let max = if name == "COUNT" {
@@ -85,8 +87,8 @@ fn parse(args: &Args) -> Result<(usize, Option<i64>), CmdError> {
         } else {
             MAX_LEASE_MS
         };
-        *slot = Some(args.int_in(i + 1, name, 1, max)?);
-        i += 2;
+        *slot = Some(args.int_in(value_at, name, 1, max)?);
+        i = i.saturating_add(2);
     }
     let count = usize::try_from(count.unwrap_or(DEFAULT_COUNT)).unwrap_or(1);
     Ok((count, lease))
@@ -152,13 +154,11 @@ fn leased(
         .ok_or(CmdError::Static("ERR internal error: batch vanished"))?;
     // Replicate the effect with the master's absolute deadline and id: a new batch carries
     // its entries; a batch handed out again only its new lease.
-    let mut effect = StrVec::with_capacity(
-        3 + if lease.fresh {
-            2 * batch.entries.len()
-        } else {
-            0
-        },
-    );
+    let mut effect = StrVec::with_capacity(if lease.fresh {
+        batch.entries.len().saturating_mul(2).saturating_add(3)
+    } else {
+        3
+    });
     let mut ok = effect.push_int(i128::from(lease.batch_id))
         && effect.push_int(i128::from(lease.deadline_ms))
         && effect.push_int(i128::from(lease.delivery));

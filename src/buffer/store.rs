@@ -124,7 +124,7 @@ impl Buffer {
                 None => match self.pending.get(*m) {
                     Some((v, _)) => *v,
                     None => {
-                        new_members += 1;
+                        new_members = new_members.saturating_add(1);
                         0
                     }
                 },
@@ -132,7 +132,7 @@ impl Buffer {
             staged.push(base.checked_add(*inc).ok_or(IncrError::Overflow)?);
         }
         if let Some(max) = max_members {
-            if new_members > 0 && self.pending.len() as i64 + new_members > max {
+            if new_members > 0 && (self.pending.len() as i64).saturating_add(new_members) > max {
                 return Err(IncrError::TooManyMembers { max });
             }
         }
@@ -142,7 +142,8 @@ impl Buffer {
                 None => {
                     let name: Member = Rc::from(*m);
                     let seq = self.next_seq;
-                    self.next_seq += 1;
+                    // 2^64 insertions never happen; wrapping keeps this total regardless.
+                    self.next_seq = self.next_seq.wrapping_add(1);
                     self.order.push_back((seq, name.clone()));
                     self.pending.insert(name, (*v, seq));
                 }
@@ -202,7 +203,10 @@ impl Buffer {
     pub fn lease(&mut self, now_ms: i64, lease_ms: i64, n: usize, new_id: u64) -> Option<Lease> {
         let deadline_ms = now_ms.saturating_add(lease_ms);
         if let Some(id) = self.expired_batch(now_ms) {
-            let delivery = self.batches.get(&id).map_or(1, |b| b.delivery + 1);
+            let delivery = self
+                .batches
+                .get(&id)
+                .map_or(1, |b| b.delivery.saturating_add(1));
             self.set_lease(id, deadline_ms, delivery);
             return Some(Lease {
                 batch_id: id,
@@ -270,11 +274,12 @@ impl Buffer {
 
     /// Drop stale names once they dominate the queue, so it stays O(pending) in size.
     fn compact_order(&mut self) {
-        if self.order.len() > 2 * self.pending.len() + 16 {
+        let bound = |pending: usize| pending.saturating_mul(2).saturating_add(16);
+        if self.order.len() > bound(self.pending.len()) {
             let pending = &self.pending;
             self.order
                 .retain(|(seq, m)| matches!(pending.get(m), Some((_, s)) if s == seq));
-            self.order.shrink_to(2 * self.pending.len() + 16);
+            self.order.shrink_to(bound(self.pending.len()));
         }
         if self.pending.is_empty() {
             // Nothing pending: sequence numbers can start over.
@@ -285,48 +290,65 @@ impl Buffer {
     /// Rough heap bytes held (for `MEMORY USAGE`): allocations of names, map slots, queue
     /// slots and batch entries.
     pub fn heap_bytes(&self) -> usize {
+        // An estimate of sizes of live allocations: saturating arithmetic can only matter
+        // past the address space, where any answer will do.
         const RC_HEADER: usize = 16;
         // Allocations come in 16-byte size classes at least.
-        let round = |n: usize| n.div_ceil(16) * 16;
+        let round = |n: usize| n.div_ceil(16).saturating_mul(16);
         let names: usize = self
             .pending
             .keys()
-            .map(|m| round(RC_HEADER + m.len()))
-            .sum();
+            .map(|m| round(RC_HEADER.saturating_add(m.len())))
+            .fold(0, usize::saturating_add);
         // The hash table allocates a power of two of slots (7/8 usable) plus one control byte
         // per slot and a 16-byte group tail.
         let slots = match self.pending.capacity() {
             0 => 0,
-            c => (c * 8 / 7).next_power_of_two().max(4),
+            c => (c.saturating_mul(8) / 7).next_power_of_two().max(4),
         };
         let map = if slots == 0 {
             0
         } else {
-            round(slots * (std::mem::size_of::<(Member, (i64, u64))>() + 1) + 16)
+            let slot = std::mem::size_of::<(Member, (i64, u64))>().saturating_add(1);
+            round(slots.saturating_mul(slot).saturating_add(16))
         };
-        let queue = self.order.capacity() * std::mem::size_of::<(u64, Member)>();
+        let queue = self
+            .order
+            .capacity()
+            .saturating_mul(std::mem::size_of::<(u64, Member)>());
         let batches: usize = self
             .batches
             .values()
             .map(|b| {
-                64 + b.entries.capacity() * std::mem::size_of::<(Member, i64)>()
-                    + b.entries
-                        .iter()
-                        .map(|(m, _)| RC_HEADER + m.len())
-                        .sum::<usize>()
+                let names = b
+                    .entries
+                    .iter()
+                    .map(|(m, _)| RC_HEADER.saturating_add(m.len()))
+                    .fold(0, usize::saturating_add);
+                b.entries
+                    .capacity()
+                    .saturating_mul(std::mem::size_of::<(Member, i64)>())
+                    .saturating_add(64)
+                    .saturating_add(names)
             })
-            .sum();
-        names + map + queue + batches + self.deadlines.len() * 32
+            .fold(0, usize::saturating_add);
+        [
+            names,
+            map,
+            queue,
+            batches,
+            self.deadlines.len().saturating_mul(32),
+        ]
+        .into_iter()
+        .fold(0, usize::saturating_add)
     }
 
     /// Allocations to free (for the lazy-free decision).
     pub fn free_effort(&self) -> usize {
-        self.pending.len()
-            + self
-                .batches
-                .values()
-                .map(|b| b.entries.len() + 1)
-                .sum::<usize>()
+        self.batches
+            .values()
+            .map(|b| b.entries.len().saturating_add(1))
+            .fold(self.pending.len(), usize::saturating_add)
     }
 }
 

@@ -144,11 +144,13 @@ fn parse<'a>(args: &Args<'a>) -> Result<Request<'a>, CmdError> {
         if wait.is_some() {
             return Err(repeated_option("WAIT"));
         }
-        if i + 1 >= args.len() {
+        // `i < args.len()`, so `i + 1` and `i + 2` cannot overflow.
+        let value_at = i.saturating_add(1);
+        if value_at >= args.len() {
             return Err(missing_value("WAIT"));
         }
-        wait = Some(args.int_in(i + 1, "WAIT timeout_ms", 0, MAX_MS)?);
-        i += 2;
+        wait = Some(args.int_in(value_at, "WAIT timeout_ms", 0, MAX_MS)?);
+        i = i.saturating_add(2);
     }
     Ok(Request {
         owner,

@@ -87,7 +87,8 @@ impl<H: Copy + Eq + Hash> Queues<H> {
             return None;
         }
         let seq = self.next_seq;
-        self.next_seq += 1;
+        // 2^64 waiters never queue up; wrapping keeps this total regardless.
+        self.next_seq = self.next_seq.wrapping_add(1);
         self.index.insert(waiter.handle, (key.clone(), seq));
         let q = self.queues.entry(key).or_insert_with(|| KeyQueue {
             waiting: BTreeMap::new(),

@@ -259,7 +259,12 @@ fn key_spec(k: KeySpec) -> raw::RedisModuleCommandKeySpec {
     s.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
     s.bs.index.pos = k.first;
     s.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
-    s.fk.range.lastkey = if k.last < 0 { k.last } else { k.last - k.first };
+    // Both are small constants from a command definition.
+    s.fk.range.lastkey = if k.last < 0 {
+        k.last
+    } else {
+        k.last.saturating_sub(k.first)
+    };
     s.fk.range.keystep = k.step;
     s.fk.range.limit = 0;
     s
@@ -274,7 +279,7 @@ fn build_args(
     if docs.is_empty() {
         return ptr::null_mut();
     }
-    let mut out: Vec<raw::RedisModuleCommandArg> = Vec::with_capacity(docs.len() + 1);
+    let mut out: Vec<raw::RedisModuleCommandArg> = Vec::with_capacity(docs.len().saturating_add(1));
     for d in docs {
         let mut a: raw::RedisModuleCommandArg = unsafe { std::mem::zeroed() };
         a.name = d.name.as_ptr();

@@ -16,14 +16,17 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if digits.len() > 19 {
         return None;
     }
+    // At most 19 digits, so `v` stays far inside i128 and `checked_*` never fails here.
     let mut v: i128 = 0;
     for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + i128::from(d - b'0');
+        v = v.checked_mul(10)?.checked_add(digit(d)?)?;
     }
-    i64::try_from(if neg { -v } else { v }).ok()
+    i64::try_from(if neg { v.checked_neg()? } else { v }).ok()
+}
+
+/// The value of an ASCII decimal digit.
+fn digit(d: u8) -> Option<i128> {
+    d.is_ascii_digit().then(|| i128::from(d.wrapping_sub(b'0')))
 }
 
 /// Parse an `i128` in the same strict form (used for stored state only).
@@ -38,12 +41,10 @@ pub fn parse_i128(s: &[u8]) -> Option<i128> {
     }
     let mut v: i128 = 0;
     for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(i128::from(d - b'0'))?;
+        v = v.checked_mul(10)?.checked_add(digit(d)?)?;
     }
-    Some(if neg { -v } else { v })
+    // `v >= 0`, so its negation always exists.
+    Some(if neg { v.checked_neg()? } else { v })
 }
 
 /// A small stack buffer for building stored values (no heap allocation on the hot path).
@@ -69,7 +70,8 @@ impl Buf {
         for &b in s {
             if let Some(slot) = self.bytes.get_mut(self.len) {
                 *slot = b;
-                self.len += 1;
+                // `self.len` indexed a slot, so it is below the capacity (128).
+                self.len = self.len.saturating_add(1);
             }
         }
     }
@@ -80,9 +82,11 @@ impl Buf {
         let neg = v < 0;
         let mut n = v.unsigned_abs();
         loop {
-            i -= 1;
+            // `i >= 1` here: the loop stops once it reaches 0.
+            i = i.saturating_sub(1);
             if let Some(slot) = digits.get_mut(i) {
-                *slot = b'0' + (n % 10) as u8;
+                // `n % 10 < 10`: the digit's byte cannot wrap.
+                *slot = b'0'.wrapping_add((n % 10) as u8);
             }
             n /= 10;
             if n == 0 || i == 0 {

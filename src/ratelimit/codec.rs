@@ -48,7 +48,11 @@ pub fn decode(v: &[u8]) -> Stored {
         ) else {
             return Stored::Foreign;
         };
-        if den < 1 {
+        // An out-of-range TAT (only a hand-written key can hold one) would overflow the
+        // unit conversion in `gcra::decide`: treat it as not ours.
+        if den < 1
+            || !(-gcra::MAX_TAT_US..=gcra::MAX_TAT_US).contains(&tat.div_euclid(i128::from(den)))
+        {
             return Stored::Foreign;
         }
         return Stored::Gcra(gcra::State { den, tat });
@@ -119,6 +123,9 @@ mod tests {
             b"g:0:5",
             b"g:1",
             b"g:1:x",
+            // TAT beyond gcra::MAX_TAT_US (would overflow the unit conversion).
+            b"g:1:100000000000000000001",
+            b"g:2:-99999999999999999999999999999999999999",
             b"+5",
         ] {
             assert_eq!(

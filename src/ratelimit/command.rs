@@ -57,9 +57,9 @@ impl Command for RateHit {
             return Err(CmdError::arity("HACK.RATEHIT"));
         }
         let mut words: [&[u8]; MAX_WORDS] = [&[]; MAX_WORDS];
-        let n = args.len() - 2;
+        let n = args.len().saturating_sub(2);
         for (i, slot) in words.iter_mut().enumerate().take(n) {
-            *slot = args.bytes(i + 2)?;
+            *slot = args.bytes(i.saturating_add(2))?;
         }
         let req = request::parse(words.get(..n).unwrap_or(&[]))?;
         let name = args.raw(1)?;

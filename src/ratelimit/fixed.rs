@@ -26,7 +26,7 @@ pub fn decide(
     stored: Option<Stored>,
 ) -> Outcome<i64> {
     let start = super::verdict::window_start(now, period);
-    let end = start + period;
+    let end = start.saturating_add(period);
     let (count, expires) = match stored {
         Some(Stored {
             count,
@@ -34,19 +34,20 @@ pub fn decide(
         }) if e > now && e <= end => (count.max(0), e),
         _ => (0, end),
     };
+    // i64 values widened to i128: sums of two cannot overflow (saturating only for the lint).
     let (l, c, n) = (i128::from(limit), i128::from(cost), i128::from(count));
     let (allowed, new, retry) = if c > 0 {
-        if n + c <= l {
-            (true, n + c, -1)
+        if n.saturating_add(c) <= l {
+            (true, n.saturating_add(c), -1)
         } else if c > l {
             (false, n, -1)
         } else {
-            (false, n, expires - now)
+            (false, n, expires.saturating_sub(now))
         }
     } else if c == 0 {
         (true, n, -1)
     } else {
-        (true, (n + c).max(0), -1)
+        (true, n.saturating_add(c).max(0), -1)
     };
     let new = super::verdict::narrow(new);
     let next = if new == count {
@@ -70,7 +71,11 @@ pub fn decide(
             limit,
             remaining: limit.saturating_sub(new).max(0),
             retry_after_ms: retry,
-            reset_after_ms: if new > 0 { final_expiry - now } else { 0 },
+            reset_after_ms: if new > 0 {
+                final_expiry.saturating_sub(now)
+            } else {
+                0
+            },
         },
         next,
     }

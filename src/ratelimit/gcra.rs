@@ -14,6 +14,12 @@
 
 use super::verdict::{div_ceil, narrow, Next, Outcome, Verdict};
 
+/// Largest |TAT| accepted from a stored key, in µs (about 3 million years; a real TAT is at
+/// most `MAX_HORIZON_MS` past now). Converting a TAT to another unit multiplies it by a limit
+/// (up to `MAX_AMOUNT`), so this bound keeps every product far inside `i128`; a key holding a
+/// larger one is not something `encode_gcra` wrote and is rejected by `codec::decode`.
+pub const MAX_TAT_US: i128 = 100_000_000_000_000_000_000;
+
 /// TAT in units of `1/den` µs since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct State {
@@ -29,17 +35,20 @@ pub fn decide(
     cost: i64,
     stored: Option<State>,
 ) -> Outcome<State> {
+    // Overflow: the request caps (MAX_AMOUNT, MAX_HORIZON_MS) keep every product below about
+    // 1e31, and `codec::decode` rejects a stored TAT beyond `MAX_TAT_US`, so no operation
+    // below can overflow; saturating arithmetic keeps that true for any input at all.
     let l = i128::from(limit);
-    let t = i128::from(period_ms) * 1000; // emission interval, in units
+    let t = i128::from(period_ms).saturating_mul(1000); // emission interval, in units
     let b = i128::from(burst);
     let c = i128::from(cost);
-    let unit_per_ms = l * 1000;
-    let now = i128::from(now_us) * l;
+    let unit_per_ms = l.saturating_mul(1000);
+    let now = i128::from(now_us).saturating_mul(l);
     let stored_tat = stored.map(|s| {
         if i128::from(s.den) == l {
             s.tat
         } else {
-            div_ceil(s.tat, i128::from(s.den.max(1))) * l
+            div_ceil(s.tat, i128::from(s.den.max(1))).saturating_mul(l)
         }
     });
     let tat = stored_tat.map_or(now, |s| s.max(now));
@@ -51,20 +60,27 @@ pub fn decide(
         if c > b {
             allowed = false;
         } else {
-            let candidate = tat + c * t;
-            if candidate - now <= b * t {
+            let candidate = tat.saturating_add(c.saturating_mul(t));
+            if candidate.saturating_sub(now) <= b.saturating_mul(t) {
                 new_tat = candidate;
             } else {
                 allowed = false;
-                retry = div_ceil(candidate - b * t - now, unit_per_ms);
+                let wait = candidate
+                    .saturating_sub(b.saturating_mul(t))
+                    .saturating_sub(now);
+                retry = div_ceil(wait, unit_per_ms);
             }
         }
     } else if c < 0 {
-        new_tat = (tat + c * t).max(now);
+        new_tat = tat.saturating_add(c.saturating_mul(t)).max(now);
     }
 
-    let backlog = new_tat - now;
-    let remaining = (b * t - backlog).div_euclid(t).max(0);
+    let backlog = new_tat.saturating_sub(now);
+    let remaining = b
+        .saturating_mul(t)
+        .saturating_sub(backlog)
+        .div_euclid(t.max(1))
+        .max(0);
     let reset = div_ceil(backlog, unit_per_ms);
     let next = if new_tat == tat {
         Next::Keep
@@ -105,6 +121,25 @@ mod tests {
             Next::Keep => {}
             Next::Store { state: s, .. } => *state = Some(s),
             Next::Clear => *state = None,
+        }
+    }
+
+    #[test]
+    fn extreme_inputs_never_overflow() {
+        // Unit tests run with overflow checks: each of these used to be able to panic.
+        use super::super::verdict::{MAX_AMOUNT, MAX_HORIZON_MS};
+        for tat in [
+            i128::MAX,
+            i128::MIN,
+            99_999_999_999_999_999_999_999_999_999_999_999_999,
+        ] {
+            for den in [1, MAX_AMOUNT, i64::MAX] {
+                for cost in [MAX_AMOUNT, -MAX_AMOUNT, 0] {
+                    let s = Some(State { den, tat });
+                    decide(i64::MAX, MAX_AMOUNT, MAX_HORIZON_MS, MAX_AMOUNT, cost, s);
+                    decide(i64::MIN, 1, 1, 1, cost, s);
+                }
+            }
         }
     }
 

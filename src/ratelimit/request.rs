@@ -59,7 +59,7 @@ pub fn parse(words: &[&[u8]]) -> Result<Request, CmdError> {
     let (mut cost, mut algo, mut burst, mut peek) = (None, None, None, false);
     let mut i = 0;
     while let Some(&opt) = opts.get(i) {
-        i += 1;
+        i = i.saturating_add(1);
         if is_keyword(opt, "PEEK") {
             if peek {
                 return Err(repeated_option("PEEK"));
@@ -80,7 +80,7 @@ pub fn parse(words: &[&[u8]]) -> Result<Request, CmdError> {
             return Err(repeated_option(name));
         }
         let value = *opts.get(i).ok_or_else(|| missing_value(name))?;
-        i += 1;
+        i = i.saturating_add(1);
         match name {
             "COST" => cost = Some(int(value, "COST", -MAX_AMOUNT, MAX_AMOUNT)?),
             "BURST" => burst = Some(int(value, "BURST", 1, MAX_AMOUNT)?),
@@ -108,8 +108,9 @@ pub fn parse(words: &[&[u8]]) -> Result<Request, CmdError> {
     // GCRA needs BURST * period / limit ms to drain a full bucket; keep it bounded like the
     // period itself so every expiry fits the server's clock range.
     if algo == Algo::Gcra
-        && i128::from(burst) * i128::from(period_ms)
-            > i128::from(MAX_HORIZON_MS) * i128::from(limit)
+        // Both products are of two i64 values, far inside i128.
+        && i128::from(burst).saturating_mul(i128::from(period_ms))
+            > i128::from(MAX_HORIZON_MS).saturating_mul(i128::from(limit))
     {
         return Err(CmdError::msg(format!(
             "ERR BURST * period_ms / limit must be at most {MAX_HORIZON_MS} ms"

@@ -32,7 +32,7 @@ pub fn decide(
         Some(s) if s.period_ms == period => {
             if s.window_start_ms == ws {
                 (s.prev, s.cur)
-            } else if s.window_start_ms == ws - period {
+            } else if s.window_start_ms == ws.saturating_sub(period) {
                 (s.cur, 0)
             } else if s.window_start_ms > ws {
                 // The clock stepped back: keep counting what we have (conservative).
@@ -43,39 +43,55 @@ pub fn decide(
         }
         _ => (0, 0),
     };
+    // Overflow: every value here is an i64 widened to i128, or a product of two (the request
+    // caps keep period, limit and |cost| far smaller), so nothing below can overflow i128;
+    // saturating arithmetic only makes that explicit.
     let (p, e, l, c) = (
         i128::from(period),
-        i128::from(now - ws),
+        i128::from(now.saturating_sub(ws)),
         i128::from(limit),
         i128::from(cost),
     );
     let (mut prev, mut cur) = (i128::from(prev0.max(0)), i128::from(cur0.max(0)));
     // used * p, exactly.
-    let used_scaled = |prev: i128, cur: i128| prev * (p - e) + cur * p;
+    let used_scaled = |prev: i128, cur: i128| {
+        prev.saturating_mul(p.saturating_sub(e))
+            .saturating_add(cur.saturating_mul(p))
+    };
 
     let mut allowed = true;
     let mut retry: i128 = -1;
     if c > 0 {
         if c > l {
             allowed = false;
-        } else if used_scaled(prev, cur) + c * p <= l * p {
-            cur += c;
+        } else if used_scaled(prev, cur).saturating_add(c.saturating_mul(p)) <= l.saturating_mul(p)
+        {
+            cur = cur.saturating_add(c);
         } else {
             allowed = false;
-            retry = retry_after(i128::from(ws), p, l, c, prev, cur) - i128::from(now);
+            retry = retry_after(i128::from(ws), p, l, c, prev, cur).saturating_sub(i128::from(now));
         }
     } else if c < 0 {
-        let refund = -c;
+        let refund = c.saturating_neg();
         let from_cur = refund.min(cur);
-        cur -= from_cur;
-        prev = (prev - (refund - from_cur)).max(0);
+        cur = cur.saturating_sub(from_cur);
+        prev = prev.saturating_sub(refund.saturating_sub(from_cur)).max(0);
     }
 
-    let remaining = ((l * p - prev * (p - e)).div_euclid(p) - cur).max(0);
+    let remaining = l
+        .saturating_mul(p)
+        .saturating_sub(prev.saturating_mul(p.saturating_sub(e)))
+        .div_euclid(p.max(1))
+        .saturating_sub(cur)
+        .max(0);
     let reset = if cur > 0 {
-        i128::from(ws) + 2 * p - i128::from(now)
+        i128::from(ws)
+            .saturating_add(p.saturating_mul(2))
+            .saturating_sub(i128::from(now))
     } else if prev > 0 {
-        i128::from(ws) + p - i128::from(now)
+        i128::from(ws)
+            .saturating_add(p)
+            .saturating_sub(i128::from(now))
     } else {
         0
     };
@@ -92,7 +108,7 @@ pub fn decide(
                 prev,
                 cur,
             },
-            expire_at_ms: now + narrow(reset),
+            expire_at_ms: now.saturating_add(narrow(reset)),
         }
     };
     Outcome {
@@ -113,29 +129,57 @@ pub fn decide(
 /// after has no history at all.
 fn retry_after(ws: i128, p: i128, l: i128, c: i128, prev: i128, cur: i128) -> i128 {
     // This window: need prev * (p - e') <= (l - cur - c) * p.
-    let room = l - cur - c;
+    // Same bounds as in `decide`: saturating never changes a result. The divisions are by a
+    // positive count and of a non-negative dividend, so `checked_div` never falls back.
+    let room = l.saturating_sub(cur).saturating_sub(c);
     if room >= 0 && prev > 0 {
-        let e1 = p - (room * p) / prev;
+        let e1 = p.saturating_sub(room.saturating_mul(p).checked_div(prev).unwrap_or(0));
         if e1 < p {
-            return ws + e1;
+            return ws.saturating_add(e1);
         }
     }
     // Next window: need cur * (p - e'') <= (l - c) * p.
-    let room = l - c;
+    let room = l.saturating_sub(c);
     let e2 = if cur == 0 {
         0
     } else {
-        (p - (room * p) / cur).max(0)
+        p.saturating_sub(room.saturating_mul(p).checked_div(cur).unwrap_or(0))
+            .max(0)
     };
     if e2 < p {
-        return ws + p + e2;
+        return ws.saturating_add(p).saturating_add(e2);
     }
-    ws + 2 * p
+    ws.saturating_add(p.saturating_mul(2))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_inputs_never_overflow() {
+        // Unit tests run with overflow checks: stored counts are any i64 a key may hold.
+        use super::super::verdict::{MAX_AMOUNT, MAX_HORIZON_MS};
+        for now in [i64::MIN, 0, i64::MAX] {
+            for period in [1, MAX_HORIZON_MS] {
+                for (prev, cur) in [(i64::MAX, i64::MAX), (i64::MIN, i64::MIN), (0, i64::MAX)] {
+                    for cost in [MAX_AMOUNT, -MAX_AMOUNT, 1] {
+                        let ws = window_start(now, period);
+                        for window_start_ms in [ws, ws.saturating_sub(period), i64::MIN] {
+                            let s = State {
+                                period_ms: period,
+                                window_start_ms,
+                                prev,
+                                cur,
+                            };
+                            decide(now, MAX_AMOUNT, period, cost, Some(s));
+                            decide(now, 1, period, cost, Some(s));
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     const P: i64 = 1000;
 

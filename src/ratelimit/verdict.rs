@@ -57,19 +57,22 @@ pub fn narrow(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// Ceiling division for a positive divisor.
+/// Ceiling division for a positive divisor (a non-positive one is taken as 1, never a panic).
 pub fn div_ceil(a: i128, b: i128) -> i128 {
+    let b = b.max(1);
     let q = a.div_euclid(b);
     if a.rem_euclid(b) == 0 {
         q
     } else {
-        q + 1
+        q.saturating_add(1)
     }
 }
 
 /// Start of the window of length `period` (aligned to multiples of it) containing `now`.
 pub fn window_start(now: i64, period: i64) -> i64 {
-    now - now.rem_euclid(period)
+    // `period` is validated >= 1; `.max(1)` only keeps this total. The subtraction cannot
+    // overflow for any clock reading (it is at most `period - 1` below a non-negative `now`).
+    now.saturating_sub(now.rem_euclid(period.max(1)))
 }
 
 #[cfg(test)]

@@ -8,6 +8,12 @@
 //!
 //! A bucket whose value is 0 is the same as no bucket (sparse drops it), so both layouts hold
 //! the same data whichever one a server happens to use.
+//!
+//! Overflow: bucket indexes are `i64`, and offsets between them are computed with saturating
+//! arithmetic. A saturated offset is beyond any window this store can hold, so it selects
+//! exactly the same (no) buckets as the exact value would; within a window every offset is
+//! exact. Bucket values are only ever added after the caller's `checked_add`, hence
+//! `wrapping_add` there.
 
 use std::collections::VecDeque;
 
@@ -34,7 +40,7 @@ impl Store {
             Store::Sparse(v) => v
                 .binary_search_by_key(&idx, |e| e.0)
                 .map_or(0, |i| v.get(i).map_or(0, |e| e.1)),
-            Store::Dense { first, values, .. } => usize::try_from(idx - first)
+            Store::Dense { first, values, .. } => usize::try_from(idx.saturating_sub(*first))
                 .ok()
                 .and_then(|o| values.get(o).copied())
                 .unwrap_or(0),
@@ -66,25 +72,26 @@ impl Store {
                     *first = idx;
                 }
                 if idx < *first {
-                    let grow = usize::try_from(*first - idx).unwrap_or(0);
+                    let grow = usize::try_from(first.saturating_sub(idx)).unwrap_or(0);
                     reserve_capped(values, grow, capacity);
                     for _ in 0..grow {
                         values.push_front(0);
                     }
                     *first = idx;
                 }
-                let off = usize::try_from(idx - *first).unwrap_or(0);
+                let off = usize::try_from(idx.saturating_sub(*first)).unwrap_or(0);
                 if off >= values.len() {
-                    let grow = off + 1 - values.len();
-                    reserve_capped(values, grow, capacity);
-                    values.resize(off + 1, 0);
+                    let new_len = off.saturating_add(1);
+                    reserve_capped(values, new_len.saturating_sub(values.len()), capacity);
+                    values.resize(new_len, 0);
                 }
                 if let Some(slot) = values.get_mut(off) {
                     let old = *slot;
                     *slot = old.wrapping_add(inc);
                     match (old == 0, *slot == 0) {
-                        (true, false) => *nonzero += 1,
-                        (false, true) => *nonzero -= 1,
+                        (true, false) => *nonzero = nonzero.saturating_add(1),
+                        // `old` was non-zero, so it was counted.
+                        (false, true) => *nonzero = nonzero.saturating_sub(1),
                         _ => {}
                     }
                 }
@@ -105,14 +112,17 @@ impl Store {
                 values,
                 nonzero,
             } => {
-                let cut = usize::try_from(i128::from(min_idx) - i128::from(*first))
+                // Two i64 widened: the difference is exact.
+                let cut = usize::try_from(i128::from(min_idx).saturating_sub(i128::from(*first)))
                     .unwrap_or(0)
                     .min(values.len());
-                *nonzero -= values.drain(..cut).filter(|v| *v != 0).count();
-                *first += cut as i64;
+                let dropped = values.drain(..cut).filter(|v| *v != 0).count();
+                *nonzero = nonzero.saturating_sub(dropped);
+                // `first + cut <= min_idx` and each popped front is a held index: no overflow.
+                *first = first.saturating_add(cut as i64);
                 while values.front() == Some(&0) {
                     values.pop_front();
-                    *first += 1;
+                    *first = first.saturating_add(1);
                 }
                 while values.back() == Some(&0) {
                     values.pop_back();
@@ -141,8 +151,12 @@ impl Store {
                 let (head, tail) = values.as_slices();
                 let split = head.len();
                 let part = |s: &[i64], from: usize, to: usize| s.get(from..to).map_or(0, wide_sum);
-                part(head, a.min(split), b.min(split))
-                    + part(tail, a.max(split) - split, b.max(split) - split)
+                // Two sums of in-memory i64s cannot approach the i128 range.
+                part(head, a.min(split), b.min(split)).saturating_add(part(
+                    tail,
+                    a.max(split).saturating_sub(split),
+                    b.max(split).saturating_sub(split),
+                ))
             }
         }
     }
@@ -160,7 +174,8 @@ impl Store {
                 let (a, b) = window(*first, values.len(), lo, hi);
                 for (k, v) in values.range(a..b).enumerate() {
                     if *v != 0 {
-                        f(*first + a as i64 + k as i64, *v);
+                        // A held bucket's index: it fits i64.
+                        f(first.saturating_add(a as i64).saturating_add(k as i64), *v);
                     }
                 }
             }
@@ -192,8 +207,8 @@ impl Store {
 
     pub fn heap_bytes(&self) -> usize {
         match self {
-            Store::Sparse(v) => v.capacity() * 16,
-            Store::Dense { values, .. } => values.capacity() * 8,
+            Store::Sparse(v) => v.capacity().saturating_mul(16),
+            Store::Dense { values, .. } => values.capacity().saturating_mul(8),
         }
     }
 
@@ -206,13 +221,17 @@ impl Store {
                 let (Some(a), Some(b)) = (v.first(), v.last()) else {
                     return;
                 };
-                let span = b.0 - a.0 + 1;
-                if span <= capacity && span * 8 <= v.len() as i64 * 16 && v.len() >= 4 {
+                // Saturates only for spans far beyond any capacity (which stay sparse).
+                let span = b.0.saturating_sub(a.0).saturating_add(1);
+                if span <= capacity
+                    && span.saturating_mul(8) <= (v.len() as i64).saturating_mul(16)
+                    && v.len() >= 4
+                {
                     let first = a.0;
                     let mut values = VecDeque::with_capacity(span as usize);
                     values.resize(span as usize, 0);
                     for (i, val) in v.iter() {
-                        if let Some(slot) = values.get_mut((i - first) as usize) {
+                        if let Some(slot) = values.get_mut(i.saturating_sub(first) as usize) {
                             *slot = *val;
                         }
                     }
@@ -230,11 +249,11 @@ impl Store {
             } => {
                 let used = *nonzero as i64;
                 let span = values.len() as i64;
-                if span >= 8 && used * 16 * 2 < span * 8 {
+                if span >= 8 && used.saturating_mul(16 * 2) < span.saturating_mul(8) {
                     let mut v = Vec::with_capacity(used as usize);
                     for (k, val) in values.iter().enumerate() {
                         if *val != 0 {
-                            v.push((*first + k as i64, *val));
+                            v.push((first.saturating_add(k as i64), *val));
                         }
                     }
                     *self = Store::Sparse(v);
@@ -261,7 +280,7 @@ fn wide_sum(values: &[i64]) -> i128 {
         .map(|c| {
             let hi: i64 = c.iter().map(|v| v >> 32).sum();
             let lo: i64 = c.iter().map(|v| v & 0xffff_ffff).sum();
-            (i128::from(hi) << 32) + i128::from(lo)
+            (i128::from(hi) << 32).saturating_add(i128::from(lo))
         })
         .sum()
 }
@@ -270,21 +289,26 @@ fn wide_sum(values: &[i64]) -> i128 {
 /// (computed wide, so `lo = i64::MIN` or `hi = i64::MAX` cannot overflow).
 fn window(first: i64, len: usize, lo: i64, hi: i64) -> (usize, usize) {
     let len = len as i128;
-    let a = (i128::from(lo) - i128::from(first)).clamp(0, len);
-    let b = (i128::from(hi) - i128::from(first) + 1).clamp(0, len);
+    let a = i128::from(lo)
+        .saturating_sub(i128::from(first))
+        .clamp(0, len);
+    let b = i128::from(hi)
+        .saturating_sub(i128::from(first))
+        .saturating_add(1)
+        .clamp(0, len);
     (a as usize, b.max(a) as usize)
 }
 
 /// Grow by at least `extra`, doubling as usual but never past the rollup's capacity, so a
 /// full rollup costs 8 bytes a bucket and not up to twice that.
 fn reserve_capped(values: &mut VecDeque<i64>, extra: usize, capacity: i64) {
-    let need = values.len() + extra;
+    let need = values.len().saturating_add(extra);
     if need <= values.capacity() {
         return;
     }
     let cap = usize::try_from(capacity).unwrap_or(usize::MAX).max(need);
-    let target = (values.capacity() * 2).max(need).min(cap);
-    values.reserve_exact(target - values.len());
+    let target = values.capacity().saturating_mul(2).max(need).min(cap);
+    values.reserve_exact(target.saturating_sub(values.len()));
 }
 
 #[cfg(test)]

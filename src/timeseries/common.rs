@@ -36,11 +36,13 @@ pub fn rollups_arg(args: &Args, i: usize) -> Result<Vec<super::spec::RollupSpec>
     if !crate::module::args::is_keyword(args.bytes(i)?, "ROLLUPS") {
         return Err(crate::module::args::unknown_option(args.bytes(i)?));
     }
-    if i + 1 >= args.len() {
+    // `args.bytes(i)` succeeded, so `i < args.len()`: no overflow below.
+    let first = i.saturating_add(1);
+    if first >= args.len() {
         return Err(crate::module::args::missing_value("ROLLUPS"));
     }
-    let mut list = Vec::with_capacity(args.len() - i - 1);
-    for j in i + 1..args.len() {
+    let mut list = Vec::with_capacity(args.len().saturating_sub(first));
+    for j in first..args.len() {
         list.push(
             super::spec::parse_one(args.bytes(j)?)
                 .map_err(|e| CmdError::msg(format!("ERR {e}")))?,

@@ -68,7 +68,7 @@ fn load(io: &Loader) -> Option<Series> {
     }
     if specs
         .iter()
-        .any(|s| s.resolution_ms < 1 || s.retention_ms % s.resolution_ms != 0)
+        .any(|s| s.resolution_ms < 1 || s.retention_ms.checked_rem(s.resolution_ms) != Some(0))
         || validate(&specs).is_err()
     {
         return None;
@@ -139,7 +139,7 @@ unsafe extern "C" fn aof_rewrite(
     };
     let (aof, key) = (Aof(aof), RStr::from_raw(key));
     guarded("AOF rewrite", || {
-        let mut args = StrVec::with_capacity(1 + s.rollups.len());
+        let mut args = StrVec::with_capacity(s.rollups.len().saturating_add(1));
         args.push(b"ROLLUPS");
         for r in &s.rollups {
             args.push(r.spec.to_string().as_bytes());
@@ -192,7 +192,7 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
         return 0;
     };
     guarded("memory usage", || {
-        std::mem::size_of::<Series>() + s.heap_bytes()
+        std::mem::size_of::<Series>().saturating_add(s.heap_bytes())
     })
     .unwrap_or(0)
 }
@@ -208,7 +208,7 @@ unsafe extern "C" fn free(value: *mut c_void) {
 
 unsafe extern "C" fn free_effort(_key: *mut RedisModuleString, value: *const c_void) -> usize {
     // One allocation per rollup, whatever its size: freeing is cheap, never worth a thread.
-    unsafe { series(value) }.map_or(1, |s| s.rollups.len() + 1)
+    unsafe { series(value) }.map_or(1, |s| s.rollups.len().saturating_add(1))
 }
 
 unsafe extern "C" fn copy(

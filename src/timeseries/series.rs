@@ -44,7 +44,11 @@ impl Rollup {
     /// Index of the oldest bucket retained at `now`: the last `retention / resolution` buckets
     /// up to and including the current one.
     pub fn oldest_idx(&self, now: i64) -> i64 {
-        bucket_of(now, self.spec.resolution_ms) - self.spec.buckets() + 1
+        // `buckets()` is positive, so this is at most the current bucket (no overflow with any
+        // sane clock; saturating keeps it total).
+        bucket_of(now, self.spec.resolution_ms)
+            .saturating_sub(self.spec.buckets())
+            .saturating_add(1)
     }
 
     pub fn oldest_start(&self, now: i64) -> i64 {
@@ -83,7 +87,8 @@ impl Series {
         check: bool,
     ) -> Result<Option<i64>, IncrError> {
         let finest = self.rollups.first().map_or(1, |r| r.spec.resolution_ms);
-        if check && bucket_of(at, finest) > bucket_of(now, finest) + 1 {
+        // Saturating at i64::MAX gives the same answer: no bucket index exceeds it.
+        if check && bucket_of(at, finest) > bucket_of(now, finest).saturating_add(1) {
             return Err(IncrError::TooNew);
         }
         let mut reply = None;
@@ -156,7 +161,7 @@ impl Series {
         let mut until = i64::MAX;
         for (i, r) in self.rollups.iter().enumerate() {
             let oldest = r.oldest_start(now);
-            let from = match self.rollups.get(i + 1) {
+            let from = match self.rollups.get(i.saturating_add(1)) {
                 Some(coarser) => {
                     let res = coarser.spec.resolution_ms;
                     oldest
@@ -191,9 +196,10 @@ impl Series {
             let hi = if seg_until == i64::MAX {
                 bucket_of(to, res)
             } else {
-                bucket_of(to, res).min(bucket_of(seg_until, res) - 1)
+                bucket_of(to, res).min(bucket_of(seg_until, res).saturating_sub(1))
             };
-            total += r.store.sum(lo, hi);
+            // At most MAX_ROLLUPS sums of in-memory i64s: far inside i128.
+            total = total.saturating_add(r.store.sum(lo, hi));
         }
         total
     }
@@ -220,25 +226,35 @@ impl Series {
             .rollups
             .iter()
             .filter(|r| r.oldest_start(now) <= from)
-            .find(|r| step.is_none_or(|s| s % r.spec.resolution_ms == 0))
+            .find(|r| step.is_none_or(|s| s.checked_rem(r.spec.resolution_ms) == Some(0)))
             .ok_or(RangeError::BadStep)?;
+        // STEP and resolutions are validated >= 1. `first` and `last` are multiples of `step`
+        // at most `from` and `to`: they only saturate for `from` within `step` of i64::MIN,
+        // which no retention reaches.
         let step = step.unwrap_or(pick.spec.resolution_ms);
-        let first = from.div_euclid(step) * step;
-        let last = to.div_euclid(step) * step;
-        let count = (i128::from(last) - i128::from(first)) / i128::from(step) + 1;
+        let first = from.div_euclid(step).saturating_mul(step);
+        let last = to.div_euclid(step).saturating_mul(step);
+        let count = i128::from(last)
+            .saturating_sub(i128::from(first))
+            .checked_div(i128::from(step))
+            .unwrap_or(0)
+            .saturating_add(1);
         if count > i128::from(max_points) {
             return Err(RangeError::TooManyPoints(
                 i64::try_from(count).unwrap_or(i64::MAX),
             ));
         }
-        let mut points: Vec<(i64, i64)> =
-            (0..count as i64).map(|k| (first + k * step, 0)).collect();
+        let mut points: Vec<(i64, i64)> = (0..count as i64)
+            .map(|k| (first.saturating_add(k.saturating_mul(step)), 0))
+            .collect();
         let res = pick.spec.resolution_ms;
         let lo = bucket_of(first, res).max(pick.oldest_idx(now));
-        let hi = bucket_of(last + step - 1, res);
+        // The last step's end: clamped at i64::MAX, past which no bucket starts anyway.
+        let hi = bucket_of(last.saturating_add(step.saturating_sub(1)), res);
         pick.store.each(lo, hi, |idx, v| {
-            let t = idx * res;
-            let k = (t - first).div_euclid(step);
+            // `idx <= hi`, so `idx * res` is a time at most `last + step - 1`.
+            let t = idx.saturating_mul(res);
+            let k = t.saturating_sub(first).div_euclid(step);
             if let Some(p) = usize::try_from(k).ok().and_then(|k| points.get_mut(k)) {
                 p.1 = p.1.saturating_add(v);
             }
@@ -247,12 +263,12 @@ impl Series {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.rollups.capacity() * std::mem::size_of::<Rollup>()
-            + self
-                .rollups
-                .iter()
-                .map(|r| r.store.heap_bytes())
-                .sum::<usize>()
+        self.rollups.iter().map(|r| r.store.heap_bytes()).fold(
+            self.rollups
+                .capacity()
+                .saturating_mul(std::mem::size_of::<Rollup>()),
+            usize::saturating_add,
+        )
     }
 }
 

@@ -16,7 +16,10 @@ pub struct RollupSpec {
 impl RollupSpec {
     /// Buckets a rollup retains.
     pub fn buckets(&self) -> i64 {
-        self.retention_ms / self.resolution_ms
+        // The resolution is validated >= 1 wherever a spec is made (parse, RDB load).
+        self.retention_ms
+            .checked_div(self.resolution_ms)
+            .unwrap_or(0)
     }
 }
 
@@ -68,7 +71,8 @@ pub fn parse_one(s: &[u8]) -> Result<RollupSpec, String> {
     let ret = ret.get(1..).unwrap_or(&[]);
     let resolution_ms = parse_duration(res)?;
     let retention_ms = parse_duration(ret)?;
-    if retention_ms % resolution_ms != 0 {
+    // Both are positive (parse_duration): `checked_rem` never fails.
+    if retention_ms.checked_rem(resolution_ms) != Some(0) {
         return Err(format!(
             "rollup '{}': the resolution must divide the retention",
             String::from_utf8_lossy(s)
@@ -91,7 +95,7 @@ pub fn validate(list: &[RollupSpec]) -> Result<(), String> {
     for (fine, coarse) in list.iter().zip(list.iter().skip(1)) {
         let (fine, coarse) = (*fine, *coarse);
         if coarse.resolution_ms <= fine.resolution_ms
-            || coarse.resolution_ms % fine.resolution_ms != 0
+            || coarse.resolution_ms.checked_rem(fine.resolution_ms) != Some(0)
         {
             return Err(format!(
                 "rollups must go from finest to coarsest, each resolution a multiple of the previous \
@@ -127,8 +131,8 @@ fn fmt_duration(ms: i64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ("m", 60_000),
         ("s", 1_000),
     ] {
-        if ms % scale == 0 {
-            return write!(f, "{}{unit}", ms / scale);
+        if let (Some(0), Some(n)) = (ms.checked_rem(scale), ms.checked_div(scale)) {
+            return write!(f, "{n}{unit}");
         }
     }
     write!(f, "{ms}ms")

@@ -55,7 +55,7 @@ impl Command for TsIncr {
         match &applied.created {
             None => replicate::key_and_ints(ctx, c"HACK.TSAPPLY", name, [inc, at, now])?,
             Some(specs) => {
-                let mut effect = StrVec::with_capacity(4 + specs.len());
+                let mut effect = StrVec::with_capacity(specs.len().saturating_add(4));
                 let mut ok = effect.push_int(i128::from(inc))
                     && effect.push_int(i128::from(at))
                     && effect.push_int(i128::from(now))

@@ -41,7 +41,7 @@ impl Command for TsInfo {
         let now = ctx.now_us()?.div_euclid(1000);
         ctx.reply_map(3)?;
         ctx.reply_bulk(b"memory_bytes")?;
-        ctx.reply_i64((std::mem::size_of::<Series>() + s.heap_bytes()) as i64)?;
+        ctx.reply_i64(std::mem::size_of::<Series>().saturating_add(s.heap_bytes()) as i64)?;
         ctx.reply_bulk(b"expire_at_ms")?;
         match s.expire_at_ms {
             Some(t) => ctx.reply_i64(t)?,

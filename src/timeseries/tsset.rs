@@ -46,9 +46,9 @@ impl Command for TsSet {
         }
         let which = args.int_in(2, "rollup_index", 0, 64)? as usize;
         let newest = args.i64_at(3)?;
-        let mut buckets = Vec::with_capacity((args.len() - 4) / 2);
+        let mut buckets = Vec::with_capacity(args.len().saturating_sub(4) / 2);
         for i in (4..args.len()).step_by(2) {
-            buckets.push((args.i64_at(i)?, args.i64_at(i + 1)?));
+            buckets.push((args.i64_at(i)?, args.i64_at(i.saturating_add(1))?));
         }
         if !ctx.is_replaying()? {
             return Err(CmdError::Static(

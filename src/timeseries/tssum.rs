@@ -38,11 +38,12 @@ impl Command for TsSum {
         if args.len() < 4 {
             return Err(CmdError::arity("HACK.TSSUM"));
         }
-        let n = args.len() - 3;
+        // `args.len() >= 4`: none of these subtractions can underflow.
+        let n = args.len().saturating_sub(3);
         // Reads may use the clock freely: nothing is written or replicated.
         let now = ctx.now_us()?.div_euclid(1000);
-        let from = time_arg(args, args.len() - 2, now)?;
-        let to = time_arg(args, args.len() - 1, now)?;
+        let from = time_arg(args, args.len().saturating_sub(2), now)?;
+        let to = time_arg(args, args.len().saturating_sub(1), now)?;
         let mut sums: Vec<i64> = Vec::with_capacity(n);
         for i in 1..=n {
             let key = TypedKey::open(ctx, args.raw(i)?, &SERIES_TYPE, false)?;
