@@ -944,9 +944,12 @@ fn cluster_waiters_get_an_error_when_the_slot_moves_away() {
     wait_until("the nodes to meet", 20_000, || {
         nodes_known(&mut ca) == 2 && nodes_known(&mut cb) == 2
     });
+    // Both nodes: MIGRATE's RESTORE on b answers CLUSTERDOWN until b sees every slot served.
     wait_until("cluster_state:ok", 20_000, || {
-        let i: String = redis::cmd("CLUSTER").arg("INFO").query(&mut ca).unwrap();
-        i.contains("cluster_state:ok")
+        [&mut ca, &mut cb].into_iter().all(|c| {
+            let i: String = redis::cmd("CLUSTER").arg("INFO").query(c).unwrap();
+            i.contains("cluster_state:ok")
+        })
     });
     let id_a = text(&cmd(&mut ca, &["CLUSTER", "MYID"]));
     let id_b = text(&cmd(&mut cb, &["CLUSTER", "MYID"]));
