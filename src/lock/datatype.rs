@@ -115,7 +115,9 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     let Some(l) = (unsafe { lock(value) }) else {
         return 0;
     };
-    std::mem::size_of::<Lock>().saturating_add(l.heap_bytes())
+    std::mem::size_of::<Lock>()
+        .saturating_add(l.heap_bytes())
+        .saturating_add(crate::module::typedkey::VALUE_WRAPPER_BYTES)
 }
 
 unsafe extern "C" fn free(value: *mut c_void) {

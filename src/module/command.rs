@@ -249,7 +249,50 @@ pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
     if unsafe { set_info(cmd, &info) } != REDISMODULE_OK as c_int {
         return Err(format!("could not set command info for {name}"));
     }
+    set_acl_categories(ctx, cmd, def, &name);
     Ok(())
+}
+
+/// Whether the `@hacks` ACL category exists (added at load on Redis 7.4+).
+pub static HACKS_CATEGORY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// ACL categories from the command's flags (`@write`/`@read`, `@fast`, and `@hacks` where the
+/// server has it), on servers that support categories for module commands (Redis 7.2+). On
+/// 7.0 the API is absent and nothing happens; a refusal is logged, never fatal: key specs
+/// and flags already protect the command.
+fn set_acl_categories(
+    ctx: *mut RedisModuleCtx,
+    cmd: *mut raw::RedisModuleCommand,
+    def: &CommandDef,
+    name: &str,
+) {
+    let Some(set) = (unsafe { raw::RedisModule_SetCommandACLCategories }) else {
+        return;
+    };
+    let flags = def.flags.to_string_lossy();
+    let mut cats: Vec<&str> = Vec::new();
+    for (flag, cat) in [("write", "write"), ("readonly", "read"), ("fast", "fast")] {
+        if flags.split_whitespace().any(|f| f == flag) {
+            cats.push(cat);
+        }
+    }
+    if HACKS_CATEGORY.load(std::sync::atomic::Ordering::Relaxed) {
+        cats.push("hacks");
+    }
+    let Ok(list) = CString::new(cats.join(" ")) else {
+        return;
+    };
+    if unsafe { set(cmd, list.as_ptr()) } != REDISMODULE_OK as c_int {
+        log(
+            Some(&Ctx::from_raw(ctx)),
+            c"warning",
+            &format!(
+                "hacks: could not set ACL categories '{}' on {name}",
+                cats.join(" ")
+            ),
+        );
+    }
 }
 
 fn key_spec(k: KeySpec) -> raw::RedisModuleCommandKeySpec {

@@ -57,6 +57,11 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
         unsafe { set_options(raw_ctx, options as i32) };
     }
     install_panic_logger();
+    // `@hacks` lets an operator grant or deny the whole module at once (Redis 7.4+).
+    if let Some(add) = unsafe { raw::RedisModule_AddACLCategory } {
+        let ok = unsafe { add(raw_ctx, c"hacks".as_ptr()) } == raw::REDISMODULE_OK as i32;
+        super::command::HACKS_CATEGORY.store(ok, std::sync::atomic::Ordering::Relaxed);
+    }
 
     let result = register_everything(&c, &opts);
     if let Err(e) = result {

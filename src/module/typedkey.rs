@@ -15,6 +15,10 @@ use super::ctx::Ctx;
 use super::error::{CmdError, WRONGTYPE};
 use super::ffi::rm;
 
+/// What the server allocates around every module value (its object header and the
+/// type/value pair): part of what a key costs, so every type's `mem_usage` adds it.
+pub const VALUE_WRAPPER_BYTES: usize = 32;
+
 /// The server's handle of a registered data type whose values are `Box<T>`.
 pub struct DataType<T> {
     ptr: AtomicPtr<RedisModuleType>,

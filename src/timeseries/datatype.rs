@@ -192,7 +192,9 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
         return 0;
     };
     guarded("memory usage", || {
-        std::mem::size_of::<Series>().saturating_add(s.heap_bytes())
+        std::mem::size_of::<Series>()
+            .saturating_add(s.heap_bytes())
+            .saturating_add(crate::module::typedkey::VALUE_WRAPPER_BYTES)
     })
     .unwrap_or(0)
 }
