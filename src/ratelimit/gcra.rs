@@ -51,7 +51,8 @@ pub fn decide(
             div_ceil(s.tat, i128::from(s.den.max(1))).saturating_mul(l)
         }
     });
-    let tat = stored_tat.map_or(now, |s| s.max(now));
+    // unwrap_or, then max: never compares the payload of a `None` (valgrind-clean).
+    let tat = stored_tat.unwrap_or(now).max(now);
 
     let mut allowed = true;
     let mut retry: i128 = -1;

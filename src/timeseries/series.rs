@@ -118,7 +118,8 @@ impl Series {
             let idx = bucket_of(at, r.spec.resolution_ms);
             if idx >= oldest {
                 r.store.add(idx, inc, r.spec.buckets());
-                r.newest = Some(r.newest.map_or(idx, |n| n.max(idx)));
+                // unwrap_or, then max: never compares the payload of a `None` (valgrind-clean).
+                r.newest = Some(r.newest.unwrap_or(idx).max(idx));
             }
         }
         self.refresh_expiry();
@@ -130,7 +131,7 @@ impl Series {
         if let Some(r) = self.rollups.get_mut(which) {
             let cur = r.store.get(idx);
             r.store.add(idx, value.wrapping_sub(cur), r.spec.buckets());
-            r.newest = Some(r.newest.map_or(idx, |n| n.max(idx)));
+            r.newest = Some(r.newest.unwrap_or(idx).max(idx));
         }
         self.refresh_expiry();
     }

@@ -64,7 +64,7 @@ impl Command for TsSet {
             .rollups
             .get_mut(which)
             .ok_or(CmdError::Static("ERR rollup_index out of range"))?;
-        r.newest = Some(r.newest.map_or(newest, |n| n.max(newest)));
+        r.newest = Some(r.newest.unwrap_or(newest).max(newest));
         for (idx, v) in buckets {
             series.set_bucket(which, idx, v);
         }
