@@ -9,13 +9,15 @@
 
 use std::ffi::c_void;
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleString};
 
 use crate::module::args::RStr;
 use crate::module::ctx::Ctx;
+use crate::module::datatype::{
+    aux_load, aux_save, create, empty_methods, free_boxed, guarded, wrong_encoding, AuxMark,
+};
 use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
 
@@ -24,40 +26,29 @@ use super::store::{Batch, Buffer, Member};
 
 pub static BUFFER_TYPE: DataType<Buffer> = DataType::new();
 
+/// The batch-id mark travels in the RDB as this type's aux data.
+struct Marks;
+impl AuxMark for Marks {
+    fn mark() -> &'static crate::module::highwater::HighWater {
+        &ids::BATCH_IDS
+    }
+}
+
 /// Exactly 9 characters, as Redis requires.
 const TYPE_NAME: &std::ffi::CStr = c"hacks-buf";
 const ENCODING_VERSION: c_int = 1;
 /// Pairs per `HACK.BUFINCR` line in a rewritten AOF.
 const AOF_CHUNK: usize = 512;
 
-fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => Some(r),
-        Err(_) => {
-            crate::module::command::log(
-                None,
-                c"warning",
-                &format!("hacks: internal error in buffer {what}"),
-            );
-            None
-        }
-    }
-}
-
 unsafe fn buffer<'a>(value: *const c_void) -> Option<&'a Buffer> {
     unsafe { value.cast::<Buffer>().as_ref() }
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCODING_VERSION {
-        crate::module::command::log(
-            None,
-            c"warning",
-            &format!("hacks: cannot load buffer encoding version {encver} (this build reads {ENCODING_VERSION})"),
-        );
+    if wrong_encoding("buffer", encver, ENCODING_VERSION) {
         return std::ptr::null_mut();
     }
-    let loaded = guarded("load", || load(&Loader(rdb))).flatten();
+    let loaded = guarded("buffer", "load", || load(&Loader(rdb))).flatten();
     match loaded {
         Some(b) => Box::into_raw(Box::new(b)).cast(),
         None => std::ptr::null_mut(),
@@ -113,7 +104,7 @@ unsafe extern "C" fn rdb_save(rdb: *mut RedisModuleIO, value: *mut c_void) {
     let Some(b) = (unsafe { buffer(value) }) else {
         return;
     };
-    guarded("save", || {
+    guarded("buffer", "save", || {
         let io = Saver(rdb);
         io.unsigned(b.pending_len() as u64);
         for (m, v) in b.pending_in_order() {
@@ -145,7 +136,7 @@ unsafe extern "C" fn aof_rewrite(
         return;
     };
     let (aof, key) = (Aof(aof), RStr::from_raw(key));
-    guarded("AOF rewrite", || {
+    guarded("buffer", "AOF rewrite", || {
         for (id, batch) in b.batches() {
             let mut args =
                 StrVec::with_capacity(batch.entries.len().saturating_mul(2).saturating_add(3));
@@ -180,7 +171,7 @@ unsafe extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
     let Some(b) = (unsafe { buffer(value) }) else {
         return;
     };
-    guarded("digest", || {
+    guarded("buffer", "digest", || {
         let d = Digest(md);
         let mut pending: Vec<(&Member, i64)> = b.pending_in_order().collect();
         pending.sort_unstable_by(|x, y| x.0.cmp(y.0));
@@ -206,21 +197,12 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     let Some(b) = (unsafe { buffer(value) }) else {
         return 0;
     };
-    guarded("memory usage", || {
+    guarded("buffer", "memory usage", || {
         std::mem::size_of::<Buffer>()
             .saturating_add(b.heap_bytes())
             .saturating_add(crate::module::typedkey::VALUE_WRAPPER_BYTES)
     })
     .unwrap_or(0)
-}
-
-unsafe extern "C" fn free(value: *mut c_void) {
-    if value.is_null() {
-        return;
-    }
-    // SAFETY: every value the server holds came from Box::into_raw of a Buffer.
-    let b = unsafe { Box::from_raw(value.cast::<Buffer>()) };
-    guarded("free", move || drop(b));
 }
 
 unsafe extern "C" fn free_effort(_key: *mut RedisModuleString, value: *const c_void) -> usize {
@@ -235,7 +217,7 @@ unsafe extern "C" fn copy(
     let Some(b) = (unsafe { buffer(value) }) else {
         return std::ptr::null_mut();
     };
-    match guarded("copy", || deep_copy(b)) {
+    match guarded("buffer", "copy", || deep_copy(b)) {
         Some(c) => Box::into_raw(Box::new(c)).cast(),
         None => std::ptr::null_mut(),
     }
@@ -267,51 +249,20 @@ fn deep_copy(b: &Buffer) -> Buffer {
     c
 }
 
-unsafe extern "C" fn aux_save(rdb: *mut RedisModuleIO, when: c_int) {
-    if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
-        Saver(rdb).unsigned(ids::last());
-    }
-}
-
-unsafe extern "C" fn aux_load(rdb: *mut RedisModuleIO, _encver: c_int, when: c_int) -> c_int {
-    if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
-        match Loader(rdb).unsigned() {
-            Some(v) => ids::observe(v),
-            None => return raw::REDISMODULE_ERR as c_int,
-        }
-    }
-    raw::REDISMODULE_OK as c_int
-}
-
 /// Register the type (module load only).
 pub fn register(ctx: &Ctx) -> Result<(), String> {
-    let create =
-        unsafe { raw::RedisModule_CreateDataType }.ok_or("no RedisModule_CreateDataType")?;
-    // SAFETY: zero is "absent" for every optional callback of the struct.
-    let mut methods: raw::RedisModuleTypeMethods = unsafe { std::mem::zeroed() };
-    methods.version = raw::REDISMODULE_TYPE_METHOD_VERSION as u64;
+    let mut methods = empty_methods();
     methods.rdb_load = Some(rdb_load);
     methods.rdb_save = Some(rdb_save);
     methods.aof_rewrite = Some(aof_rewrite);
     methods.mem_usage = Some(mem_usage);
     methods.digest = Some(digest);
-    methods.free = Some(free);
-    methods.aux_load = Some(aux_load);
-    methods.aux_save = Some(aux_save);
+    methods.free = Some(free_boxed::<Buffer>);
+    methods.aux_load = Some(aux_load::<Marks>);
+    methods.aux_save = Some(aux_save::<Marks>);
     methods.aux_save_triggers = raw::REDISMODULE_AUX_BEFORE_RDB as c_int;
     methods.free_effort = Some(free_effort);
     methods.copy = Some(copy);
-    let ty = unsafe {
-        create(
-            ctx.raw(),
-            TYPE_NAME.as_ptr(),
-            ENCODING_VERSION,
-            &mut methods,
-        )
-    };
-    if ty.is_null() {
-        return Err("could not create data type hacks-buf".into());
-    }
-    BUFFER_TYPE.set(ty);
+    BUFFER_TYPE.set(create(ctx, TYPE_NAME, ENCODING_VERSION, methods)?);
     Ok(())
 }

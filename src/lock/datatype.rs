@@ -8,12 +8,15 @@
 
 use std::ffi::c_void;
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleString};
 
 use crate::module::args::RStr;
 use crate::module::ctx::Ctx;
+use crate::module::datatype::{
+    aux_load, aux_save, copy_clone, create, empty_methods, free_boxed, guarded, wrong_encoding,
+    AuxMark,
+};
 use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
 
@@ -22,40 +25,27 @@ use super::token;
 
 pub static LOCK_TYPE: DataType<Lock> = DataType::new();
 
+/// The fencing-token mark travels in the RDB as this type's aux data.
+struct Marks;
+impl AuxMark for Marks {
+    fn mark() -> &'static crate::module::highwater::HighWater {
+        token::mark()
+    }
+}
+
 /// Exactly 9 characters, as Redis requires.
 const TYPE_NAME: &std::ffi::CStr = c"hacks-lck";
 const ENCODING_VERSION: c_int = 1;
-
-fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => Some(r),
-        Err(_) => {
-            crate::module::command::log(
-                None,
-                c"warning",
-                &format!("hacks: internal error in lock {what}"),
-            );
-            None
-        }
-    }
-}
 
 unsafe fn lock<'a>(value: *const c_void) -> Option<&'a Lock> {
     unsafe { value.cast::<Lock>().as_ref() }
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCODING_VERSION {
-        crate::module::command::log(
-            None,
-            c"warning",
-            &format!(
-                "hacks: cannot load lock encoding version {encver} (this build reads {ENCODING_VERSION})"
-            ),
-        );
+    if wrong_encoding("lock", encver, ENCODING_VERSION) {
         return std::ptr::null_mut();
     }
-    let loaded = guarded("load", || {
+    let loaded = guarded("lock", "load", || {
         let io = Loader(rdb);
         let owner = io.bytes()?;
         let token = io.unsigned()?;
@@ -73,7 +63,7 @@ unsafe extern "C" fn rdb_save(rdb: *mut RedisModuleIO, value: *mut c_void) {
     let Some(l) = (unsafe { lock(value) }) else {
         return;
     };
-    guarded("save", || {
+    guarded("lock", "save", || {
         let io = Saver(rdb);
         io.bytes(&l.owner);
         io.unsigned(l.token);
@@ -91,7 +81,7 @@ unsafe extern "C" fn aof_rewrite(
         return;
     };
     let (aof, key) = (Aof(aof), RStr::from_raw(key));
-    guarded("AOF rewrite", || {
+    guarded("lock", "AOF rewrite", || {
         let mut args = StrVec::with_capacity(2);
         if args.push(&l.owner) && args.push_int(i128::from(l.token)) {
             aof.emit(c"HACK.LOCKSET", key, &mut args);
@@ -103,7 +93,7 @@ unsafe extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
     let Some(l) = (unsafe { lock(value) }) else {
         return;
     };
-    guarded("digest", || {
+    guarded("lock", "digest", || {
         let d = Digest(md);
         d.bytes(&l.owner);
         d.int(i64::try_from(l.token).unwrap_or(i64::MAX));
@@ -120,80 +110,24 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
         .saturating_add(crate::module::typedkey::VALUE_WRAPPER_BYTES)
 }
 
-unsafe extern "C" fn free(value: *mut c_void) {
-    if value.is_null() {
-        return;
-    }
-    // SAFETY: every value the server holds came from Box::into_raw of a Lock.
-    let l = unsafe { Box::from_raw(value.cast::<Lock>()) };
-    guarded("free", move || drop(l));
-}
-
 unsafe extern "C" fn free_effort(_key: *mut RedisModuleString, _value: *const c_void) -> usize {
     1
 }
 
-/// `COPY`: the copy is a lock of its own with the same owner and token (and, as the server
-/// copies it, the same expiry).
-unsafe extern "C" fn copy(
-    _from: *mut RedisModuleString,
-    _to: *mut RedisModuleString,
-    value: *const c_void,
-) -> *mut c_void {
-    let Some(l) = (unsafe { lock(value) }) else {
-        return std::ptr::null_mut();
-    };
-    match guarded("copy", || l.clone()) {
-        Some(c) => Box::into_raw(Box::new(c)).cast(),
-        None => std::ptr::null_mut(),
-    }
-}
-
-unsafe extern "C" fn aux_save(rdb: *mut RedisModuleIO, when: c_int) {
-    if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
-        Saver(rdb).unsigned(token::last());
-    }
-}
-
-unsafe extern "C" fn aux_load(rdb: *mut RedisModuleIO, _encver: c_int, when: c_int) -> c_int {
-    if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
-        match Loader(rdb).unsigned() {
-            Some(v) => token::observe(v),
-            None => return raw::REDISMODULE_ERR as c_int,
-        }
-    }
-    raw::REDISMODULE_OK as c_int
-}
-
 /// Register the type (module load only).
 pub fn register(ctx: &Ctx) -> Result<(), String> {
-    let create =
-        unsafe { raw::RedisModule_CreateDataType }.ok_or("no RedisModule_CreateDataType")?;
-    // SAFETY: zero is "absent" for every optional callback of the struct.
-    let mut methods: raw::RedisModuleTypeMethods = unsafe { std::mem::zeroed() };
-    methods.version = raw::REDISMODULE_TYPE_METHOD_VERSION as u64;
+    let mut methods = empty_methods();
     methods.rdb_load = Some(rdb_load);
     methods.rdb_save = Some(rdb_save);
     methods.aof_rewrite = Some(aof_rewrite);
     methods.mem_usage = Some(mem_usage);
     methods.digest = Some(digest);
-    methods.free = Some(free);
-    methods.aux_load = Some(aux_load);
-    methods.aux_save = Some(aux_save);
+    methods.free = Some(free_boxed::<Lock>);
+    methods.aux_load = Some(aux_load::<Marks>);
+    methods.aux_save = Some(aux_save::<Marks>);
     methods.aux_save_triggers = raw::REDISMODULE_AUX_BEFORE_RDB as c_int;
     methods.free_effort = Some(free_effort);
-    methods.copy = Some(copy);
-    let ty = unsafe {
-        create(
-            ctx.raw(),
-            TYPE_NAME.as_ptr(),
-            ENCODING_VERSION,
-            &mut methods,
-        )
-    };
-    if ty.is_null() {
-        return Err("could not create data type hacks-lck".into());
-    }
-    LOCK_TYPE.set(ty);
+    methods.copy = Some(copy_clone::<Lock>);
+    LOCK_TYPE.set(create(ctx, TYPE_NAME, ENCODING_VERSION, methods)?);
     Ok(())
 }

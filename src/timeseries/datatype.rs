@@ -6,12 +6,14 @@
 
 use std::ffi::c_void;
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleString};
+use redis_module::raw::{RedisModuleDigest, RedisModuleIO, RedisModuleString};
 
 use crate::module::args::RStr;
 use crate::module::ctx::Ctx;
+use crate::module::datatype::{
+    copy_clone, create, empty_methods, free_boxed, guarded, wrong_encoding,
+};
 use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
 
@@ -24,20 +26,6 @@ const TYPE_NAME: &std::ffi::CStr = c"hacks-tss";
 const ENCODING_VERSION: c_int = 1;
 /// Buckets per `HACK.TSSET` line in a rewritten AOF.
 const AOF_CHUNK: usize = 512;
-
-fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => Some(r),
-        Err(_) => {
-            crate::module::command::log(
-                None,
-                c"warning",
-                &format!("hacks: internal error in series {what}"),
-            );
-            None
-        }
-    }
-}
 
 unsafe fn series<'a>(value: *const c_void) -> Option<&'a Series> {
     unsafe { value.cast::<Series>().as_ref() }
@@ -88,15 +76,10 @@ fn load(io: &Loader) -> Option<Series> {
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCODING_VERSION {
-        crate::module::command::log(
-            None,
-            c"warning",
-            &format!("hacks: cannot load series encoding version {encver} (this build reads {ENCODING_VERSION})"),
-        );
+    if wrong_encoding("series", encver, ENCODING_VERSION) {
         return std::ptr::null_mut();
     }
-    match guarded("load", || load(&Loader(rdb))).flatten() {
+    match guarded("series", "load", || load(&Loader(rdb))).flatten() {
         Some(s) => Box::into_raw(Box::new(s)).cast(),
         None => std::ptr::null_mut(),
     }
@@ -106,7 +89,7 @@ unsafe extern "C" fn rdb_save(rdb: *mut RedisModuleIO, value: *mut c_void) {
     let Some(s) = (unsafe { series(value) }) else {
         return;
     };
-    guarded("save", || {
+    guarded("series", "save", || {
         let io = Saver(rdb);
         io.unsigned(u64::from(s.expire_at_ms.is_some()));
         io.signed(s.expire_at_ms.unwrap_or(0));
@@ -138,7 +121,7 @@ unsafe extern "C" fn aof_rewrite(
         return;
     };
     let (aof, key) = (Aof(aof), RStr::from_raw(key));
-    guarded("AOF rewrite", || {
+    guarded("series", "AOF rewrite", || {
         let mut args = StrVec::with_capacity(s.rollups.len().saturating_add(1));
         args.push(b"ROLLUPS");
         for r in &s.rollups {
@@ -171,7 +154,7 @@ unsafe extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
     let Some(s) = (unsafe { series(value) }) else {
         return;
     };
-    guarded("digest", || {
+    guarded("series", "digest", || {
         let d = Digest(md);
         d.int(s.expire_at_ms.unwrap_or(i64::MIN));
         for r in &s.rollups {
@@ -191,7 +174,7 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     let Some(s) = (unsafe { series(value) }) else {
         return 0;
     };
-    guarded("memory usage", || {
+    guarded("series", "memory usage", || {
         std::mem::size_of::<Series>()
             .saturating_add(s.heap_bytes())
             .saturating_add(crate::module::typedkey::VALUE_WRAPPER_BYTES)
@@ -199,59 +182,21 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     .unwrap_or(0)
 }
 
-unsafe extern "C" fn free(value: *mut c_void) {
-    if value.is_null() {
-        return;
-    }
-    // SAFETY: every value the server holds came from Box::into_raw of a Series.
-    let s = unsafe { Box::from_raw(value.cast::<Series>()) };
-    guarded("free", move || drop(s));
-}
-
 unsafe extern "C" fn free_effort(_key: *mut RedisModuleString, value: *const c_void) -> usize {
     // One allocation per rollup, whatever its size: freeing is cheap, never worth a thread.
     unsafe { series(value) }.map_or(1, |s| s.rollups.len().saturating_add(1))
 }
 
-unsafe extern "C" fn copy(
-    _from: *mut RedisModuleString,
-    _to: *mut RedisModuleString,
-    value: *const c_void,
-) -> *mut c_void {
-    let Some(s) = (unsafe { series(value) }) else {
-        return std::ptr::null_mut();
-    };
-    match guarded("copy", || s.clone()) {
-        Some(c) => Box::into_raw(Box::new(c)).cast(),
-        None => std::ptr::null_mut(),
-    }
-}
-
 pub fn register(ctx: &Ctx) -> Result<(), String> {
-    let create =
-        unsafe { raw::RedisModule_CreateDataType }.ok_or("no RedisModule_CreateDataType")?;
-    // SAFETY: zero is "absent" for every optional callback of the struct.
-    let mut methods: raw::RedisModuleTypeMethods = unsafe { std::mem::zeroed() };
-    methods.version = raw::REDISMODULE_TYPE_METHOD_VERSION as u64;
+    let mut methods = empty_methods();
     methods.rdb_load = Some(rdb_load);
     methods.rdb_save = Some(rdb_save);
     methods.aof_rewrite = Some(aof_rewrite);
     methods.mem_usage = Some(mem_usage);
     methods.digest = Some(digest);
-    methods.free = Some(free);
+    methods.free = Some(free_boxed::<Series>);
     methods.free_effort = Some(free_effort);
-    methods.copy = Some(copy);
-    let ty = unsafe {
-        create(
-            ctx.raw(),
-            TYPE_NAME.as_ptr(),
-            ENCODING_VERSION,
-            &mut methods,
-        )
-    };
-    if ty.is_null() {
-        return Err("could not create data type hacks-tss".into());
-    }
-    SERIES_TYPE.set(ty);
+    methods.copy = Some(copy_clone::<Series>);
+    SERIES_TYPE.set(create(ctx, TYPE_NAME, ENCODING_VERSION, methods)?);
     Ok(())
 }
