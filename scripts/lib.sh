@@ -17,6 +17,17 @@ ensure_packages() {
     echo "installing ${missing[*]}" >&2
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Debian starts the packaged redis-server service on 6379 right after installing it (where
+    # systemd runs). We installed it only to get the binary: stop that service again.
+    if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null \
+        && systemctl is-active --quiet redis-server 2>/dev/null; then
+        $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+}
+
+# True when something already listens on 127.0.0.1:$1.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # The module, built in release mode.
@@ -31,7 +42,7 @@ free_port() {
     local p
     for _ in $(seq 50); do
         p=$((20000 + RANDOM % 30000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        if ! port_in_use "$p"; then
             echo "$p"
             return 0
         fi
