@@ -21,6 +21,8 @@ pub struct Waiter<H> {
     pub handle: H,
     pub owner: Vec<u8>,
     pub ttl_ms: i64,
+    /// The server timer that wakes the event loop at the WAIT deadline, if any.
+    pub wake: Option<u64>,
 }
 
 /// A scheduled look at a lock: the server's timer id and when it fires (Unix ms).
@@ -180,6 +182,7 @@ mod tests {
             handle,
             owner: format!("o{handle}").into_bytes(),
             ttl_ms: 100,
+            wake: None,
         }
     }
 

@@ -164,6 +164,7 @@ pub fn block(
         handle,
         owner: owner.to_vec(),
         ttl_ms,
+        wake: wake_at_deadline(ctx, timeout_ms),
     };
     if with_queues(|q| q.push(key.clone(), waiter))
         .flatten()
@@ -178,6 +179,29 @@ pub fn block(
         ensure_timer(ctx, key, lease::recheck_at(at), now_ms);
     }
     Ok(())
+}
+
+/// Redis checks blocked clients' timeouts when its event loop wakes up, which an idle
+/// server does only at `hz` (every 100 ms by default): a timer just past the WAIT deadline
+/// wakes it, so a timeout is answered within a millisecond or two. The timer does nothing
+/// itself (the timeout callback does the work) and is stopped when the waiter leaves early.
+fn wake_at_deadline(ctx: &Ctx, timeout_ms: i64) -> Option<u64> {
+    if timeout_ms <= 0 {
+        return None;
+    }
+    let create = unsafe { raw::RedisModule_CreateTimer }?;
+    let delay = timeout_ms.saturating_add(1);
+    Some(unsafe { create(ctx.raw(), delay, Some(on_wake), std::ptr::null_mut()) })
+}
+
+unsafe extern "C" fn on_wake(_ctx: *mut RedisModuleCtx, _data: *mut c_void) {}
+
+fn stop_wake(ctx: &Ctx, w: &Waiter<usize>) {
+    if let (Some(id), Some(stop)) = (w.wake, unsafe { raw::RedisModule_StopTimer }) {
+        // Fails harmlessly when the timer already fired (it is what woke us for a timeout).
+        let mut data: *mut c_void = std::ptr::null_mut();
+        unsafe { stop(ctx.raw(), id, &mut data) };
+    }
 }
 
 unsafe extern "C" fn reply_callback(
@@ -243,6 +267,7 @@ fn leave(ctx: &Ctx, handle: usize) -> bool {
     if let Some(t) = left.orphaned_timer {
         stop_timer(ctx, t);
     }
+    stop_wake(ctx, &left.waiter);
     unblock(handle, None);
     true
 }
@@ -278,6 +303,7 @@ pub fn hand_off(
         stop_timer(ctx, t);
     }
     let w = left.waiter;
+    stop_wake(ctx, &w);
     let token = token::allocate();
     let at = lease::expiry(now_ms, w.ttl_ms);
     match effect::install(ctx, key, name, effect::Owner::Bytes(&w.owner), token, at) {
@@ -320,6 +346,7 @@ fn fail_all(ctx: &Ctx, id: &KeyId, err: &CmdError) {
         stop_timer(ctx, t);
     }
     for w in waiters {
+        stop_wake(ctx, &w);
         stats::WAIT_ERRORS.incr();
         unblock(w.handle, Some(Outcome::Failed(err.clone())));
     }
