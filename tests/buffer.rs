@@ -10,29 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn cmd(c: &mut Connection, args: &[&str]) -> Value {
-    let mut r = redis::cmd(args[0]);
-    for a in &args[1..] {
-        r.arg(*a);
-    }
-    r.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(i) => *i,
-        other => panic!("not an integer: {other:?}"),
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::SimpleString(s) => s.clone(),
-        other => panic!("not a string: {other:?}"),
-    }
-}
-
 /// Entries of a RESP2 flat array or a RESP3 map, in reply order.
 fn entries(v: &Value) -> Vec<(String, i64)> {
     match v {
@@ -66,15 +43,6 @@ fn lease(c: &mut Connection, key: &str, count: usize, ms: u64) -> Option<Leased>
 
 fn e(m: &str, v: i64) -> (String, i64) {
     (m.to_string(), v)
-}
-
-fn digest(c: &mut Connection, key: &str) -> Option<String> {
-    let v: Vec<Option<String>> = redis::cmd("DEBUG")
-        .arg("DIGEST-VALUE")
-        .arg(key)
-        .query(c)
-        .unwrap();
-    v.into_iter().next().flatten()
 }
 
 fn exists(c: &mut Connection, key: &str) -> bool {

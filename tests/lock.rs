@@ -17,29 +17,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn cmd(c: &mut Connection, args: &[&str]) -> Value {
-    let mut r = redis::cmd(args[0]);
-    for a in &args[1..] {
-        r.arg(*a);
-    }
-    r.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(i) => *i,
-        other => panic!("not an integer: {other:?}"),
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::SimpleString(s) => s.clone(),
-        other => panic!("not a string: {other:?}"),
-    }
-}
-
 /// `HACK.LOCK key owner ttl [WAIT t]` -> Some(token) or None (nil).
 fn lock(c: &mut Connection, key: &str, owner: &str, ttl: u64, wait: Option<u64>) -> Option<i64> {
     let mut r = redis::cmd("HACK.LOCK");
@@ -85,19 +62,6 @@ fn info(c: &mut Connection, key: &str) -> Option<Info> {
 
 fn waiters(c: &mut Connection, key: &str) -> i64 {
     info(c, key).map_or(0, |i| i.waiters)
-}
-
-fn pexpiretime(c: &mut Connection, key: &str) -> i64 {
-    int(&cmd(c, &["PEXPIRETIME", key]))
-}
-
-fn digest(c: &mut Connection, key: &str) -> Option<String> {
-    let v: Vec<Option<String>> = redis::cmd("DEBUG")
-        .arg("DIGEST-VALUE")
-        .arg(key)
-        .query(c)
-        .unwrap();
-    v.into_iter().next().flatten()
 }
 
 fn wait_until(what: &str, timeout_ms: u64, mut f: impl FnMut() -> bool) {

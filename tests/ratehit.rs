@@ -33,13 +33,6 @@ fn get(con: &mut Connection, key: &str) -> Option<String> {
     redis::cmd("GET").arg(key).query(con).expect("GET")
 }
 
-fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("PEXPIRETIME")
-        .arg(key)
-        .query(con)
-        .expect("PEXPIRETIME")
-}
-
 #[test]
 fn fixed_admits_denies_and_rolls_over() {
     let s = Server::start();

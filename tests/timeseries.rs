@@ -21,22 +21,6 @@ macro_rules! c {
     ($con:expr, $($a:expr),+) => { cmd($con, &[$($a.to_string()),+]) };
 }
 
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(i) => *i,
-        other => panic!("not an integer: {other:?}"),
-    }
-}
-
-fn digest(c: &mut Connection, key: &str) -> Option<String> {
-    let v: Vec<Option<String>> = redis::cmd("DEBUG")
-        .arg("DIGEST-VALUE")
-        .arg(key)
-        .query(c)
-        .unwrap();
-    v.into_iter().next().flatten()
-}
-
 fn points(v: &Value) -> Vec<(i64, i64)> {
     match v {
         Value::Array(items) => items

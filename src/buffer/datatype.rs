@@ -16,7 +16,7 @@ use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleStrin
 use crate::module::args::RStr;
 use crate::module::ctx::Ctx;
 use crate::module::datatype::{
-    aux_load, aux_save, create, empty_methods, free_boxed, guarded, wrong_encoding, AuxMark,
+    aux_load, aux_save, create, empty_methods, free_boxed, guarded, load_boxed, AuxMark,
 };
 use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
@@ -45,14 +45,7 @@ unsafe fn buffer<'a>(value: *const c_void) -> Option<&'a Buffer> {
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
-    if wrong_encoding("buffer", encver, ENCODING_VERSION) {
-        return std::ptr::null_mut();
-    }
-    let loaded = guarded("buffer", "load", || load(&Loader(rdb))).flatten();
-    match loaded {
-        Some(b) => Box::into_raw(Box::new(b)).cast(),
-        None => std::ptr::null_mut(),
-    }
+    load_boxed("buffer", encver, ENCODING_VERSION, || load(&Loader(rdb)))
 }
 
 fn load_entry(io: &Loader) -> Option<(Vec<u8>, i64)> {

@@ -14,8 +14,7 @@ use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleStrin
 use crate::module::args::RStr;
 use crate::module::ctx::Ctx;
 use crate::module::datatype::{
-    aux_load, aux_save, copy_clone, create, empty_methods, free_boxed, guarded, wrong_encoding,
-    AuxMark,
+    aux_load, aux_save, copy_clone, create, empty_methods, free_boxed, guarded, load_boxed, AuxMark,
 };
 use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
@@ -42,21 +41,13 @@ unsafe fn lock<'a>(value: *const c_void) -> Option<&'a Lock> {
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
-    if wrong_encoding("lock", encver, ENCODING_VERSION) {
-        return std::ptr::null_mut();
-    }
-    let loaded = guarded("lock", "load", || {
+    load_boxed("lock", encver, ENCODING_VERSION, || {
         let io = Loader(rdb);
         let owner = io.bytes()?;
         let token = io.unsigned()?;
         token::observe(token);
         Some(Lock { owner, token })
     })
-    .flatten();
-    match loaded {
-        Some(l) => Box::into_raw(Box::new(l)).cast(),
-        None => std::ptr::null_mut(),
-    }
 }
 
 unsafe extern "C" fn rdb_save(rdb: *mut RedisModuleIO, value: *mut c_void) {

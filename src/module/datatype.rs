@@ -38,7 +38,7 @@ pub unsafe fn value_ref<'a, T>(value: *const c_void) -> Option<&'a T> {
 }
 
 /// Log and refuse an RDB encoding this build cannot read (returns true when refused).
-pub fn wrong_encoding(family: &str, encver: c_int, supported: c_int) -> bool {
+fn wrong_encoding(family: &str, encver: c_int, supported: c_int) -> bool {
     if encver == supported {
         return false;
     }
@@ -50,6 +50,23 @@ pub fn wrong_encoding(family: &str, encver: c_int, supported: c_int) -> bool {
         ),
     );
     true
+}
+
+/// The shell of every `rdb_load`: refuse an unknown encoding, run `load` under the guard,
+/// and hand the server a boxed value (null on any failure, which fails the load cleanly).
+pub fn load_boxed<T>(
+    family: &str,
+    encver: c_int,
+    supported: c_int,
+    load: impl FnOnce() -> Option<T>,
+) -> *mut c_void {
+    if wrong_encoding(family, encver, supported) {
+        return std::ptr::null_mut();
+    }
+    match guarded(family, "load", load).flatten() {
+        Some(v) => Box::into_raw(Box::new(v)).cast(),
+        None => std::ptr::null_mut(),
+    }
 }
 
 /// `free` for values stored as `Box<T>`.

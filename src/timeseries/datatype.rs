@@ -11,9 +11,7 @@ use redis_module::raw::{RedisModuleDigest, RedisModuleIO, RedisModuleString};
 
 use crate::module::args::RStr;
 use crate::module::ctx::Ctx;
-use crate::module::datatype::{
-    copy_clone, create, empty_methods, free_boxed, guarded, wrong_encoding,
-};
+use crate::module::datatype::{copy_clone, create, empty_methods, free_boxed, guarded, load_boxed};
 use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
 
@@ -76,13 +74,7 @@ fn load(io: &Loader) -> Option<Series> {
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
-    if wrong_encoding("series", encver, ENCODING_VERSION) {
-        return std::ptr::null_mut();
-    }
-    match guarded("series", "load", || load(&Loader(rdb))).flatten() {
-        Some(s) => Box::into_raw(Box::new(s)).cast(),
-        None => std::ptr::null_mut(),
-    }
+    load_boxed("series", encver, ENCODING_VERSION, || load(&Loader(rdb)))
 }
 
 unsafe extern "C" fn rdb_save(rdb: *mut RedisModuleIO, value: *mut c_void) {

@@ -387,3 +387,47 @@ pub fn info_field(con: &mut Connection, field: &str) -> i64 {
         })
         .unwrap_or_else(|| panic!("no {field} in INFO hacks:\n{info}"))
 }
+
+/// Run a command expected to succeed and return its reply.
+pub fn cmd(c: &mut Connection, args: &[&str]) -> Value {
+    let mut r = redis::cmd(args[0]);
+    for a in &args[1..] {
+        r.arg(*a);
+    }
+    r.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// An integer reply.
+pub fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) => *i,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+/// A string reply.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        other => panic!("not a string: {other:?}"),
+    }
+}
+
+/// `DEBUG DIGEST-VALUE key` (None for a missing key).
+pub fn digest(c: &mut Connection, key: &str) -> Option<String> {
+    let v: Vec<Option<String>> = redis::cmd("DEBUG")
+        .arg("DIGEST-VALUE")
+        .arg(key)
+        .query(c)
+        .unwrap();
+    v.into_iter().next().flatten()
+}
+
+/// `PEXPIRETIME key`: absolute expiry in ms, -1 none, -2 missing.
+pub fn pexpiretime(c: &mut Connection, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query(c)
+        .expect("PEXPIRETIME")
+}
