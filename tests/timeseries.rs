@@ -523,3 +523,133 @@ fn multi_and_lua() {
     ));
     assert_eq!(v, 15, "TSSUM is read-only");
 }
+
+/// Far back-fills once grew the dense window to reach the far bucket: `1ms:100y`, four near
+/// increments, then one a year back asked the allocator for 252 GB and aborted the server.
+/// Every rollup shape, both ends of retention, alternating far and near: the server stays
+/// up and MEMORY USAGE stays proportional to the buckets in use.
+#[test]
+fn far_backfill_never_grows_memory_with_distance() {
+    let mut s = Server::start();
+    let mut c = s.conn();
+    let year = 365 * 86_400_000i64;
+    for (i, rollups) in [
+        vec!["1ms:100y"],
+        vec!["1ms:100y", "1s:100y"],
+        vec!["1ms:1y", "1h:100y"],
+        vec!["10s:1d", "1h:90d", "1d:2y"],
+        vec!["1ms:10y", "10ms:20y", "100ms:50y", "1s:100y"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let k = format!("far{i}");
+        let mut create = vec!["HACK.TSCREATE".to_string(), k.clone(), "ROLLUPS".into()];
+        create.extend(rollups.iter().map(|r| r.to_string()));
+        cmd(&mut c, &create);
+        let now = server_ms(&mut c);
+        let longest = rollups
+            .iter()
+            .map(|r| match r.split(':').nth(1).unwrap() {
+                "100y" => 100 * year,
+                "50y" => 50 * year,
+                "20y" => 20 * year,
+                "10y" => 10 * year,
+                "2y" => 2 * year,
+                "1y" => year,
+                "90d" => 90 * 86_400_000,
+                _ => 86_400_000,
+            })
+            .max()
+            .unwrap();
+        let mut writes = 0i64;
+        for back in [10, 9, 8, 7] {
+            c!(&mut c, "HACK.TSINCR", &k, 1, "AT", now - back);
+            writes += 1;
+        }
+        // Far back-fills: one year, the far end of retention, alternating with near ones.
+        let far_end = now - longest + 86_400_000;
+        for (n, at) in [now - year.min(longest / 2), far_end, now - 1, far_end + 1]
+            .into_iter()
+            .chain((0..40).map(|j| {
+                if j % 2 == 0 {
+                    far_end + 2 + j
+                } else {
+                    now - 20 - j
+                }
+            }))
+            .enumerate()
+        {
+            let r = redis::cmd("HACK.TSINCR")
+                .arg(&k)
+                .arg(1)
+                .arg("AT")
+                .arg(at)
+                .query::<i64>(&mut c);
+            if r.is_ok() {
+                writes += 1;
+            }
+            assert!(s.alive(), "server died on write {n} of {rollups:?}");
+        }
+        let used = writes * rollups.len() as i64;
+        let mem: i64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&k)
+            .query(&mut c)
+            .unwrap();
+        assert!(
+            mem < 2_000 + 80 * used,
+            "{rollups:?}: MEMORY USAGE {mem} for at most {used} buckets"
+        );
+        let total: i64 = redis::cmd("HACK.TSSUM")
+            .arg(&k)
+            .arg("-")
+            .arg("+")
+            .query(&mut c)
+            .unwrap();
+        assert!(total > 0);
+        // The same data through a save and load, and a DUMP/RESTORE.
+        let _: () = redis::cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+        assert!(s.alive());
+    }
+}
+
+/// The rewritten AOF set a TTL of its own on series that had none (PERSIST, RESTORE with
+/// TTL 0): after BGREWRITEAOF and a restart PTTL was ~2 years instead of -1.
+#[test]
+fn aof_rewrite_keeps_no_ttl_as_no_ttl() {
+    let mut s = Server::with(Opts {
+        aof: true,
+        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
+        ..Opts::default()
+    });
+    let mut c = s.conn();
+    c!(&mut c, "HACK.TSINCR", "s1");
+    c!(&mut c, "PERSIST", "s1");
+    c!(&mut c, "HACK.TSINCR", "s2");
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("s2").query(&mut c).unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("s3")
+        .arg(0)
+        .arg(dump)
+        .query(&mut c)
+        .unwrap();
+    let before = ["s1", "s2", "s3"].map(|k| snapshot(&mut c, k));
+    assert_eq!(before[0].2, -1);
+    assert_eq!(before[2].2, -1);
+    c!(&mut c, "BGREWRITEAOF");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && !info.contains("aof_rewrite_scheduled:1") {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        sleep(Duration::from_millis(20));
+    }
+    drop(c);
+    s.restart();
+    let mut c = s.conn();
+    let after = ["s1", "s2", "s3"].map(|k| snapshot(&mut c, k));
+    assert_eq!(after, before);
+}

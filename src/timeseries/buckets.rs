@@ -50,6 +50,16 @@ impl Store {
     /// Add `inc` to bucket `idx`; the caller checked for overflow with [`Store::get`].
     /// `capacity` is the most buckets the rollup retains (caps the dense window).
     pub fn add(&mut self, idx: i64, inc: i64, capacity: i64) {
+        // The dense window may only grow to what its buckets justify: a far bucket (a
+        // back-fill a year away at 1 ms resolution, a crafted RESTORE) turns the store sparse
+        // first, so memory follows the buckets in use, never the distance between them.
+        if inc != 0
+            && self
+                .dense_span_with(idx)
+                .is_some_and(|span| span > dense_limit(self.used().saturating_add(1)))
+        {
+            self.make_sparse();
+        }
         match self {
             Store::Sparse(v) => match v.binary_search_by_key(&idx, |e| e.0) {
                 Ok(i) => {
@@ -98,6 +108,38 @@ impl Store {
             }
         }
         self.relayout(capacity);
+    }
+
+    /// The dense window's length once it also covers `idx` (`None` when sparse or empty).
+    fn dense_span_with(&self, idx: i64) -> Option<i64> {
+        match self {
+            Store::Dense { first, values, .. } if !values.is_empty() => {
+                let last = first.saturating_add(values.len() as i64).saturating_sub(1);
+                Some(
+                    last.max(idx)
+                        .saturating_sub((*first).min(idx))
+                        .saturating_add(1),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    fn make_sparse(&mut self) {
+        if let Store::Dense {
+            first,
+            values,
+            nonzero,
+        } = self
+        {
+            let mut v = Vec::with_capacity(*nonzero);
+            for (k, val) in values.iter().enumerate() {
+                if *val != 0 {
+                    v.push((first.saturating_add(k as i64), *val));
+                }
+            }
+            *self = Store::Sparse(v);
+        }
     }
 
     /// Drop every bucket before `min_idx`.
@@ -243,20 +285,10 @@ impl Store {
                 }
             }
             Store::Dense {
-                first,
-                values,
-                nonzero,
+                values, nonzero, ..
             } => {
-                let used = *nonzero as i64;
-                let span = values.len() as i64;
-                if span >= 8 && used.saturating_mul(16 * 2) < span.saturating_mul(8) {
-                    let mut v = Vec::with_capacity(used as usize);
-                    for (k, val) in values.iter().enumerate() {
-                        if *val != 0 {
-                            v.push((first.saturating_add(k as i64), *val));
-                        }
-                    }
-                    *self = Store::Sparse(v);
+                if values.len() as i64 > dense_limit(*nonzero) {
+                    self.make_sparse();
                 }
             }
         }
@@ -270,6 +302,12 @@ impl Store {
             nonzero: 0,
         }
     }
+}
+
+/// Longest dense window `used` buckets may keep: four times their count (sparse then takes
+/// under half of dense), and at least 8, so small series do not flip layouts.
+fn dense_limit(used: usize) -> i64 {
+    (used as i64).saturating_mul(4).max(8)
 }
 
 /// Exact sum of `i64`s as `i128`, fast: the high and low 32-bit halves are summed separately
@@ -391,6 +429,36 @@ mod tests {
             s.trim_before(6);
             assert_eq!(s.sum(0, 10), 0);
             assert_eq!(s.bounds(), None);
+        }
+    }
+
+    /// The dense window never grows with the distance to a far bucket: four near buckets
+    /// then one a year away at 1 ms resolution (an OOM abort of the server before).
+    #[test]
+    fn far_buckets_never_grow_the_window() {
+        let cap = 100 * 365 * 86_400_000;
+        let year = 365 * 86_400_000;
+        for layout in [Store::default(), Store::dense()] {
+            let mut s = layout;
+            let now = 1_700_000_000_000i64;
+            for k in 7..=10 {
+                s.add(now - k, 1, cap);
+            }
+            s.add(now - year, 1, cap);
+            s.add(now + 1, 1, cap);
+            s.add(now - 2 * year, 1, cap);
+            for k in 0..50 {
+                // Alternate far and near.
+                s.add(if k % 2 == 0 { now - year - k } else { now - k }, 1, cap);
+            }
+            assert!(
+                s.heap_bytes() <= 64 * s.used() + 256,
+                "{} bytes for {} buckets",
+                s.heap_bytes(),
+                s.used()
+            );
+            assert_eq!(s.sum(i64::MIN, i64::MAX), 57);
+            assert_eq!(s.get(now - year), 2);
         }
     }
 }

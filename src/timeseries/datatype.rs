@@ -16,7 +16,7 @@ use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
 
 use super::series::Series;
-use super::spec::{validate, RollupSpec};
+use super::spec::{valid_spec, validate, RollupSpec, MAX_ROLLUPS};
 
 pub static SERIES_TYPE: DataType<Series> = DataType::new();
 
@@ -37,28 +37,46 @@ fn load(io: &Loader) -> Option<Series> {
     // Per rollup: newest bucket index and (index, value) buckets.
     type Loaded = (Option<i64>, Vec<(i64, i64)>);
     let mut data: Vec<Loaded> = Vec::with_capacity(n.min(16));
+    // Every field is a claim to check before anything is built: a rollup TSCREATE would
+    // accept, buckets strictly increasing, non-zero, and within what the rollup can retain
+    // behind its newest bucket (so no count or index can make the load allocate beyond the
+    // data really in the stream).
+    if n == 0 || n > MAX_ROLLUPS {
+        return None;
+    }
     for _ in 0..n {
         let spec = RollupSpec {
             resolution_ms: io.signed()?,
             retention_ms: io.signed()?,
         };
+        if !valid_spec(spec) {
+            return None;
+        }
         let has_newest = io.unsigned()? != 0;
         let newest = io.signed()?;
         let count = io.count()?;
+        // A rollup never holds more than its retention's buckets (plus the one bucket a
+        // write may reach ahead of the clock, and one of slack at the trimmed end).
+        if count > usize::try_from(spec.buckets().saturating_add(2)).ok()?
+            || (count > 0 && !has_newest)
+        {
+            return None;
+        }
+        let oldest_ok = newest.saturating_sub(spec.buckets().saturating_mul(2));
         let mut buckets = Vec::with_capacity(count.min(1 << 16));
+        let mut prev: Option<i64> = None;
         for _ in 0..count {
-            buckets.push((io.signed()?, io.signed()?));
+            let (idx, v) = (io.signed()?, io.signed()?);
+            if v == 0 || idx > newest || idx < oldest_ok || prev.is_some_and(|p| idx <= p) {
+                return None;
+            }
+            prev = Some(idx);
+            buckets.push((idx, v));
         }
         specs.push(spec);
         data.push((has_newest.then_some(newest), buckets));
     }
-    if specs
-        .iter()
-        .any(|s| s.resolution_ms < 1 || s.retention_ms.checked_rem(s.resolution_ms) != Some(0))
-        || validate(&specs).is_err()
-    {
-        return None;
-    }
+    validate(&specs).ok()?;
     let mut s = Series::new(&specs);
     for (r, (newest, buckets)) in s.rollups.iter_mut().zip(data) {
         let cap = r.spec.buckets();

@@ -84,6 +84,14 @@ pub fn parse_one(s: &[u8]) -> Result<RollupSpec, String> {
     })
 }
 
+/// A spec `parse_one` could have produced (for specs read from RDB/RESTORE).
+pub fn valid_spec(s: RollupSpec) -> bool {
+    s.resolution_ms >= 1
+        && s.retention_ms >= s.resolution_ms
+        && s.retention_ms <= MAX_RETENTION_MS
+        && s.retention_ms.checked_rem(s.resolution_ms) == Some(0)
+}
+
 /// Check the order rules of a list.
 pub fn validate(list: &[RollupSpec]) -> Result<(), String> {
     if list.is_empty() {

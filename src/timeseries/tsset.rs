@@ -69,9 +69,9 @@ impl Command for TsSet {
             series.set_bucket(which, idx, v);
         }
         series.refresh_expiry();
-        if let Some(at) = series.expire_at_ms {
-            key.set_abs_expire(Some(at))?;
-        }
+        // No TTL of its own: the rewrite appends the key's PEXPIREAT after these commands
+        // when (and only when) the key had one; setting one here would give a key that had
+        // none (PERSIST, RESTORE with TTL 0) a TTL after an AOF restart.
         drop(key);
         replicate::verbatim(ctx)?;
         ctx.signal_modified(name)?;
