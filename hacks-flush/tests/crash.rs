@@ -2,8 +2,7 @@
 //! moments and restarted; at the end the table holds exactly the totals sent (nothing lost,
 //! nothing counted twice). Against SQLite and a real PostgreSQL server.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use hacks_test_support as common;
 mod flush;
 mod pg;
 

@@ -1,7 +1,6 @@
 //! The worker end to end against a real PostgreSQL server (tests/pg) and redis-server.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use hacks_test_support as common;
 mod flush;
 mod pg;
 

@@ -1,7 +1,6 @@
 //! The worker end to end against real redis-server processes (with the module) and SQLite.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use hacks_test_support as common;
 mod flush;
 
 use std::collections::BTreeMap;

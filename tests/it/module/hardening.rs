@@ -2,9 +2,7 @@
 //! read-only key specs, OOM refusal that changes nothing, COMMAND DOCS, RESP3 maps, and
 //! module settings at load time (`MODULE LOADEX ... CONFIG`).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// (name, flags, first key position) of every command the module registered.
 fn module_commands(c: &mut Connection) -> Vec<(String, Vec<String>, i64, i64)> {

@@ -2,12 +2,10 @@
 //! COST 0, PEEK, every error case (key unchanged), MULTI/EXEC and Lua, replication to a
 //! replica and persistence across AOF restart and RDB reload.
 
-mod common;
-
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn hit(con: &mut Connection, key: &str, rest: &[&str]) -> [i64; 5] {
     let mut c = redis::cmd("HACK.RATEHIT");

@@ -2,13 +2,11 @@
 //! every error leaving keys unchanged, RESP3 maps, MULTI/Lua, replication, persistence (AOF,
 //! AOF rewrite, RDB reload, DUMP/RESTORE, COPY) and batch ids that are never reused.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Entries of a RESP2 flat array or a RESP3 map, in reply order.
 fn entries(v: &Value) -> Vec<(String, i64)> {

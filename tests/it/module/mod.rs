@@ -2,11 +2,15 @@
 //! refusing unknown arguments without crashing, the panic guard, command metadata (flags,
 //! key specs, docs) and the INFO section.
 
-mod common;
+mod cluster;
+mod fuzz;
+mod hardening;
+mod memory;
+mod valgrind;
 
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn module_list_shows_hacks() {
@@ -59,7 +63,7 @@ fn module_load_at_runtime_and_unknown_args_refused() {
 fn loadmodule_with_unknown_argument_exits_cleanly() {
     let dir = std::env::temp_dir().join(format!("redis-hacks-badarg-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let out = Command::new("redis-server")
+    let out = Command::new(server_bin())
         .args([
             "--port",
             &free_port().to_string(),

@@ -5,11 +5,9 @@
 //! every reply must parse, and a call answered with an error must leave every key exactly as
 //! it was.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 
 struct Rng(u64);
 impl Rng {

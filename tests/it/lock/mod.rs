@@ -4,8 +4,6 @@
 //! leaving the key unchanged, replication (including hand-offs made by a timer), persistence
 //! and fencing tokens that only go up.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -15,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// `HACK.LOCK key owner ttl [WAIT t]` -> Some(token) or None (nil).
 fn lock(c: &mut Connection, key: &str, owner: &str, ttl: u64, wait: Option<u64>) -> Option<i64> {

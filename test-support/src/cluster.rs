@@ -40,7 +40,7 @@ impl Cluster {
             replicas.to_string(),
             "--cluster-yes".into(),
         ]);
-        let out = Command::new("redis-cli")
+        let out = Command::new(super::cli_bin())
             .args(&args)
             .output()
             .expect("run redis-cli --cluster create");

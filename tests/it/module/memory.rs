@@ -1,9 +1,7 @@
 //! Memory: creating and deleting a million keys of each module data type gives the memory
 //! back, and `MEMORY USAGE` is close to what a key really costs (`INFO memory` deltas).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const N: usize = 1_000_000;
 const CHUNK: usize = 20_000;

@@ -2,12 +2,10 @@
 //! randomized increments across two rollups, back-fill, `-`/`+`, multi-key sums, retention
 //! drop, idle-series expiry, every error leaving keys unchanged, replication and persistence.
 
-mod common;
-
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn cmd(c: &mut Connection, args: &[String]) -> Value {
     let mut r = redis::cmd(&args[0]);

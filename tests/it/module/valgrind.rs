@@ -4,14 +4,12 @@
 //! with the `system-alloc` feature so its allocations go through the C library, which
 //! valgrind tracks (the server's own allocator is invisible to it).
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn valgrind_module() -> PathBuf {
     let root = workspace_root();
@@ -74,7 +72,7 @@ fn no_invalid_access_or_leak_under_valgrind() {
             "--errors-for-leak-kinds=definite",
             "--track-origins=yes",
         ])
-        .arg("redis-server")
+        .arg(server_bin())
         .args([
             "--port",
             &port.to_string(),

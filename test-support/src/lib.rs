@@ -4,8 +4,6 @@
 //! The module is never linked into a test binary: the harness runs `cargo build --release
 //! --lib` once per test binary (a no-op when the `.so` is fresh) and loads the `.so`.
 
-#![allow(dead_code)]
-
 use std::fs;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +17,7 @@ use std::time::{Duration, Instant};
 pub use redis::{Connection, Value};
 
 pub mod cluster;
+pub mod conformance;
 
 /// Path of the module, built (or confirmed fresh) once per test binary.
 pub fn module_path() -> &'static Path {
@@ -48,17 +47,21 @@ pub fn module_path() -> &'static Path {
     })
 }
 
-/// The workspace root (this file is shared by the module's tests and the worker's tests).
+/// The workspace root (this crate's parent folder).
 pub fn workspace_root() -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    while !dir.join("src/module/load.rs").exists() {
-        assert!(
-            dir.pop(),
-            "workspace root not found above {}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-    }
-    dir
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+}
+
+/// The server binary the suite runs against: `HACKS_REDIS_SERVER` (set by `scripts/test`
+/// for each server in turn), else `redis-server` on PATH.
+pub fn server_bin() -> String {
+    std::env::var("HACKS_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
+}
+
+/// The CLI of the same server build (`HACKS_REDIS_CLI`), else `redis-cli` on PATH.
+pub fn cli_bin() -> String {
+    std::env::var("HACKS_REDIS_CLI").unwrap_or_else(|_| "redis-cli".into())
 }
 
 /// How to start a server.
@@ -183,7 +186,7 @@ impl Server {
 
     /// Start the process and wait until it answers PING. False if it died (port taken).
     fn spawn(&mut self, module: &Path) -> bool {
-        let child = Command::new("redis-server")
+        let child = Command::new(server_bin())
             .args(self.args(module))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

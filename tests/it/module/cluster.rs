@@ -3,15 +3,13 @@
 //! with exact totals afterwards, and a failover that keeps every write acknowledged by
 //! `WAIT 1`.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::cluster::Cluster;
-use common::*;
+use crate::common::cluster::Cluster;
+use crate::common::*;
 
 fn q<T: redis::FromRedisValue>(
     c: &mut impl redis::ConnectionLike,
