@@ -1,9 +1,11 @@
 //! redis-hacks: atomic server-side commands for the everyday Redis patterns (rate limits,
 //! write buffers, time-series counters, locks), loaded into a stock redis-server.
 //!
-//! Layout: `module/` holds what every family shares (guard, args, replies, replication,
-//! INFO); each command family has its own folder (`ratelimit/`, ...). Start at
-//! `module/load.rs`, which registers every command.
+//! Layout: `module/` holds the mechanisms every family shares (guard, args, replies,
+//! replication, settings, INFO, data-type plumbing) and names no family; each command family
+//! has its own folder (`ratelimit/`, ...) whose `mod.rs` defines its [`module::family::Family`];
+//! [`FAMILIES`] below is the one list of them. A command `HACK.X` lives in
+//! `<family>/commands/x.rs`.
 
 // Command paths must never panic (a panic would abort redis-server): no unwrap/expect, no
 // explicit panics, no indexing that can go out of bounds, no arithmetic that can overflow or
@@ -26,8 +28,18 @@ pub mod module;
 pub mod ratelimit;
 pub mod timeseries;
 
+/// Every family, in `INFO hacks` order. A new family is one line here.
+pub static FAMILIES: &[&module::family::Family] = &[
+    &ratelimit::FAMILY,
+    &buffer::FAMILY,
+    &timeseries::FAMILY,
+    &lock::FAMILY,
+];
+
 #[cfg(not(test))]
-use module::load::init;
+fn init(ctx: &redis_module::Context, args: &[redis_module::RedisString]) -> redis_module::Status {
+    module::load::init(ctx, args, FAMILIES)
+}
 
 // The server's allocator backs every Rust allocation inside the module (so INFO memory and
 // maxmemory see it). Unit tests run without a server and keep the system allocator.

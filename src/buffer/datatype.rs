@@ -7,17 +7,12 @@
 //! entry_count, (member, value)*)*`.
 //! Module aux data (before the keyspace): the batch-id high-water mark.
 
-use std::ffi::c_void;
 use std::os::raw::c_int;
 use std::rc::Rc;
 
-use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleString};
-
 use crate::module::args::RStr;
-use crate::module::ctx::Ctx;
-use crate::module::datatype::{
-    aux_load, aux_save, create, empty_methods, free_boxed, guarded, load_boxed, AuxMark,
-};
+use crate::module::datatype::ModuleType;
+use crate::module::highwater::HighWater;
 use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
 
@@ -26,26 +21,109 @@ use super::store::{Batch, Buffer, Member};
 
 pub static BUFFER_TYPE: DataType<Buffer> = DataType::new();
 
-/// The batch-id mark travels in the RDB as this type's aux data.
-struct Marks;
-impl AuxMark for Marks {
-    fn mark() -> &'static crate::module::highwater::HighWater {
-        &ids::BATCH_IDS
-    }
-}
-
-/// Exactly 9 characters, as Redis requires.
-const TYPE_NAME: &std::ffi::CStr = c"hacks-buf";
-const ENCODING_VERSION: c_int = 1;
 /// Pairs per `HACK.BUFINCR` line in a rewritten AOF.
 const AOF_CHUNK: usize = 512;
 
-unsafe fn buffer<'a>(value: *const c_void) -> Option<&'a Buffer> {
-    unsafe { value.cast::<Buffer>().as_ref() }
-}
+impl ModuleType for Buffer {
+    const NAME: &'static std::ffi::CStr = c"hacks-buf";
+    const ENCODING_VERSION: c_int = 1;
+    const WHAT: &'static str = "buffer";
 
-unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
-    load_boxed("buffer", encver, ENCODING_VERSION, || load(&Loader(rdb)))
+    fn handle() -> &'static DataType<Self> {
+        &BUFFER_TYPE
+    }
+
+    fn load(io: &Loader, _encver: c_int) -> Option<Self> {
+        load(io)
+    }
+
+    fn save(&self, io: &Saver) {
+        io.unsigned(self.pending_len() as u64);
+        for (m, v) in self.pending_in_order() {
+            io.bytes(m);
+            io.signed(v);
+        }
+        io.unsigned(self.batch_count() as u64);
+        for (id, batch) in self.batches() {
+            io.unsigned(id);
+            io.signed(batch.deadline_ms);
+            io.unsigned(batch.delivery);
+            io.unsigned(batch.entries.len() as u64);
+            for (m, v) in &batch.entries {
+                io.bytes(m);
+                io.signed(*v);
+            }
+        }
+    }
+
+    /// Batches first (`HACK.BUFBATCH` with explicit entries and absolute deadlines), then
+    /// pending entries in drain order (`HACK.BUFINCR`, in chunks).
+    fn rewrite(&self, aof: &Aof, key: RStr) {
+        for (id, batch) in self.batches() {
+            let mut args =
+                StrVec::with_capacity(batch.entries.len().saturating_mul(2).saturating_add(3));
+            let mut ok = args.push_int(i128::from(id))
+                && args.push_int(i128::from(batch.deadline_ms))
+                && args.push_int(i128::from(batch.delivery));
+            for (m, v) in &batch.entries {
+                ok = ok && args.push(m) && args.push_int(i128::from(*v));
+            }
+            if ok {
+                aof.emit(c"HACK.BUFBATCH", key, &mut args);
+            }
+        }
+        let mut args = StrVec::with_capacity(2 * AOF_CHUNK);
+        for (m, v) in self.pending_in_order() {
+            args.push(m);
+            args.push_int(i128::from(v));
+            if args.len() >= 2 * AOF_CHUNK {
+                aof.emit(c"HACK.BUFINCR", key, &mut args);
+                args.clear();
+            }
+        }
+        if !args.is_empty() {
+            aof.emit(c"HACK.BUFINCR", key, &mut args);
+        }
+    }
+
+    /// Order-independent for pending entries (members sorted), so a master and a replica
+    /// that hold the same entries digest alike whatever their internal queue order.
+    fn digest(&self, d: &Digest) {
+        let mut pending: Vec<(&Member, i64)> = self.pending_in_order().collect();
+        pending.sort_unstable_by(|x, y| x.0.cmp(y.0));
+        for (m, v) in pending {
+            d.bytes(m);
+            d.int(v);
+            d.end_sequence();
+        }
+        for (id, batch) in self.batches() {
+            d.int(id as i64);
+            d.int(batch.deadline_ms);
+            d.int(batch.delivery as i64);
+            for (m, v) in &batch.entries {
+                d.bytes(m);
+                d.int(*v);
+            }
+            d.end_sequence();
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        Buffer::heap_bytes(self)
+    }
+
+    fn free_effort(&self) -> usize {
+        Buffer::free_effort(self)
+    }
+
+    fn deep_copy(&self) -> Self {
+        deep_copy(self)
+    }
+
+    /// The batch-id mark travels in the RDB as this type's aux data.
+    fn aux_mark() -> Option<&'static HighWater> {
+        Some(&ids::BATCH_IDS)
+    }
 }
 
 fn load_entry(io: &Loader) -> Option<(Vec<u8>, i64)> {
@@ -93,129 +171,6 @@ fn apply_pending(b: &mut Buffer, chunk: &[(Vec<u8>, i64)]) -> Option<()> {
     b.incr(&pairs, None).ok().map(|_| ())
 }
 
-unsafe extern "C" fn rdb_save(rdb: *mut RedisModuleIO, value: *mut c_void) {
-    let Some(b) = (unsafe { buffer(value) }) else {
-        return;
-    };
-    guarded("buffer", "save", || {
-        let io = Saver(rdb);
-        io.unsigned(b.pending_len() as u64);
-        for (m, v) in b.pending_in_order() {
-            io.bytes(m);
-            io.signed(v);
-        }
-        io.unsigned(b.batch_count() as u64);
-        for (id, batch) in b.batches() {
-            io.unsigned(id);
-            io.signed(batch.deadline_ms);
-            io.unsigned(batch.delivery);
-            io.unsigned(batch.entries.len() as u64);
-            for (m, v) in &batch.entries {
-                io.bytes(m);
-                io.signed(*v);
-            }
-        }
-    });
-}
-
-/// Rewritten AOF: batches first (`HACK.BUFBATCH` with explicit entries and absolute
-/// deadlines), then pending entries in drain order (`HACK.BUFINCR`, in chunks).
-unsafe extern "C" fn aof_rewrite(
-    aof: *mut RedisModuleIO,
-    key: *mut RedisModuleString,
-    value: *mut c_void,
-) {
-    let Some(b) = (unsafe { buffer(value) }) else {
-        return;
-    };
-    let (aof, key) = (Aof(aof), RStr::from_raw(key));
-    guarded("buffer", "AOF rewrite", || {
-        for (id, batch) in b.batches() {
-            let mut args =
-                StrVec::with_capacity(batch.entries.len().saturating_mul(2).saturating_add(3));
-            let mut ok = args.push_int(i128::from(id))
-                && args.push_int(i128::from(batch.deadline_ms))
-                && args.push_int(i128::from(batch.delivery));
-            for (m, v) in &batch.entries {
-                ok = ok && args.push(m) && args.push_int(i128::from(*v));
-            }
-            if ok {
-                aof.emit(c"HACK.BUFBATCH", key, &mut args);
-            }
-        }
-        let mut args = StrVec::with_capacity(2 * AOF_CHUNK);
-        for (m, v) in b.pending_in_order() {
-            args.push(m);
-            args.push_int(i128::from(v));
-            if args.len() >= 2 * AOF_CHUNK {
-                aof.emit(c"HACK.BUFINCR", key, &mut args);
-                args.clear();
-            }
-        }
-        if !args.is_empty() {
-            aof.emit(c"HACK.BUFINCR", key, &mut args);
-        }
-    });
-}
-
-/// Order-independent for pending entries (members sorted), so a master and a replica that
-/// hold the same entries digest alike whatever their internal queue order.
-unsafe extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
-    let Some(b) = (unsafe { buffer(value) }) else {
-        return;
-    };
-    guarded("buffer", "digest", || {
-        let d = Digest(md);
-        let mut pending: Vec<(&Member, i64)> = b.pending_in_order().collect();
-        pending.sort_unstable_by(|x, y| x.0.cmp(y.0));
-        for (m, v) in pending {
-            d.bytes(m);
-            d.int(v);
-            d.end_sequence();
-        }
-        for (id, batch) in b.batches() {
-            d.int(id as i64);
-            d.int(batch.deadline_ms);
-            d.int(batch.delivery as i64);
-            for (m, v) in &batch.entries {
-                d.bytes(m);
-                d.int(*v);
-            }
-            d.end_sequence();
-        }
-    });
-}
-
-unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
-    let Some(b) = (unsafe { buffer(value) }) else {
-        return 0;
-    };
-    guarded("buffer", "memory usage", || {
-        std::mem::size_of::<Buffer>()
-            .saturating_add(b.heap_bytes())
-            .saturating_add(crate::module::typedkey::VALUE_WRAPPER_BYTES)
-    })
-    .unwrap_or(0)
-}
-
-unsafe extern "C" fn free_effort(_key: *mut RedisModuleString, value: *const c_void) -> usize {
-    unsafe { buffer(value) }.map_or(1, Buffer::free_effort)
-}
-
-unsafe extern "C" fn copy(
-    _from: *mut RedisModuleString,
-    _to: *mut RedisModuleString,
-    value: *const c_void,
-) -> *mut c_void {
-    let Some(b) = (unsafe { buffer(value) }) else {
-        return std::ptr::null_mut();
-    };
-    match guarded("buffer", "copy", || deep_copy(b)) {
-        Some(c) => Box::into_raw(Box::new(c)).cast(),
-        None => std::ptr::null_mut(),
-    }
-}
-
 /// A copy that shares no member names with the original (the copy may be freed on another
 /// thread by lazy free, and `Rc` counts are not atomic).
 fn deep_copy(b: &Buffer) -> Buffer {
@@ -240,22 +195,4 @@ fn deep_copy(b: &Buffer) -> Buffer {
     let pairs: Vec<(&[u8], i64)> = pending.iter().map(|(m, v)| (m.as_slice(), *v)).collect();
     let _ = c.incr(&pairs, None);
     c
-}
-
-/// Register the type (module load only).
-pub fn register(ctx: &Ctx) -> Result<(), String> {
-    let mut methods = empty_methods();
-    methods.rdb_load = Some(rdb_load);
-    methods.rdb_save = Some(rdb_save);
-    methods.aof_rewrite = Some(aof_rewrite);
-    methods.mem_usage = Some(mem_usage);
-    methods.digest = Some(digest);
-    methods.free = Some(free_boxed::<Buffer>);
-    methods.aux_load = Some(aux_load::<Marks>);
-    methods.aux_save = Some(aux_save::<Marks>);
-    methods.aux_save_triggers = raw::REDISMODULE_AUX_BEFORE_RDB as c_int;
-    methods.free_effort = Some(free_effort);
-    methods.copy = Some(copy);
-    BUFFER_TYPE.set(create(ctx, TYPE_NAME, ENCODING_VERSION, methods)?);
-    Ok(())
 }

@@ -9,17 +9,35 @@
 //!   glue of the queues);
 //! - `effect.rs`: writing a held lock and replicating it as `HACK.LOCKSET ... PXAT`;
 //! - `datatype.rs`: the `hacks-lck` data type (RDB, AOF rewrite, digest, copy, memory);
-//! - one file per command (`acquire.rs` is `HACK.LOCK`).
+//! - `commands/`: one file per command.
 
-pub mod acquire;
+use crate::module::ctx::Ctx;
+use crate::module::family::Family;
+
+pub mod commands;
 pub mod datatype;
 pub mod effect;
-pub mod extend;
 pub mod lease;
-pub mod lockinfo;
-pub mod lockset;
 pub mod queue;
 pub mod stats;
 pub mod token;
-pub mod unlock;
 pub mod waiters;
+
+pub static FAMILY: Family = Family {
+    name: "lock",
+    register,
+    settings: &[],
+    info: stats::FIELDS,
+    gauges: &[(c"lock_waiters_now", waiting_now)],
+};
+
+fn register(ctx: &Ctx) -> Result<(), String> {
+    crate::module::datatype::register::<lease::Lock>(ctx)?;
+    waiters::register(ctx)?;
+    effect::init()?;
+    commands::register_all(ctx)
+}
+
+fn waiting_now() -> u64 {
+    waiters::waiting_now() as u64
+}

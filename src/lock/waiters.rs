@@ -30,7 +30,6 @@
 use std::cell::RefCell;
 use std::ffi::c_void;
 use std::os::raw::{c_char, c_int};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::raw::{
     self, RedisModuleBlockedClient, RedisModuleCtx, RedisModuleEvent, RedisModuleString,
@@ -100,19 +99,9 @@ const SLOT_MOVED: CmdError = CmdError::Static(
     "ERR the lock's slot is no longer served by this node; retry on the node that serves it",
 );
 
+/// Every callback below runs inside the module's one guard.
 fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => Some(r),
-        Err(_) => {
-            crate::module::stats::PANICS_CAUGHT.incr();
-            log(
-                None,
-                c"warning",
-                &format!("hacks: internal error in lock {what}"),
-            );
-            None
-        }
-    }
+    crate::module::guard::guarded(format_args!("lock {what}"), f)
 }
 
 fn unblock(handle: usize, outcome: Option<Outcome>) {

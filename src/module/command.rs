@@ -7,7 +7,6 @@
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use redis_module::raw::{self, RedisModuleCtx, RedisModuleString, REDISMODULE_OK};
@@ -15,7 +14,7 @@ use redis_module::raw::{self, RedisModuleCtx, RedisModuleString, REDISMODULE_OK}
 use super::args::Args;
 use super::ctx::Ctx;
 use super::error::CmdError;
-use super::stats::PANICS_CAUGHT;
+use super::guard::guarded;
 
 /// Which arguments are keys and how the command uses them.
 #[derive(Clone, Copy)]
@@ -25,8 +24,49 @@ pub struct KeySpec {
     /// argv index of the last key; negative counts from the end (-1 = last argument).
     pub last: c_int,
     pub step: c_int,
-    /// `REDISMODULE_CMD_KEY_*` flags, e.g. `RW | ACCESS | UPDATE` or `RO | ACCESS`.
+    /// `REDISMODULE_CMD_KEY_*` flags, e.g. [`KeySpec::UPDATE`] or [`KeySpec::READ`].
     pub flags: u32,
+}
+
+impl KeySpec {
+    /// Reads the value (`RO ACCESS`): read-only for ACL `%R~` patterns.
+    pub const READ: u32 = raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS;
+    /// Reads and modifies the value in place (`RW ACCESS UPDATE`).
+    pub const UPDATE: u32 = raw::REDISMODULE_CMD_KEY_RW
+        | raw::REDISMODULE_CMD_KEY_ACCESS
+        | raw::REDISMODULE_CMD_KEY_UPDATE;
+    /// Reads the value and may delete the key (`RW ACCESS DELETE`).
+    pub const TAKE: u32 = raw::REDISMODULE_CMD_KEY_RW
+        | raw::REDISMODULE_CMD_KEY_ACCESS
+        | raw::REDISMODULE_CMD_KEY_DELETE;
+    /// Modifies without returning data (`RW UPDATE`): the internal effect commands.
+    pub const APPLY: u32 = raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE;
+    /// Modifies without returning data and may delete the key (`RW DELETE`).
+    pub const REMOVE: u32 = raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE;
+    /// Replaces the value whatever it was (`OW UPDATE`).
+    pub const OVERWRITE: u32 = raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_UPDATE;
+    /// Creates the value (`OW INSERT`).
+    pub const CREATE: u32 = raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_INSERT;
+
+    /// The one key at argv\[1\]: the shape of almost every command.
+    pub const fn one(flags: u32) -> Option<Self> {
+        Some(KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            flags,
+        })
+    }
+
+    /// Keys from argv\[1\] to `last` (negative: counted from the end).
+    pub const fn from_first_to(last: c_int, flags: u32) -> Option<Self> {
+        Some(KeySpec {
+            first: 1,
+            last,
+            step: 1,
+            flags,
+        })
+    }
 }
 
 /// Argument kinds for `COMMAND DOCS`.
@@ -150,6 +190,48 @@ pub struct CommandDef {
     pub complexity: &'static CStr,
     pub since: &'static CStr,
     pub args: &'static [ArgDoc],
+    /// Most arguments (name included) the command takes; 0: no upper bound beyond arity.
+    pub max_argc: usize,
+    /// Past the minimum, arguments come in groups of this many (2 for `member increment`
+    /// pairs); 1: any count.
+    pub argc_step: usize,
+}
+
+impl CommandDef {
+    /// The defaults of the fields most commands leave alone: `..CommandDef::BASE`.
+    pub const BASE: CommandDef = CommandDef {
+        name: c"",
+        flags: c"",
+        arity: 1,
+        keys: None,
+        summary: c"",
+        complexity: c"O(1)",
+        since: c"0.1.0",
+        args: &[],
+        max_argc: 0,
+        argc_step: 1,
+    };
+
+    /// The argument count the definition allows, checked once by the trampoline for every
+    /// command (the server checks `arity` too, but not the upper bound or the grouping).
+    pub fn check_arity(&self, argc: usize) -> Result<(), CmdError> {
+        let min = self.arity.unsigned_abs() as usize;
+        let ok = if self.arity >= 0 {
+            argc == min
+        } else {
+            argc >= min
+                && (self.max_argc == 0 || argc <= self.max_argc)
+                && argc
+                    .saturating_sub(min)
+                    .checked_rem(self.argc_step)
+                    .is_none_or(|r| r == 0)
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(CmdError::arity(&self.name.to_string_lossy()))
+        }
+    }
 }
 
 /// A command: its definition and its handler. The handler sends its own reply on success;
@@ -166,19 +248,23 @@ unsafe extern "C" fn trampoline<C: Command>(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    let name = C::DEF.name;
+    let ran = guarded(name.to_string_lossy(), || {
         let c = Ctx::from_raw(ctx);
+        // SAFETY: the server passes `argc` valid strings in `argv` for this call.
         let args = unsafe { Args::from_raw(argv, argc) };
-        match C::run(&c, &args) {
-            Ok(()) => {}
-            Err(e) => c.reply_error(&e),
+        let outcome = match C::DEF.check_arity(args.len()) {
+            Ok(()) => C::run(&c, &args),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            c.reply_error(&e);
         }
-    }));
-    if outcome.is_err() {
-        PANICS_CAUGHT.incr();
+    });
+    if ran.is_none() {
         let msg = format!(
             "ERR internal error in {}; the module caught it and logged it (please report it)",
-            C::DEF.name.to_string_lossy()
+            name.to_string_lossy()
         );
         Ctx::from_raw(ctx).reply_error(&CmdError::msg(msg));
     }

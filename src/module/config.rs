@@ -17,37 +17,24 @@ pub struct IntSetting {
     pub default: i64,
     pub min: i64,
     pub max: i64,
-    pub value: &'static AtomicI64,
+    value: AtomicI64,
 }
 
 impl IntSetting {
+    pub const fn new(name: &'static CStr, default: i64, min: i64, max: i64) -> Self {
+        IntSetting {
+            name,
+            default,
+            min,
+            max,
+            value: AtomicI64::new(default),
+        }
+    }
+
     pub fn get(&self) -> i64 {
         self.value.load(Ordering::Relaxed)
     }
 }
-
-/// `hacks.buffer-max-members`: pending members one write buffer may hold.
-pub static BUFFER_MAX_MEMBERS_VALUE: AtomicI64 = AtomicI64::new(1_000_000);
-pub static BUFFER_MAX_MEMBERS: IntSetting = IntSetting {
-    name: c"buffer-max-members",
-    default: 1_000_000,
-    min: 1,
-    max: i64::MAX,
-    value: &BUFFER_MAX_MEMBERS_VALUE,
-};
-
-/// `hacks.ts-max-range-points`: most points one HACK.TSRANGE reply may hold.
-pub static TS_MAX_RANGE_POINTS_VALUE: AtomicI64 = AtomicI64::new(100_000);
-pub static TS_MAX_RANGE_POINTS: IntSetting = IntSetting {
-    name: c"ts-max-range-points",
-    default: 100_000,
-    min: 1,
-    max: 100_000_000,
-    value: &TS_MAX_RANGE_POINTS_VALUE,
-};
-
-/// Every integer setting, registered at load.
-pub static SETTINGS: &[&IntSetting] = &[&BUFFER_MAX_MEMBERS, &TS_MAX_RANGE_POINTS];
 
 /// One string setting: validated (and parsed) by `check` before it is accepted.
 pub struct StrSetting {
@@ -55,20 +42,30 @@ pub struct StrSetting {
     pub default: &'static CStr,
     pub check: fn(&[u8]) -> Result<(), String>,
     /// The current value, held for `CONFIG GET` (a retained server string).
-    pub held: &'static AtomicPtr<RedisModuleString>,
+    held: AtomicPtr<RedisModuleString>,
 }
 
-/// `hacks.ts-default-rollups`: rollups of series created implicitly by HACK.TSINCR.
-pub static TS_DEFAULT_ROLLUPS_HELD: AtomicPtr<RedisModuleString> =
-    AtomicPtr::new(std::ptr::null_mut());
-pub static TS_DEFAULT_ROLLUPS: StrSetting = StrSetting {
-    name: c"ts-default-rollups",
-    default: c"10s:1d,1h:90d,1d:2y",
-    check: crate::timeseries::defaults::set,
-    held: &TS_DEFAULT_ROLLUPS_HELD,
-};
+impl StrSetting {
+    pub const fn new(
+        name: &'static CStr,
+        default: &'static CStr,
+        check: fn(&[u8]) -> Result<(), String>,
+    ) -> Self {
+        StrSetting {
+            name,
+            default,
+            check,
+            held: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+}
 
-pub static STR_SETTINGS: &[&StrSetting] = &[&TS_DEFAULT_ROLLUPS];
+/// A family's setting, of either kind.
+#[derive(Clone, Copy)]
+pub enum Setting {
+    Int(&'static IntSetting),
+    Str(&'static StrSetting),
+}
 
 unsafe extern "C" fn get_str(
     _name: *const c_char,
@@ -135,66 +132,71 @@ unsafe extern "C" fn set_int(
 }
 
 /// Register every setting, then apply values from the config file / LOADEX.
-pub fn register_all(ctx: &Ctx) -> Result<(), String> {
+pub fn register_all(ctx: &Ctx, settings: impl Iterator<Item = Setting>) -> Result<(), String> {
     let (Some(reg), Some(load)) = (unsafe { raw::RedisModule_RegisterNumericConfig }, unsafe {
         raw::RedisModule_LoadConfigs
     }) else {
         // Before 7.0 there are no module configs: the defaults apply.
         return Ok(());
     };
-    for s in SETTINGS {
-        s.value.store(s.default, Ordering::Relaxed);
-        let privdata = (*s as *const IntSetting).cast_mut().cast::<c_void>();
-        let status = unsafe {
-            reg(
-                ctx.raw(),
-                s.name.as_ptr(),
-                s.default,
-                raw::REDISMODULE_CONFIG_DEFAULT as c_uint,
-                s.min,
-                s.max,
-                Some(get_int),
-                Some(set_int),
-                None,
-                privdata,
-            )
-        };
-        if status != raw::REDISMODULE_OK as c_int {
-            return Err(format!(
-                "could not register config hacks.{}",
-                s.name.to_string_lossy()
-            ));
-        }
-    }
-    if let Some(reg_str) = unsafe { raw::RedisModule_RegisterStringConfig } {
-        for s in STR_SETTINGS {
-            // Apply the default first so the setting is valid even before the server sets it.
-            (s.check)(s.default.to_bytes()).map_err(|e| format!("bad default: {e}"))?;
-            if s.held.load(Ordering::Relaxed).is_null() {
-                if let Some(create) = unsafe { raw::RedisModule_CreateString } {
-                    let d = s.default.to_bytes();
-                    let held = unsafe { create(std::ptr::null_mut(), d.as_ptr().cast(), d.len()) };
-                    s.held.store(held, Ordering::Relaxed);
+    let reg_str = unsafe { raw::RedisModule_RegisterStringConfig };
+    for setting in settings {
+        match setting {
+            Setting::Int(s) => {
+                s.value.store(s.default, Ordering::Relaxed);
+                let privdata = (s as *const IntSetting).cast_mut().cast::<c_void>();
+                let status = unsafe {
+                    reg(
+                        ctx.raw(),
+                        s.name.as_ptr(),
+                        s.default,
+                        raw::REDISMODULE_CONFIG_DEFAULT as c_uint,
+                        s.min,
+                        s.max,
+                        Some(get_int),
+                        Some(set_int),
+                        None,
+                        privdata,
+                    )
+                };
+                if status != raw::REDISMODULE_OK as c_int {
+                    return Err(format!(
+                        "could not register config hacks.{}",
+                        s.name.to_string_lossy()
+                    ));
                 }
             }
-            let privdata = (*s as *const StrSetting).cast_mut().cast::<c_void>();
-            let status = unsafe {
-                reg_str(
-                    ctx.raw(),
-                    s.name.as_ptr(),
-                    s.default.as_ptr(),
-                    raw::REDISMODULE_CONFIG_DEFAULT as c_uint,
-                    Some(get_str),
-                    Some(set_str),
-                    None,
-                    privdata,
-                )
-            };
-            if status != raw::REDISMODULE_OK as c_int {
-                return Err(format!(
-                    "could not register config hacks.{}",
-                    s.name.to_string_lossy()
-                ));
+            Setting::Str(s) => {
+                let Some(reg_str) = reg_str else { continue };
+                // Apply the default first so the setting is valid even before the server sets it.
+                (s.check)(s.default.to_bytes()).map_err(|e| format!("bad default: {e}"))?;
+                if s.held.load(Ordering::Relaxed).is_null() {
+                    if let Some(create) = unsafe { raw::RedisModule_CreateString } {
+                        let d = s.default.to_bytes();
+                        let held =
+                            unsafe { create(std::ptr::null_mut(), d.as_ptr().cast(), d.len()) };
+                        s.held.store(held, Ordering::Relaxed);
+                    }
+                }
+                let privdata = (s as *const StrSetting).cast_mut().cast::<c_void>();
+                let status = unsafe {
+                    reg_str(
+                        ctx.raw(),
+                        s.name.as_ptr(),
+                        s.default.as_ptr(),
+                        raw::REDISMODULE_CONFIG_DEFAULT as c_uint,
+                        Some(get_str),
+                        Some(set_str),
+                        None,
+                        privdata,
+                    )
+                };
+                if status != raw::REDISMODULE_OK as c_int {
+                    return Err(format!(
+                        "could not register config hacks.{}",
+                        s.name.to_string_lossy()
+                    ));
+                }
             }
         }
     }

@@ -1,31 +1,59 @@
-//! Pieces every module data type shares: the panic guard for callbacks, typed access to a
-//! value pointer, generic `free`/`copy`, RDB aux save/load of a [`HighWater`] mark, and
-//! registration.
+//! Module data types: the [`ModuleType`] trait a family implements for its value, and the
+//! generic `extern "C"` callbacks the server calls (RDB load/save with aux id marks, AOF
+//! rewrite, digest, memory usage, free, copy), each inside the guard.
 
 use std::ffi::{c_void, CStr};
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::raw::{self, RedisModuleIO, RedisModuleString, RedisModuleType};
+use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleString};
 
+use super::args::RStr;
 use super::command::log;
 use super::ctx::Ctx;
 use super::highwater::HighWater;
-use super::io::{Loader, Saver};
+use super::io::{Aof, Digest, Loader, Saver};
+use super::typedkey::{DataType, VALUE_WRAPPER_BYTES};
 
-/// Run a data-type callback; a panic (which would abort the server from inside an RDB save
-/// or load) becomes a logged failure instead.
+/// Run a data-type callback inside the module's one guard (a panic inside an RDB save or
+/// load would abort the server).
 pub fn guarded<R>(family: &str, what: &str, f: impl FnOnce() -> R) -> Option<R> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => Some(r),
-        Err(_) => {
-            log(
-                None,
-                c"warning",
-                &format!("hacks: internal error in {family} {what}"),
-            );
-            None
-        }
+    super::guard::guarded(format_args!("{family} {what}"), f)
+}
+
+/// A module data type: what a family writes for its value; the `extern "C"` shims below
+/// (generic over the type) do the pointer handling and run every callback in the guard, so
+/// no family writes `unsafe` for its data type.
+pub trait ModuleType: Sized + 'static {
+    /// The server's name for the type: exactly 9 characters.
+    const NAME: &'static CStr;
+    /// The RDB encoding this build writes.
+    const ENCODING_VERSION: c_int;
+    /// The oldest encoding this build still reads (`load` gets the version it reads).
+    const OLDEST_ENCODING: c_int = Self::ENCODING_VERSION;
+    /// For log lines: "series", "lock", ...
+    const WHAT: &'static str;
+
+    /// Where the registered handle is kept.
+    fn handle() -> &'static DataType<Self>;
+    /// Read a value written with encoding `encver`. Every field is a claim to validate: `None`
+    /// on anything a real value could not hold (the load then fails cleanly).
+    fn load(io: &Loader, encver: c_int) -> Option<Self>;
+    fn save(&self, io: &Saver);
+    /// Commands that rebuild the value (the server appends the key's PEXPIREAT itself when
+    /// the key has a TTL, so these must not set one).
+    fn rewrite(&self, aof: &Aof, key: RStr);
+    fn digest(&self, d: &Digest);
+    /// Bytes the value owns on the heap (beyond `size_of::<Self>()`).
+    fn heap_bytes(&self) -> usize;
+    /// Allocations freeing it takes (the server frees large values on a thread).
+    fn free_effort(&self) -> usize {
+        1
+    }
+    /// A copy sharing nothing with `self` (COPY; the copy may be freed on another thread).
+    fn deep_copy(&self) -> Self;
+    /// An id high-water mark saved as aux data before the keyspace, if the type has one.
+    fn aux_mark() -> Option<&'static HighWater> {
+        None
     }
 }
 
@@ -33,129 +61,162 @@ pub fn guarded<R>(family: &str, what: &str, f: impl FnOnce() -> R) -> Option<R> 
 ///
 /// # Safety
 /// `value` must be null or a pointer obtained from `Box::<T>::into_raw` for this type.
-pub unsafe fn value_ref<'a, T>(value: *const c_void) -> Option<&'a T> {
+unsafe fn value_ref<'a, T>(value: *const c_void) -> Option<&'a T> {
+    // SAFETY: the caller guarantees the pointer is null or a live `Box<T>`.
     unsafe { value.cast::<T>().as_ref() }
 }
 
-/// Log and refuse an RDB encoding this build cannot read (returns true when refused).
-fn wrong_encoding(family: &str, encver: c_int, supported: c_int) -> bool {
-    if encver == supported {
-        return false;
-    }
-    log(
-        None,
-        c"warning",
-        &format!(
-            "hacks: cannot load {family} encoding version {encver} (this build reads {supported})"
-        ),
-    );
-    true
-}
-
-/// The shell of every `rdb_load`: refuse an unknown encoding, run `load` under the guard,
-/// and hand the server a boxed value (null on any failure, which fails the load cleanly).
-pub fn load_boxed<T>(
-    family: &str,
+unsafe extern "C" fn rdb_load<T: ModuleType>(
+    rdb: *mut RedisModuleIO,
     encver: c_int,
-    supported: c_int,
-    load: impl FnOnce() -> Option<T>,
 ) -> *mut c_void {
-    if wrong_encoding(family, encver, supported) {
+    if encver < T::OLDEST_ENCODING || encver > T::ENCODING_VERSION {
+        log(
+            None,
+            c"warning",
+            &format!(
+                "hacks: cannot load {} encoding version {encver} (this build reads {} to {})",
+                T::WHAT,
+                T::OLDEST_ENCODING,
+                T::ENCODING_VERSION
+            ),
+        );
         return std::ptr::null_mut();
     }
-    match guarded(family, "load", load).flatten() {
+    match guarded(T::WHAT, "load", || T::load(&Loader(rdb), encver)).flatten() {
         Some(v) => Box::into_raw(Box::new(v)).cast(),
         None => std::ptr::null_mut(),
     }
 }
 
-/// `free` for values stored as `Box<T>`.
-///
-/// # Safety
-/// Called by the server with a value of this type (from `Box::<T>::into_raw`), once.
-pub unsafe extern "C" fn free_boxed<T>(value: *mut c_void) {
+unsafe extern "C" fn rdb_save<T: ModuleType>(rdb: *mut RedisModuleIO, value: *mut c_void) {
+    // SAFETY: the server hands back a value of this type.
+    if let Some(v) = unsafe { value_ref::<T>(value) } {
+        guarded(T::WHAT, "save", || v.save(&Saver(rdb)));
+    }
+}
+
+unsafe extern "C" fn aof_rewrite<T: ModuleType>(
+    aof: *mut RedisModuleIO,
+    key: *mut RedisModuleString,
+    value: *mut c_void,
+) {
+    // SAFETY: as above.
+    if let Some(v) = unsafe { value_ref::<T>(value) } {
+        let key = RStr::from_raw(key);
+        guarded(T::WHAT, "AOF rewrite", || v.rewrite(&Aof(aof), key));
+    }
+}
+
+unsafe extern "C" fn digest<T: ModuleType>(md: *mut RedisModuleDigest, value: *mut c_void) {
+    // SAFETY: as above.
+    if let Some(v) = unsafe { value_ref::<T>(value) } {
+        guarded(T::WHAT, "digest", || v.digest(&Digest(md)));
+    }
+}
+
+unsafe extern "C" fn mem_usage<T: ModuleType>(value: *const c_void) -> usize {
+    // SAFETY: as above.
+    let Some(v) = (unsafe { value_ref::<T>(value) }) else {
+        return 0;
+    };
+    guarded(T::WHAT, "memory usage", || {
+        std::mem::size_of::<T>()
+            .saturating_add(v.heap_bytes())
+            .saturating_add(VALUE_WRAPPER_BYTES)
+    })
+    .unwrap_or(0)
+}
+
+unsafe extern "C" fn free_effort<T: ModuleType>(
+    _key: *mut RedisModuleString,
+    value: *const c_void,
+) -> usize {
+    // SAFETY: as above.
+    unsafe { value_ref::<T>(value) }
+        .and_then(|v| guarded(T::WHAT, "free effort", || v.free_effort()))
+        .unwrap_or(1)
+}
+
+unsafe extern "C" fn free<T: ModuleType>(value: *mut c_void) {
     if value.is_null() {
         return;
     }
-    // SAFETY: every value of this type came from Box::into_raw of a T.
+    // SAFETY: every value of this type came from Box::into_raw of a T, freed once.
     let v = unsafe { Box::from_raw(value.cast::<T>()) };
-    guarded("value", "free", move || drop(v));
+    guarded(T::WHAT, "free", move || drop(v));
 }
 
-/// `copy` (COPY, and what RESTORE-like paths need) for values that clone deeply.
-///
-/// # Safety
-/// Called by the server with a live value of this type.
-pub unsafe extern "C" fn copy_clone<T: Clone>(
+unsafe extern "C" fn copy<T: ModuleType>(
     _from: *mut RedisModuleString,
     _to: *mut RedisModuleString,
     value: *const c_void,
 ) -> *mut c_void {
+    // SAFETY: as above.
     let Some(v) = (unsafe { value_ref::<T>(value) }) else {
         return std::ptr::null_mut();
     };
-    match guarded("value", "copy", || v.clone()) {
+    match guarded(T::WHAT, "copy", || v.deep_copy()) {
         Some(c) => Box::into_raw(Box::new(c)).cast(),
         None => std::ptr::null_mut(),
     }
 }
 
-/// A family whose id mark travels in the RDB as module aux data.
-pub trait AuxMark {
-    fn mark() -> &'static HighWater;
-}
-
 /// Save the mark before the keyspace (so it is there even when no key is).
-///
-/// # Safety
-/// Called by the server with a valid RDB stream.
-pub unsafe extern "C" fn aux_save<M: AuxMark>(rdb: *mut RedisModuleIO, when: c_int) {
+unsafe extern "C" fn aux_save<T: ModuleType>(rdb: *mut RedisModuleIO, when: c_int) {
     if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
-        Saver(rdb).unsigned(M::mark().last());
+        if let Some(m) = T::aux_mark() {
+            Saver(rdb).unsigned(m.last());
+        }
     }
 }
 
-/// Raise the mark from the RDB.
-///
-/// # Safety
-/// Called by the server with a valid RDB stream.
-pub unsafe extern "C" fn aux_load<M: AuxMark>(
+/// Raise the mark from the RDB (a mark no clock could have produced is refused there).
+unsafe extern "C" fn aux_load<T: ModuleType>(
     rdb: *mut RedisModuleIO,
     _encver: c_int,
     when: c_int,
 ) -> c_int {
     if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
-        match Loader(rdb).unsigned() {
-            Some(v) => M::mark().observe(v),
-            None => return raw::REDISMODULE_ERR as c_int,
+        match (Loader(rdb).unsigned(), T::aux_mark()) {
+            (Some(v), Some(m)) => m.observe(v),
+            _ => return raw::REDISMODULE_ERR as c_int,
         }
     }
     raw::REDISMODULE_OK as c_int
 }
 
-/// Callbacks with every optional one absent (zero is "absent" in the server's struct).
-pub fn empty_methods() -> raw::RedisModuleTypeMethods {
-    // SAFETY: the struct is plain data of nullable function pointers and integers.
+/// Create the data type `T` (module load only).
+pub fn register<T: ModuleType>(ctx: &Ctx) -> Result<(), String> {
+    // SAFETY: the struct is plain data of nullable function pointers and integers; zero is
+    // "absent" for each.
     let mut m: raw::RedisModuleTypeMethods = unsafe { std::mem::zeroed() };
     m.version = raw::REDISMODULE_TYPE_METHOD_VERSION as u64;
-    m
-}
-
-/// Create a data type (module load only). `name` must be exactly 9 characters.
-pub fn create(
-    ctx: &Ctx,
-    name: &CStr,
-    encver: c_int,
-    mut methods: raw::RedisModuleTypeMethods,
-) -> Result<*mut RedisModuleType, String> {
+    m.rdb_load = Some(rdb_load::<T>);
+    m.rdb_save = Some(rdb_save::<T>);
+    m.aof_rewrite = Some(aof_rewrite::<T>);
+    m.mem_usage = Some(mem_usage::<T>);
+    m.digest = Some(digest::<T>);
+    m.free = Some(free::<T>);
+    m.free_effort = Some(free_effort::<T>);
+    m.copy = Some(copy::<T>);
+    if T::aux_mark().is_some() {
+        m.aux_load = Some(aux_load::<T>);
+        m.aux_save = Some(aux_save::<T>);
+        m.aux_save_triggers = raw::REDISMODULE_AUX_BEFORE_RDB as c_int;
+    }
+    // SAFETY: a function pointer read from the API table bound at load.
     let create =
         unsafe { raw::RedisModule_CreateDataType }.ok_or("no RedisModule_CreateDataType")?;
-    let ty = unsafe { create(ctx.raw(), name.as_ptr(), encver, &mut methods) };
+    // SAFETY: called at load with the load context; the name is NUL-terminated and the
+    // server copies the methods struct.
+    let ty = unsafe { create(ctx.raw(), T::NAME.as_ptr(), T::ENCODING_VERSION, &mut m) };
     if ty.is_null() {
         return Err(format!(
             "could not create data type {}",
-            name.to_string_lossy()
+            T::NAME.to_string_lossy()
         ));
     }
-    Ok(ty)
+    T::handle().set(ty);
+    Ok(())
 }

@@ -20,6 +20,7 @@ impl Command for TestPanic {
         complexity: c"O(1)",
         since: c"0.1.0",
         args: &[],
+        ..CommandDef::BASE
     };
 
     #[allow(clippy::panic)]

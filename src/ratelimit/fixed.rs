@@ -25,7 +25,7 @@ pub fn decide(
     cost: i64,
     stored: Option<Stored>,
 ) -> Outcome<i64> {
-    let start = super::verdict::window_start(now, period);
+    let start = super::math::window_start(now, period);
     let end = start.saturating_add(period);
     let (count, expires) = match stored {
         Some(Stored {
@@ -49,7 +49,7 @@ pub fn decide(
     } else {
         (true, n.saturating_add(c).max(0), -1)
     };
-    let new = super::verdict::narrow(new);
+    let new = super::math::narrow(new);
     let next = if new == count {
         Next::Keep
     } else if new == 0 {

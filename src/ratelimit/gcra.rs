@@ -12,7 +12,8 @@
 //!
 //! Refunds move TAT back by `|c|*T`, never before now (never beyond full capacity).
 
-use super::verdict::{div_ceil, narrow, Next, Outcome, Verdict};
+use super::math::{div_ceil, narrow};
+use super::verdict::{Next, Outcome, Verdict};
 
 /// Largest |TAT| accepted from a stored key, in µs (about 3 million years; a real TAT is at
 /// most `MAX_HORIZON_MS` past now). Converting a TAT to another unit multiplies it by a limit
@@ -128,7 +129,7 @@ mod tests {
     #[test]
     fn extreme_inputs_never_overflow() {
         // Unit tests run with overflow checks: each of these used to be able to panic.
-        use super::super::verdict::{MAX_AMOUNT, MAX_HORIZON_MS};
+        use super::super::math::{MAX_AMOUNT, MAX_HORIZON_MS};
         for tat in [
             i128::MAX,
             i128::MIN,

@@ -5,7 +5,7 @@ use crate::module::args::{is_keyword, missing_value, repeated_option, unknown_op
 use crate::module::error::{printable, CmdError};
 use crate::module::num::parse_i64;
 
-use super::verdict::{MAX_AMOUNT, MAX_HORIZON_MS};
+use super::math::{MAX_AMOUNT, MAX_HORIZON_MS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algo {

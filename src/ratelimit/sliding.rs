@@ -10,7 +10,8 @@
 //! different period is ignored (changing the period starts the limiter afresh).
 //! Refunds take from the current window first, then the previous one, never below zero.
 
-use super::verdict::{narrow, window_start, Next, Outcome, Verdict};
+use super::math::{narrow, window_start};
+use super::verdict::{Next, Outcome, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct State {
@@ -159,7 +160,7 @@ mod tests {
     #[test]
     fn extreme_inputs_never_overflow() {
         // Unit tests run with overflow checks: stored counts are any i64 a key may hold.
-        use super::super::verdict::{MAX_AMOUNT, MAX_HORIZON_MS};
+        use super::super::math::{MAX_AMOUNT, MAX_HORIZON_MS};
         for now in [i64::MIN, 0, i64::MAX] {
             for period in [1, MAX_HORIZON_MS] {
                 for (prev, cur) in [(i64::MAX, i64::MAX), (i64::MIN, i64::MIN), (0, i64::MAX)] {

@@ -4,14 +4,10 @@
 //! resolution_ms, retention_ms, has_newest, newest_idx, bucket_count, (idx, value)*` with
 //! only non-zero buckets, so the layout a server happens to use never shows in the data.
 
-use std::ffi::c_void;
 use std::os::raw::c_int;
 
-use redis_module::raw::{RedisModuleDigest, RedisModuleIO, RedisModuleString};
-
 use crate::module::args::RStr;
-use crate::module::ctx::Ctx;
-use crate::module::datatype::{copy_clone, create, empty_methods, free_boxed, guarded, load_boxed};
+use crate::module::datatype::ModuleType;
 use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
 
@@ -20,13 +16,96 @@ use super::spec::{valid_spec, validate, RollupSpec, MAX_ROLLUPS};
 
 pub static SERIES_TYPE: DataType<Series> = DataType::new();
 
-const TYPE_NAME: &std::ffi::CStr = c"hacks-tss";
-const ENCODING_VERSION: c_int = 1;
 /// Buckets per `HACK.TSSET` line in a rewritten AOF.
 const AOF_CHUNK: usize = 512;
 
-unsafe fn series<'a>(value: *const c_void) -> Option<&'a Series> {
-    unsafe { value.cast::<Series>().as_ref() }
+impl ModuleType for Series {
+    const NAME: &'static std::ffi::CStr = c"hacks-tss";
+    const ENCODING_VERSION: c_int = 1;
+    const WHAT: &'static str = "series";
+
+    fn handle() -> &'static DataType<Self> {
+        &SERIES_TYPE
+    }
+
+    fn load(io: &Loader, _encver: c_int) -> Option<Self> {
+        load(io)
+    }
+
+    fn save(&self, io: &Saver) {
+        io.unsigned(u64::from(self.expire_at_ms.is_some()));
+        io.signed(self.expire_at_ms.unwrap_or(0));
+        io.unsigned(self.rollups.len() as u64);
+        for r in &self.rollups {
+            io.signed(r.spec.resolution_ms);
+            io.signed(r.spec.retention_ms);
+            io.unsigned(u64::from(r.newest.is_some()));
+            io.signed(r.newest.unwrap_or(0));
+            io.unsigned(r.store.used() as u64);
+            r.store.each(i64::MIN, i64::MAX, |idx, v| {
+                io.signed(idx);
+                io.signed(v);
+            });
+        }
+    }
+
+    /// `HACK.TSCREATE key ROLLUPS ...`, then `HACK.TSSET key rollup_index newest [idx value
+    /// ...]` per rollup in chunks (bucket values as they are, rollup by rollup: coarser
+    /// rollups hold data finer ones already dropped, so replaying increments would not do).
+    fn rewrite(&self, aof: &Aof, key: RStr) {
+        let mut args = StrVec::with_capacity(self.rollups.len().saturating_add(1));
+        args.push(b"ROLLUPS");
+        for r in &self.rollups {
+            args.push(r.spec.to_string().as_bytes());
+        }
+        aof.emit(c"HACK.TSCREATE", key, &mut args);
+        for (i, r) in self.rollups.iter().enumerate() {
+            let Some(newest) = r.newest else { continue };
+            let mut args = StrVec::with_capacity(2 + 2 * AOF_CHUNK);
+            let start = |a: &mut StrVec| {
+                a.push_int(i as i128);
+                a.push_int(i128::from(newest));
+            };
+            start(&mut args);
+            r.store.each(i64::MIN, i64::MAX, |idx, v| {
+                args.push_int(i128::from(idx));
+                args.push_int(i128::from(v));
+                if args.len() >= 2 + 2 * AOF_CHUNK {
+                    aof.emit(c"HACK.TSSET", key, &mut args);
+                    args.clear();
+                    start(&mut args);
+                }
+            });
+            aof.emit(c"HACK.TSSET", key, &mut args);
+        }
+    }
+
+    fn digest(&self, d: &Digest) {
+        d.int(self.expire_at_ms.unwrap_or(i64::MIN));
+        for r in &self.rollups {
+            d.int(r.spec.resolution_ms);
+            d.int(r.spec.retention_ms);
+            d.int(r.newest.unwrap_or(i64::MIN));
+            r.store.each(i64::MIN, i64::MAX, |idx, v| {
+                d.int(idx);
+                d.int(v);
+            });
+            d.end_sequence();
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        Series::heap_bytes(self)
+    }
+
+    /// One allocation per rollup, whatever its size: freeing is cheap, never worth a thread.
+    fn free_effort(&self) -> usize {
+        self.rollups.len().saturating_add(1)
+    }
+
+    fn deep_copy(&self) -> Self {
+        self.clone()
+    }
 }
 
 fn load(io: &Loader) -> Option<Series> {
@@ -89,124 +168,4 @@ fn load(io: &Loader) -> Option<Series> {
     s.expire_at_ms = has_expiry.then_some(expire);
     s.refresh_expiry();
     Some(s)
-}
-
-unsafe extern "C" fn rdb_load(rdb: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
-    load_boxed("series", encver, ENCODING_VERSION, || load(&Loader(rdb)))
-}
-
-unsafe extern "C" fn rdb_save(rdb: *mut RedisModuleIO, value: *mut c_void) {
-    let Some(s) = (unsafe { series(value) }) else {
-        return;
-    };
-    guarded("series", "save", || {
-        let io = Saver(rdb);
-        io.unsigned(u64::from(s.expire_at_ms.is_some()));
-        io.signed(s.expire_at_ms.unwrap_or(0));
-        io.unsigned(s.rollups.len() as u64);
-        for r in &s.rollups {
-            io.signed(r.spec.resolution_ms);
-            io.signed(r.spec.retention_ms);
-            io.unsigned(u64::from(r.newest.is_some()));
-            io.signed(r.newest.unwrap_or(0));
-            io.unsigned(r.store.used() as u64);
-            r.store.each(i64::MIN, i64::MAX, |idx, v| {
-                io.signed(idx);
-                io.signed(v);
-            });
-        }
-    });
-}
-
-/// `HACK.TSCREATE key ROLLUPS ...`, then `HACK.TSSET key rollup_index newest [idx value ...]`
-/// per rollup in chunks (sets bucket values as they are, rollup by rollup: coarser rollups
-/// hold data finer ones already dropped, so replaying increments would not do). The expiry
-/// follows from the newest buckets; the server itself appends the key's PEXPIREAT.
-unsafe extern "C" fn aof_rewrite(
-    aof: *mut RedisModuleIO,
-    key: *mut RedisModuleString,
-    value: *mut c_void,
-) {
-    let Some(s) = (unsafe { series(value) }) else {
-        return;
-    };
-    let (aof, key) = (Aof(aof), RStr::from_raw(key));
-    guarded("series", "AOF rewrite", || {
-        let mut args = StrVec::with_capacity(s.rollups.len().saturating_add(1));
-        args.push(b"ROLLUPS");
-        for r in &s.rollups {
-            args.push(r.spec.to_string().as_bytes());
-        }
-        aof.emit(c"HACK.TSCREATE", key, &mut args);
-        for (i, r) in s.rollups.iter().enumerate() {
-            let Some(newest) = r.newest else { continue };
-            let mut args = StrVec::with_capacity(2 + 2 * AOF_CHUNK);
-            let start = |a: &mut StrVec| {
-                a.push_int(i as i128);
-                a.push_int(i128::from(newest));
-            };
-            start(&mut args);
-            r.store.each(i64::MIN, i64::MAX, |idx, v| {
-                args.push_int(i128::from(idx));
-                args.push_int(i128::from(v));
-                if args.len() >= 2 + 2 * AOF_CHUNK {
-                    aof.emit(c"HACK.TSSET", key, &mut args);
-                    args.clear();
-                    start(&mut args);
-                }
-            });
-            aof.emit(c"HACK.TSSET", key, &mut args);
-        }
-    });
-}
-
-unsafe extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
-    let Some(s) = (unsafe { series(value) }) else {
-        return;
-    };
-    guarded("series", "digest", || {
-        let d = Digest(md);
-        d.int(s.expire_at_ms.unwrap_or(i64::MIN));
-        for r in &s.rollups {
-            d.int(r.spec.resolution_ms);
-            d.int(r.spec.retention_ms);
-            d.int(r.newest.unwrap_or(i64::MIN));
-            r.store.each(i64::MIN, i64::MAX, |idx, v| {
-                d.int(idx);
-                d.int(v);
-            });
-            d.end_sequence();
-        }
-    });
-}
-
-unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
-    let Some(s) = (unsafe { series(value) }) else {
-        return 0;
-    };
-    guarded("series", "memory usage", || {
-        std::mem::size_of::<Series>()
-            .saturating_add(s.heap_bytes())
-            .saturating_add(crate::module::typedkey::VALUE_WRAPPER_BYTES)
-    })
-    .unwrap_or(0)
-}
-
-unsafe extern "C" fn free_effort(_key: *mut RedisModuleString, value: *const c_void) -> usize {
-    // One allocation per rollup, whatever its size: freeing is cheap, never worth a thread.
-    unsafe { series(value) }.map_or(1, |s| s.rollups.len().saturating_add(1))
-}
-
-pub fn register(ctx: &Ctx) -> Result<(), String> {
-    let mut methods = empty_methods();
-    methods.rdb_load = Some(rdb_load);
-    methods.rdb_save = Some(rdb_save);
-    methods.aof_rewrite = Some(aof_rewrite);
-    methods.mem_usage = Some(mem_usage);
-    methods.digest = Some(digest);
-    methods.free = Some(free_boxed::<Series>);
-    methods.free_effort = Some(free_effort);
-    methods.copy = Some(copy_clone::<Series>);
-    SERIES_TYPE.set(create(ctx, TYPE_NAME, ENCODING_VERSION, methods)?);
-    Ok(())
 }

@@ -1,23 +1,42 @@
 //! Time-series counters: `HACK.TSCREATE`, `HACK.TSINCR`, `HACK.TSSUM`, `HACK.TSRANGE`,
 //! `HACK.TSINFO` (and the internal `HACK.TSAPPLY` / `HACK.TSSET` effects).
 //!
+//! - `commands/`: one file per command;
 //! - `spec.rs`: rollup specs (`10s:1d`) and their rules;
 //! - `buckets.rs`: one rollup's buckets, dense or sparse, whichever is smaller;
 //! - `series.rs`: a series (all rollups), increments, sums and ranges with the clock passed in;
-//! - `datatype.rs`: the `hacks-tss` data type; one file per command.
+//! - `increment.rs`: applying one increment to a key (shared by TSINCR and its effect);
+//! - `args.rs`: the time and rollup arguments the commands share, and their errors;
+//! - `datatype.rs`: the `hacks-tss` data type;
+//! - `settings.rs`, `defaults.rs`: `hacks.ts-*` and the implicit rollups; `stats.rs`.
 
-pub mod apply;
+use crate::module::config::Setting;
+use crate::module::ctx::Ctx;
+use crate::module::family::Family;
+
+pub mod args;
 pub mod buckets;
-pub mod common;
+pub mod commands;
 pub mod datatype;
 pub mod defaults;
+pub mod increment;
 pub mod series;
+pub mod settings;
 pub mod spec;
 pub mod stats;
-pub mod tsapply;
-pub mod tscreate;
-pub mod tsincr;
-pub mod tsinfo;
-pub mod tsrange;
-pub mod tsset;
-pub mod tssum;
+
+pub static FAMILY: Family = Family {
+    name: "timeseries",
+    register,
+    settings: &[
+        Setting::Int(&settings::TS_MAX_RANGE_POINTS),
+        Setting::Str(&settings::TS_DEFAULT_ROLLUPS),
+    ],
+    info: stats::FIELDS,
+    gauges: &[],
+};
+
+fn register(ctx: &Ctx) -> Result<(), String> {
+    crate::module::datatype::register::<series::Series>(ctx)?;
+    commands::register_all(ctx)
+}

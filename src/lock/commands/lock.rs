@@ -8,13 +8,13 @@ use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::LOCK_TYPE;
-use super::effect::{self, Owner};
-use super::lease::{self, LockStep, MAX_MS};
-use super::waiters::{self, LockName};
-use super::{stats, token};
+use crate::lock::datatype::LOCK_TYPE;
+use crate::lock::effect::{self, Owner};
+use crate::lock::lease::{self, LockStep, MAX_MS};
+use crate::lock::waiters::{self, LockName};
+use crate::lock::{stats, token};
 
-pub struct LockCmd;
+pub struct Lock;
 
 pub const EMPTY_OWNER: CmdError = CmdError::Static("ERR owner must not be empty");
 pub const NOT_REPLICATED: CmdError = CmdError::Static(
@@ -28,23 +28,17 @@ const ARGS: &[ArgDoc] = &[
     ArgDoc::int_option(c"timeout_ms", c"WAIT"),
 ];
 
-impl Command for LockCmd {
+impl Command for Lock {
     const DEF: CommandDef = CommandDef {
         name: c"HACK.LOCK",
         flags: c"write deny-oom blocking",
         arity: -4,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW
-                | raw::REDISMODULE_CMD_KEY_ACCESS
-                | raw::REDISMODULE_CMD_KEY_UPDATE,
-        }),
+        keys: KeySpec::one(KeySpec::UPDATE),
         summary: c"Acquires a lock for ttl_ms and replies its fencing token; the holder gets its own token back with a fresh TTL; held by another: nil, or with WAIT, waits server-side in FIFO order (nil on timeout).",
         complexity: c"O(1); O(log W) to queue behind W waiters",
         since: c"0.1.0",
         args: ARGS,
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
@@ -126,9 +120,6 @@ struct Request<'a> {
 }
 
 fn parse<'a>(args: &Args<'a>) -> Result<Request<'a>, CmdError> {
-    if args.len() < 4 {
-        return Err(CmdError::arity("HACK.LOCK"));
-    }
     let owner = args.bytes(2)?;
     if owner.is_empty() {
         return Err(EMPTY_OWNER);

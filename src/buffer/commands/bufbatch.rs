@@ -5,8 +5,6 @@
 //! (its members leave pending); without, it renews the lease of an existing batch. It never
 //! reads the clock, and it runs only from the master's stream or while loading.
 
-use redis_module::raw;
-
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
@@ -14,9 +12,9 @@ use crate::module::error::CmdError;
 use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::BUFFER_TYPE;
-use super::ids;
-use super::store::{Batch, Buffer, Member};
+use crate::buffer::datatype::BUFFER_TYPE;
+use crate::buffer::ids;
+use crate::buffer::store::{Batch, Buffer, Member};
 
 pub struct BufBatch;
 
@@ -34,22 +32,16 @@ impl Command for BufBatch {
         name: c"HACK.BUFBATCH",
         flags: c"write deny-oom",
         arity: -5,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
-        }),
+        keys: KeySpec::one(KeySpec::APPLY),
         summary: c"Internal: installs or renews a leased batch of a write buffer with absolute times (the replicated effect of HACK.DRAIN ... LEASE).",
         complexity: c"O(N) where N is the number of entries",
         since: c"0.1.0",
         args: ARGS,
+        argc_step: 2,
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() < 5 || args.len().is_multiple_of(2) {
-            return Err(CmdError::arity("HACK.BUFBATCH"));
-        }
         let id = args.int_in(2, "batch_id", 1, i64::MAX)?.unsigned_abs();
         let deadline_ms = args.i64_at(3)?;
         let delivery = args

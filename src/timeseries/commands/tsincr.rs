@@ -9,8 +9,8 @@ use crate::module::error::CmdError;
 use crate::module::io::StrVec;
 use crate::module::replicate;
 
-use super::apply::apply;
-use super::{defaults, stats};
+use crate::timeseries::increment::apply;
+use crate::timeseries::{defaults, stats};
 
 pub struct TsIncr;
 
@@ -19,14 +19,7 @@ impl Command for TsIncr {
         name: c"HACK.TSINCR",
         flags: c"write deny-oom fast",
         arity: -2,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW
-                | raw::REDISMODULE_CMD_KEY_ACCESS
-                | raw::REDISMODULE_CMD_KEY_UPDATE,
-        }),
+        keys: KeySpec::one(KeySpec::UPDATE),
         summary: c"Adds an increment (default 1) to the bucket containing AT (default now) in every rollup of a time series, creating it with the default rollups. Replies the finest bucket's new value.",
         complexity: c"O(R) where R is the number of rollups",
         since: c"0.1.0",
@@ -35,6 +28,7 @@ impl Command for TsIncr {
             ArgDoc::int(c"increment").optional(),
             ArgDoc::int_option(c"at", c"AT"),
         ],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {

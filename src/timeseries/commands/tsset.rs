@@ -4,8 +4,6 @@
 //! as they are, and the newest bucket index that drives expiry). The key must exist (the
 //! rewrite emits `HACK.TSCREATE` first).
 
-use redis_module::raw;
-
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
@@ -13,7 +11,7 @@ use crate::module::error::CmdError;
 use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::SERIES_TYPE;
+use crate::timeseries::datatype::SERIES_TYPE;
 
 pub struct TsSet;
 
@@ -22,12 +20,7 @@ impl Command for TsSet {
         name: c"HACK.TSSET",
         flags: c"write deny-oom",
         arity: -4,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
-        }),
+        keys: KeySpec::one(KeySpec::APPLY),
         summary:
             c"Internal: sets bucket values of one rollup of a time series (used by AOF rewrite).",
         complexity: c"O(N) where N is the number of buckets given",
@@ -37,13 +30,11 @@ impl Command for TsSet {
             ArgDoc::int(c"rollup_index"),
             ArgDoc::int(c"newest_idx"),
         ],
+        argc_step: 2,
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        // key, index, newest, then complete (idx, value) pairs: an even argc.
-        if args.len() < 4 || !args.len().is_multiple_of(2) {
-            return Err(CmdError::arity("HACK.TSSET"));
-        }
         let which = args.int_in(2, "rollup_index", 0, 64)? as usize;
         let newest = args.i64_at(3)?;
         let mut buckets = Vec::with_capacity(args.len().saturating_sub(4) / 2);

@@ -1,16 +1,14 @@
 //! `HACK.LOCKINFO key`
 
-use redis_module::raw;
-
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::LOCK_TYPE;
-use super::lease;
-use super::waiters::{self, LockName};
+use crate::lock::datatype::LOCK_TYPE;
+use crate::lock::lease;
+use crate::lock::waiters::{self, LockName};
 
 pub struct LockInfo;
 
@@ -19,22 +17,15 @@ impl Command for LockInfo {
         name: c"HACK.LOCKINFO",
         flags: c"readonly fast",
         arity: 2,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
-        }),
+        keys: KeySpec::one(KeySpec::READ),
         summary: c"Shows a held lock: owner, remaining ttl_ms (-1: no expiry), fencing token and number of waiters; nil when the lock is free.",
         complexity: c"O(1)",
         since: c"0.1.0",
         args: &[ArgDoc::key(c"key")],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() != 2 {
-            return Err(CmdError::arity("HACK.LOCKINFO"));
-        }
         let this = LockName {
             db: ctx.selected_db()?,
             name: args.bytes(1)?,

@@ -5,17 +5,15 @@
 //! identical everywhere. Never reads the clock; never refuses an old `AT` (what no rollup
 //! retains any more is skipped).
 
-use redis_module::raw;
-
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
 
-use super::apply::apply;
-use super::common::rollups_arg;
-use super::defaults;
+use crate::timeseries::args::rollups_arg;
+use crate::timeseries::defaults;
+use crate::timeseries::increment::apply;
 
 pub struct TsApply;
 
@@ -24,12 +22,7 @@ impl Command for TsApply {
         name: c"HACK.TSAPPLY",
         flags: c"write deny-oom",
         arity: -5,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
-        }),
+        keys: KeySpec::one(KeySpec::APPLY),
         summary: c"Internal: applies an increment with the master's absolute AT and clock reading (the replicated effect of HACK.TSINCR).",
         complexity: c"O(R) where R is the number of rollups",
         since: c"0.1.0",
@@ -40,6 +33,7 @@ impl Command for TsApply {
             ArgDoc::int(c"now_ms"),
             ArgDoc::token(c"rollups", c"ROLLUPS").optional(),
         ],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {

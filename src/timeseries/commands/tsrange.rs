@@ -1,17 +1,15 @@
 //! `HACK.TSRANGE key from to [STEP ms]`
 
-use redis_module::raw;
-
 use crate::module::args::{is_keyword, Args};
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
-use crate::module::config::TS_MAX_RANGE_POINTS;
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
+use crate::timeseries::settings::TS_MAX_RANGE_POINTS;
 
-use super::common::time_arg;
-use super::datatype::SERIES_TYPE;
-use super::series::RangeError;
+use crate::timeseries::args::time_arg;
+use crate::timeseries::datatype::SERIES_TYPE;
+use crate::timeseries::series::RangeError;
 
 pub struct TsRange;
 
@@ -20,12 +18,7 @@ impl Command for TsRange {
         name: c"HACK.TSRANGE",
         flags: c"readonly",
         arity: -4,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
-        }),
+        keys: KeySpec::one(KeySpec::READ),
         summary: c"Returns zero-filled [step_start_ms, value] points of a time series over [from, to], STEP defaulting to the resolution of the finest rollup covering the range.",
         complexity: c"O(P + B) where P is the number of points and B the buckets read",
         since: c"0.1.0",
@@ -35,6 +28,7 @@ impl Command for TsRange {
             ArgDoc::string(c"to"),
             ArgDoc::int_option(c"step", c"STEP"),
         ],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {

@@ -10,9 +10,9 @@ use crate::module::replicate;
 use crate::module::strkey::key_exists;
 use crate::module::typedkey::TypedKey;
 
-use super::common::rollups_arg;
-use super::datatype::SERIES_TYPE;
-use super::series::Series;
+use crate::timeseries::args::rollups_arg;
+use crate::timeseries::datatype::SERIES_TYPE;
+use crate::timeseries::series::Series;
 
 pub struct TsCreate;
 
@@ -21,12 +21,7 @@ impl Command for TsCreate {
         name: c"HACK.TSCREATE",
         flags: c"write deny-oom",
         arity: -4,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_INSERT,
-        }),
+        keys: KeySpec::one(KeySpec::CREATE),
         summary: c"Creates an empty time series with the given rollups (resolution:retention, finest first), e.g. 10s:1d 1h:90d.",
         complexity: c"O(R) where R is the number of rollups",
         since: c"0.1.0",
@@ -35,12 +30,10 @@ impl Command for TsCreate {
             ArgDoc::token(c"rollups", c"ROLLUPS"),
             ArgDoc::string(c"rollup").multiple(),
         ],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() < 4 {
-            return Err(CmdError::arity("HACK.TSCREATE"));
-        }
         let specs = rollups_arg(args, 2)?;
         let name = args.raw(1)?;
         if key_exists(ctx, name)? {

@@ -10,10 +10,10 @@ use crate::module::num::Buf;
 use crate::module::replicate;
 use crate::module::strkey::StrKey;
 
-use super::codec::{self, Stored};
-use super::request::{self, Algo, Request, MAX_WORDS};
-use super::verdict::{Next, Outcome, Verdict};
-use super::{fixed, gcra, sliding, stats};
+use crate::ratelimit::codec::{self, Stored};
+use crate::ratelimit::request::{self, Algo, Request, MAX_WORDS};
+use crate::ratelimit::verdict::{Next, Outcome, Verdict};
+use crate::ratelimit::{fixed, gcra, sliding, stats};
 
 pub struct RateHit;
 
@@ -38,24 +38,16 @@ impl Command for RateHit {
         name: c"HACK.RATEHIT",
         flags: c"write deny-oom fast",
         arity: -4,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW
-                | raw::REDISMODULE_CMD_KEY_ACCESS
-                | raw::REDISMODULE_CMD_KEY_UPDATE,
-        }),
+        keys: KeySpec::one(KeySpec::UPDATE),
         summary: c"Counts a hit against a rate limit (FIXED window, SLIDING window or GCRA) atomically. Replies [allowed, limit, remaining, retry_after_ms, reset_after_ms].",
         complexity: c"O(1)",
         since: c"0.1.0",
         args: ARGS,
+        max_argc: 2 + MAX_WORDS,
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() < 4 || args.len() > 2 + MAX_WORDS {
-            return Err(CmdError::arity("HACK.RATEHIT"));
-        }
         let mut words: [&[u8]; MAX_WORDS] = [&[]; MAX_WORDS];
         let n = args.len().saturating_sub(2);
         for (i, slot) in words.iter_mut().enumerate().take(n) {

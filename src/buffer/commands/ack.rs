@@ -9,9 +9,9 @@ use crate::module::error::CmdError;
 use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::BUFFER_TYPE;
-use super::stats;
-use super::store::Buffer;
+use crate::buffer::datatype::BUFFER_TYPE;
+use crate::buffer::stats;
+use crate::buffer::store::Buffer;
 
 pub struct Ack;
 
@@ -20,22 +20,15 @@ impl Command for Ack {
         name: c"HACK.ACK",
         flags: c"write fast",
         arity: 3,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE,
-        }),
+        keys: KeySpec::one(KeySpec::REMOVE),
         summary: c"Acknowledges a leased batch of a write buffer: 1 if it was in flight and is now gone, 0 if there is no such batch.",
         complexity: c"O(log B + N) where B is the number of batches in flight and N the entries freed",
         since: c"0.1.0",
         args: &[ArgDoc::key(c"key"), ArgDoc::int(c"batch_id")],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() != 3 {
-            return Err(CmdError::arity("HACK.ACK"));
-        }
         let id = args.int_in(2, "batch_id", 0, i64::MAX)?;
         let name = args.raw(1)?;
         let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;

@@ -1,15 +1,13 @@
 //! `HACK.TSINFO key`
 
-use redis_module::raw;
-
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::SERIES_TYPE;
-use super::series::Series;
+use crate::timeseries::datatype::SERIES_TYPE;
+use crate::timeseries::series::Series;
 
 pub struct TsInfo;
 
@@ -18,22 +16,15 @@ impl Command for TsInfo {
         name: c"HACK.TSINFO",
         flags: c"readonly",
         arity: 2,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
-        }),
+        keys: KeySpec::one(KeySpec::READ),
         summary: c"Shows a time series' rollups with their first and last buckets, layout and memory; nil when the key does not exist.",
         complexity: c"O(R + B) where R is the number of rollups and B their buckets",
         since: c"0.1.0",
         args: &[ArgDoc::key(c"key")],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() != 2 {
-            return Err(CmdError::arity("HACK.TSINFO"));
-        }
         let key = TypedKey::open(ctx, args.raw(1)?, &SERIES_TYPE, false)?;
         let Some(s) = key.get()? else {
             return ctx.reply_null();

@@ -1,15 +1,13 @@
 //! `HACK.TSSUM key [key ...] from to`
 
-use redis_module::raw;
-
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
-use super::common::time_arg;
-use super::datatype::SERIES_TYPE;
+use crate::timeseries::args::time_arg;
+use crate::timeseries::datatype::SERIES_TYPE;
 
 pub struct TsSum;
 
@@ -18,12 +16,7 @@ impl Command for TsSum {
         name: c"HACK.TSSUM",
         flags: c"readonly",
         arity: -4,
-        keys: Some(KeySpec {
-            first: 1,
-            last: -3,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
-        }),
+        keys: KeySpec::from_first_to(-3, KeySpec::READ),
         summary: c"Sums every bucket overlapping [from, to] (Unix ms, - or +) of one or more time series, each part of time from the finest rollup retaining it.",
         complexity: c"O(B) where B is the number of buckets summed",
         since: c"0.1.0",
@@ -32,12 +25,10 @@ impl Command for TsSum {
             ArgDoc::string(c"from"),
             ArgDoc::string(c"to"),
         ],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() < 4 {
-            return Err(CmdError::arity("HACK.TSSUM"));
-        }
         // `args.len() >= 4`: none of these subtractions can underflow.
         let n = args.len().saturating_sub(3);
         // Reads may use the clock freely: nothing is written or replicated.
@@ -53,7 +44,7 @@ impl Command for TsSum {
                     .map_err(|_| CmdError::Static("ERR the sum overflows a 64-bit integer"))?,
             );
         }
-        super::stats::SUMS.incr();
+        crate::timeseries::stats::SUMS.incr();
         match sums.as_slice() {
             [one] if n == 1 => ctx.reply_i64(*one),
             many => {

@@ -1,19 +1,17 @@
 //! `HACK.EXTEND key owner ttl_ms`
 
-use redis_module::raw;
-
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
-use super::acquire::{EMPTY_OWNER, NOT_REPLICATED};
-use super::datatype::LOCK_TYPE;
-use super::effect::{self, Owner};
-use super::lease::{self, MAX_MS};
-use super::stats;
-use super::waiters::{self, LockName};
+use crate::lock::commands::lock::{EMPTY_OWNER, NOT_REPLICATED};
+use crate::lock::datatype::LOCK_TYPE;
+use crate::lock::effect::{self, Owner};
+use crate::lock::lease::{self, MAX_MS};
+use crate::lock::stats;
+use crate::lock::waiters::{self, LockName};
 
 pub struct Extend;
 
@@ -22,14 +20,7 @@ impl Command for Extend {
         name: c"HACK.EXTEND",
         flags: c"write deny-oom fast",
         arity: 4,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW
-                | raw::REDISMODULE_CMD_KEY_ACCESS
-                | raw::REDISMODULE_CMD_KEY_UPDATE,
-        }),
+        keys: KeySpec::one(KeySpec::UPDATE),
         summary: c"Sets the remaining TTL of a lock held by owner to ttl_ms (same fencing token): 1 extended, 0 if owner is not the holder (nothing changes).",
         complexity: c"O(1)",
         since: c"0.1.0",
@@ -38,12 +29,10 @@ impl Command for Extend {
             ArgDoc::string(c"owner"),
             ArgDoc::int(c"ttl_ms"),
         ],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() != 4 {
-            return Err(CmdError::arity("HACK.EXTEND"));
-        }
         let owner = args.bytes(2)?;
         if owner.is_empty() {
             return Err(EMPTY_OWNER);

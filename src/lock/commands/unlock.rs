@@ -9,11 +9,11 @@ use crate::module::error::CmdError;
 use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
-use super::acquire::EMPTY_OWNER;
-use super::datatype::LOCK_TYPE;
-use super::lease::{self, Release};
-use super::stats;
-use super::waiters::{self, LockName};
+use crate::lock::commands::lock::EMPTY_OWNER;
+use crate::lock::datatype::LOCK_TYPE;
+use crate::lock::lease::{self, Release};
+use crate::lock::stats;
+use crate::lock::waiters::{self, LockName};
 
 pub struct Unlock;
 
@@ -22,24 +22,15 @@ impl Command for Unlock {
         name: c"HACK.UNLOCK",
         flags: c"write fast",
         arity: 3,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW
-                | raw::REDISMODULE_CMD_KEY_ACCESS
-                | raw::REDISMODULE_CMD_KEY_DELETE,
-        }),
+        keys: KeySpec::one(KeySpec::TAKE),
         summary: c"Releases a lock held by owner: 1 released (or handed to the first waiter with a new fencing token), 0 if owner is not the holder (nothing changes).",
         complexity: c"O(1); O(log W) to hand off to the first of W waiters",
         since: c"0.1.0",
         args: &[ArgDoc::key(c"key"), ArgDoc::string(c"owner")],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() != 3 {
-            return Err(CmdError::arity("HACK.UNLOCK"));
-        }
         let owner = args.bytes(2)?;
         if owner.is_empty() {
             return Err(EMPTY_OWNER);

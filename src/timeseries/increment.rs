@@ -6,7 +6,7 @@ use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
-use super::common::incr_error;
+use super::args::incr_error;
 use super::datatype::SERIES_TYPE;
 use super::series::Series;
 use super::spec::RollupSpec;

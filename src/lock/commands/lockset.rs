@@ -9,8 +9,6 @@
 //! a client calling it on a master could hand out a token below the mark and break fencing,
 //! so that is refused.
 
-use redis_module::raw;
-
 use crate::module::args::{is_keyword, Args};
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
@@ -18,8 +16,8 @@ use crate::module::error::CmdError;
 use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::LOCK_TYPE;
-use super::{effect, token};
+use crate::lock::datatype::LOCK_TYPE;
+use crate::lock::{effect, token};
 
 pub struct LockSet;
 
@@ -39,16 +37,12 @@ impl Command for LockSet {
         name: c"HACK.LOCKSET",
         flags: c"write deny-oom",
         arity: -4,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_UPDATE,
-        }),
+        keys: KeySpec::one(KeySpec::OVERWRITE),
         summary: c"Internal: stores a held lock with its owner, fencing token and absolute expiry (the replicated effect of HACK.LOCK, HACK.EXTEND and hand-offs).",
         complexity: c"O(1)",
         since: c"0.1.0",
         args: ARGS,
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
@@ -57,7 +51,7 @@ impl Command for LockSet {
         }
         let owner = args.bytes(2)?;
         if owner.is_empty() {
-            return Err(super::acquire::EMPTY_OWNER);
+            return Err(crate::lock::commands::lock::EMPTY_OWNER);
         }
         let token = args.int_in(3, "token", 1, i64::MAX)?.unsigned_abs();
         let at_ms = if args.len() == 6 {

@@ -1,16 +1,14 @@
 //! `HACK.BUFINFO key`
 
-use redis_module::raw;
-
+use crate::buffer::settings::BUFFER_MAX_MEMBERS;
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
-use crate::module::config::BUFFER_MAX_MEMBERS;
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::BUFFER_TYPE;
-use super::ids;
+use crate::buffer::datatype::BUFFER_TYPE;
+use crate::buffer::ids;
 
 pub struct BufInfo;
 
@@ -19,22 +17,15 @@ impl Command for BufInfo {
         name: c"HACK.BUFINFO",
         flags: c"readonly",
         arity: 2,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
-        }),
+        keys: KeySpec::one(KeySpec::READ),
         summary: c"Shows a write buffer's pending members, batches in flight with lease deadlines and delivery counts, and the next batch id; nil when the key does not exist.",
         complexity: c"O(B) where B is the number of batches in flight",
         since: c"0.1.0",
         args: &[ArgDoc::key(c"key")],
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() != 2 {
-            return Err(CmdError::arity("HACK.BUFINFO"));
-        }
         let key = TypedKey::open(ctx, args.raw(1)?, &BUFFER_TYPE, false)?;
         let Some(buf) = key.get()? else {
             return ctx.reply_null();

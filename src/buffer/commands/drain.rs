@@ -10,9 +10,9 @@ use crate::module::io::StrVec;
 use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::BUFFER_TYPE;
-use super::store::{Buffer, Member};
-use super::{ids, stats};
+use crate::buffer::datatype::BUFFER_TYPE;
+use crate::buffer::store::{Buffer, Member};
+use crate::buffer::{ids, stats};
 
 pub struct Drain;
 
@@ -34,18 +34,13 @@ impl Command for Drain {
         // No deny-oom: draining frees memory, it must work when the server is full.
         flags: c"write",
         arity: -2,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW
-                | raw::REDISMODULE_CMD_KEY_ACCESS
-                | raw::REDISMODULE_CMD_KEY_DELETE,
-        }),
+        keys: KeySpec::one(KeySpec::TAKE),
         summary: c"Atomically removes up to COUNT pending entries of a write buffer and returns them; with LEASE, hands them out as a batch that comes back until acknowledged with HACK.ACK.",
         complexity: c"O(N) where N is the number of entries returned",
         since: c"0.1.0",
         args: ARGS,
+        max_argc: 6,
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
@@ -60,9 +55,6 @@ impl Command for Drain {
 }
 
 fn parse(args: &Args) -> Result<(usize, Option<i64>), CmdError> {
-    if args.len() < 2 || args.len() > 6 {
-        return Err(CmdError::arity("HACK.DRAIN"));
-    }
     let (mut count, mut lease) = (None, None);
     let mut i = 2;
     while i < args.len() {

@@ -2,17 +2,17 @@
 
 use redis_module::raw;
 
+use crate::buffer::settings::BUFFER_MAX_MEMBERS;
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
-use crate::module::config::BUFFER_MAX_MEMBERS;
 use crate::module::ctx::Ctx;
 use crate::module::error::{CmdError, NOT_INTEGER};
 use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
-use super::datatype::BUFFER_TYPE;
-use super::stats;
-use super::store::{Buffer, IncrError};
+use crate::buffer::datatype::BUFFER_TYPE;
+use crate::buffer::stats;
+use crate::buffer::store::{Buffer, IncrError};
 
 pub struct BufIncr;
 
@@ -24,24 +24,16 @@ impl Command for BufIncr {
         name: c"HACK.BUFINCR",
         flags: c"write deny-oom fast",
         arity: -4,
-        keys: Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags: raw::REDISMODULE_CMD_KEY_RW
-                | raw::REDISMODULE_CMD_KEY_ACCESS
-                | raw::REDISMODULE_CMD_KEY_UPDATE,
-        }),
+        keys: KeySpec::one(KeySpec::UPDATE),
         summary: c"Adds signed 64-bit increments to the pending values of members of a write buffer, atomically. Replies the new pending value(s).",
         complexity: c"O(N) where N is the number of member/increment pairs",
         since: c"0.1.0",
         args: ARGS,
+        argc_step: 2,
+        ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() < 4 || !args.len().is_multiple_of(2) {
-            return Err(CmdError::arity("HACK.BUFINCR"));
-        }
         let mut pairs: Vec<(&[u8], i64)> = Vec::with_capacity(args.len().saturating_sub(2) / 2);
         for i in (2..args.len()).step_by(2) {
             let inc = args.i64_at(i.saturating_add(1)).map_err(|_| NOT_INTEGER)?;
