@@ -1,8 +1,11 @@
 //! The crash test: producers send known totals while the worker is SIGKILLed at random
 //! moments and restarted; at the end the table holds exactly the totals sent (nothing lost,
-//! nothing counted twice). Against SQLite and a real PostgreSQL server.
+//! nothing counted twice). On both sinks: `sqlite::survives_random_sigkills` and
+//! `postgres::survives_random_sigkills`.
 
 use hacks_test_support as common;
+#[macro_use]
+mod db;
 mod flush;
 mod pg;
 
@@ -13,6 +16,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use common::Server;
+use db::{TestDb, SCHEMA};
 use flush::*;
 
 const LEASE_MS: u64 = 300;
@@ -24,28 +28,12 @@ const MIN_STRANDED: usize = 3;
 /// KILLS times or more (see MIN_STRANDED), then stops the producers and makes a final
 /// `--once` run once every lease ran out. Returns the totals sent; the caller compares them
 /// with its table.
-fn crash_run(server: &Server, db: &str, dir: &TempDir, seed: u64) -> BTreeMap<i64, i64> {
-    let flags = args(&[
-        "--redis",
-        &redis_url(server.port),
-        "--db",
-        db,
-        "--buffer",
-        "pending:groups",
-        "--table",
-        "groups",
-        "--column",
-        "times_seen",
-        "--batch",
-        "7",
-        "--lease-ms",
-        &LEASE_MS.to_string(),
-        "--interval-ms",
-        "5",
-    ]);
+fn crash_run(server: &Server, db: &dyn TestDb, seed: u64) -> BTreeMap<i64, i64> {
+    let extra = format!("--batch 7 --lease-ms {LEASE_MS} --interval-ms 5");
+    let flags = flags(&redis_url(server.port), &db.url(), &extra);
     // The producers keep the buffer busy while the worker is killed (bounded: 5000 calls each).
     let stop = Arc::new(AtomicBool::new(false));
-    let producers = produce_until(
+    let producers = produce(
         server.port,
         "pending:groups",
         3,
@@ -62,7 +50,7 @@ fn crash_run(server: &Server, db: &str, dir: &TempDir, seed: u64) -> BTreeMap<i6
     // At least KILLS kills, and more (up to MAX_KILLS) until at least MIN_STRANDED of them
     // hit a worker between DRAIN and ACK, leaving its batch in flight.
     while kills < KILLS || (stranded < MIN_STRANDED && kills < MAX_KILLS) {
-        let mut w = Worker::spawn(&flags, dir.path(&format!("w{kills}.log")));
+        let mut w = Worker::spawn(&flags, db.dir().path(&format!("w{kills}.log")));
         sleep(Duration::from_millis(rng.range(40, 400) as u64));
         w.kill9();
         kills += 1;
@@ -79,7 +67,7 @@ fn crash_run(server: &Server, db: &str, dir: &TempDir, seed: u64) -> BTreeMap<i6
     sleep(Duration::from_millis(LEASE_MS + 100));
     let mut last = flags.clone();
     last.push("--once".into());
-    let done = run(&last, &dir.0);
+    let done = run(&last, &db.dir().0);
     assert_eq!(done.code, Some(0), "final run:\n{}", done.stderr);
     logs.push_str(&done.stderr);
     assert!(
@@ -107,41 +95,12 @@ fn crash_run(server: &Server, db: &str, dir: &TempDir, seed: u64) -> BTreeMap<i6
     sent
 }
 
-#[test]
-fn sqlite_survives_random_sigkills() {
-    let seed = Rng::seed_from_time();
-    let server = Server::start();
-    let dir = TempDir::new("crash-sqlite");
-    let db = dir.path("counts.db");
-    sqlite_exec(
-        &db,
-        "CREATE TABLE groups (id INTEGER PRIMARY KEY, times_seen INTEGER NOT NULL DEFAULT 0);",
-    );
-    let sent = crash_run(&server, &format!("sqlite:{}", db.display()), &dir, seed);
-    assert_eq!(
-        nonzero(&sqlite_totals(&db, "groups", "times_seen")),
-        nonzero(&sent),
-        "seed {seed}"
-    );
-}
+on_both_sinks!(survives_random_sigkills);
 
-#[test]
-fn postgres_survives_random_sigkills() {
+fn survives_random_sigkills(db: &dyn TestDb) {
     let seed = Rng::seed_from_time();
-    let pg = pg::Pg::start();
-    let url = pg.create_db("crash");
-    let mut client = pg.client("crash");
-    client
-        .batch_execute(
-            "CREATE TABLE groups (id bigint PRIMARY KEY, times_seen bigint NOT NULL DEFAULT 0)",
-        )
-        .unwrap();
+    db.exec(SCHEMA);
     let server = Server::start();
-    let dir = TempDir::new("crash-pg");
-    let sent = crash_run(&server, &url, &dir, seed);
-    assert_eq!(
-        nonzero(&pg_totals(&mut client, "groups", "times_seen")),
-        nonzero(&sent),
-        "seed {seed}"
-    );
+    let sent = crash_run(&server, db, seed);
+    assert_eq!(nonzero(&db.totals()), nonzero(&sent), "seed {seed}");
 }

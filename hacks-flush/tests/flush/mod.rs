@@ -99,6 +99,25 @@ impl Worker {
         false
     }
 
+    /// Like `wait_log`, panicking with the log when the text does not come.
+    pub fn expect_log(&mut self, text: &str, times: usize, secs: u64) {
+        let ok = self.wait_log(text, times, Duration::from_secs(secs));
+        assert!(
+            ok,
+            "no {text:?} (x{times}) within {secs} s:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// Sends `sig` and checks that the worker exits 0 within 2 s; returns how long it took.
+    pub fn stop(&mut self, sig: i32) -> Duration {
+        let t = Instant::now();
+        self.signal(sig);
+        let code = self.wait_for(Duration::from_secs(2)).and_then(|s| s.code());
+        assert_eq!(code, Some(0), "{}", self.stderr());
+        t.elapsed()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -132,6 +151,11 @@ pub fn run(args: &[String], dir: &Path) -> Done {
     }
 }
 
+/// Asserts that a log holds `text`, showing the log when it does not.
+pub fn says(log: &str, text: &str) {
+    assert!(log.contains(text), "no {text:?} in:\n{log}");
+}
+
 /// Flags as owned strings.
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -139,6 +163,21 @@ pub fn args(list: &[&str]) -> Vec<String> {
 
 pub fn redis_url(port: u16) -> String {
     format!("redis://127.0.0.1:{port}")
+}
+
+/// Flags from a line of words (for names and numbers: no value holds a space).
+pub fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// The usual mapping (buffer `pending:groups` into `groups.times_seen`), then `extra` (words).
+pub fn flags(redis: &str, db: &str, extra: &str) -> Vec<String> {
+    let mut a = args(&["--redis", redis, "--db", db]);
+    a.extend(words(
+        "--buffer pending:groups --table groups --column times_seen",
+    ));
+    a.extend(words(extra));
+    a
 }
 
 /// `HACK.BUFINCR key m1 v1 m2 v2 ...`
@@ -183,58 +222,10 @@ impl Rng {
     }
 }
 
-/// SQLite: `id -> column` for every row.
-pub fn sqlite_totals(path: &Path, table: &str, column: &str) -> BTreeMap<i64, i64> {
-    let con = rusqlite::Connection::open(path).expect("open sqlite");
-    let mut st = con
-        .prepare(&format!("SELECT id, {column} FROM {table}"))
-        .expect("prepare");
-    let rows = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query");
-    rows.collect::<Result<_, _>>().expect("rows")
-}
-
-pub fn sqlite_exec(path: &Path, sql: &str) {
-    let con = rusqlite::Connection::open(path).expect("open sqlite");
-    con.execute_batch(sql).expect("sqlite schema");
-}
-
-pub fn pg_totals(client: &mut postgres::Client, table: &str, column: &str) -> BTreeMap<i64, i64> {
-    client
-        .query(
-            &format!("SELECT id::bigint, {column}::bigint FROM {table}"),
-            &[],
-        )
-        .expect("select")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-}
-
 /// Producers: `threads` connections each send `calls` HACK.BUFINCR calls (1-3 pairs, members
-/// 0..members, increments -5..=20) with a short pause between calls; returns the totals sent.
+/// 0..members, increments -5..=20) with a short pause between calls, stopping early once
+/// `stop` is set; returns the totals sent.
 pub fn produce(
-    port: u16,
-    key: &str,
-    threads: usize,
-    calls: usize,
-    members: i64,
-    seed: u64,
-) -> std::thread::JoinHandle<BTreeMap<i64, i64>> {
-    produce_until(
-        port,
-        key,
-        threads,
-        calls,
-        members,
-        seed,
-        Arc::new(AtomicBool::new(false)),
-    )
-}
-
-/// Like `produce`, but each thread also stops early once `stop` is set.
-pub fn produce_until(
     port: u16,
     key: &str,
     threads: usize,

@@ -1,6 +1,7 @@
 //! PostgreSQL harness: a throwaway server per test, initdb'd into a fresh temporary directory
 //! and listening on a free 127.0.0.1 port (socket in the same directory). The server is
 //! stopped by the postmaster's pid (immediate shutdown) and the directory removed on drop.
+//! Needs the `flush` module beside it (for `TempDir`).
 //!
 //! PostgreSQL refuses to run as root: as root, the directory is given to the `postgres` user
 //! and initdb/postgres run through `runuser -u postgres --`.
@@ -11,17 +12,16 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::flush::TempDir;
+
 pub struct Pg {
     pub port: u16,
-    pub dir: PathBuf,
+    pub dir: TempDir,
     child: Option<Child>,
 }
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// The newest `/usr/lib/postgresql/<version>/bin` that has the server binaries.
 fn bin_dir() -> PathBuf {
@@ -70,35 +70,28 @@ fn free_port() -> u16 {
 impl Pg {
     pub fn start() -> Pg {
         let bin = bin_dir();
-        let dir = std::env::temp_dir().join(format!(
-            "hacks-flush-postgres-server-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create the PostgreSQL test dir");
         let mut pg = Pg {
             port: 0,
-            dir,
+            dir: TempDir::new("postgres-server"),
             child: None,
         };
         if is_root() {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
-                .arg(&pg.dir)
+                .arg(&pg.dir.0)
                 .status()
                 .expect("run chown");
             assert!(
                 ok.success(),
                 "chown of {} to postgres failed",
-                pg.dir.display()
+                pg.dir.0.display()
             );
         }
         let out = command(&bin.join("initdb"))
             .arg("-D")
             .arg(pg.data())
             .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
-            .current_dir(&pg.dir)
+            .current_dir(&pg.dir.0)
             .output()
             .expect("run initdb");
         assert!(
@@ -118,24 +111,24 @@ impl Pg {
     }
 
     fn data(&self) -> PathBuf {
-        self.dir.join("data")
+        self.dir.path("data")
     }
 
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        fs::read_to_string(self.dir.path("server.log")).unwrap_or_default()
     }
 
     fn spawn(&mut self, bin: &Path) -> bool {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("server.log"))
+            .open(self.dir.path("server.log"))
             .expect("open the server log");
         let child = command(&bin.join("postgres"))
             .arg("-D")
             .arg(self.data())
             .args(["-p", &self.port.to_string(), "-k"])
-            .arg(&self.dir)
+            .arg(&self.dir.0)
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
@@ -147,7 +140,7 @@ impl Pg {
                 "-c",
                 "full_page_writes=off",
             ])
-            .current_dir(&self.dir)
+            .current_dir(&self.dir.0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -231,8 +224,8 @@ impl Pg {
 }
 
 impl Drop for Pg {
+    /// Stops the server; the directory goes with `dir`, dropped after this.
     fn drop(&mut self) {
         self.stop();
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
