@@ -21,6 +21,9 @@
         clippy::arithmetic_side_effects
     )
 )]
+// Every `unsafe` block states why it is sound (`// SAFETY: ...`), in tests too; and every
+// unsafe operation sits in such a block, even inside an `unsafe fn` (the server callbacks).
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 pub mod buffer;
 pub mod lock;

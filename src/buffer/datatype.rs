@@ -150,7 +150,9 @@ fn load(io: &Loader) -> Option<Buffer> {
             let (m, v) = load_entry(io)?;
             entries.push((Rc::from(m), v));
         }
-        ids::observe(id);
+        if !ids::observe(id) || b.batch(id).is_some() {
+            return None;
+        }
         b.put_batch(
             id,
             Batch {

@@ -31,8 +31,9 @@ impl ModuleType for Lock {
     fn load(io: &Loader, _encver: c_int) -> Option<Self> {
         let owner = io.bytes()?;
         let token = io.unsigned()?;
-        token::observe(token);
-        Some(Lock { owner, token })
+        // A token no clock made (e.g. 2^64-1 in a crafted RESTORE) would pin every later
+        // token: refuse the value.
+        token::observe(token).then_some(Lock { owner, token })
     }
 
     fn save(&self, io: &Saver) {

@@ -36,7 +36,10 @@ static PXAT: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut())
 
 /// Create the shared strings (module load only).
 pub fn init() -> Result<(), String> {
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let create = unsafe { raw::RedisModule_CreateString }.ok_or("no RedisModule_CreateString")?;
+    // SAFETY: a NULL context is allowed (no automatic memory: the string lives as long as the
+    // module); the 4 bytes are those of a static C string.
     let s = unsafe { create(std::ptr::null_mut(), c"PXAT".as_ptr(), 4) };
     if s.is_null() {
         return Err("could not create a string".into());
@@ -102,6 +105,9 @@ pub fn replicate_lockset(
     let cmd = c"HACK.LOCKSET".as_ptr();
     let status = match owner {
         // Fewest allocations: the key, the owner and PXAT go by reference.
+        // SAFETY: live context (`Ctx::from_raw`); format `sslsl` matches the varargs: `name`
+        // and `arg` server strings valid for this callback, the token as a long long, `pxat`
+        // (non-null, created once at load and never freed), `at` as a long long.
         Owner::Arg(arg, _) if !pxat.is_null() => unsafe {
             f(
                 ctx.raw(),
@@ -116,6 +122,8 @@ pub fn replicate_lockset(
         },
         _ => {
             let b = owner.bytes();
+            // SAFETY: live context; format `sblcl` matches the varargs: the server string
+            // `name`, `b` as pointer + `size_t` length, the token, a static C string, `at`.
             unsafe {
                 f(
                     ctx.raw(),

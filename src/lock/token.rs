@@ -24,14 +24,22 @@ use crate::module::highwater::HighWater;
 
 static TOKENS: HighWater = HighWater::new();
 
-/// Allocate a new token (master only; the caller replicates it).
-pub fn allocate() -> u64 {
-    TOKENS.take()
+/// Allocate a new token (master only; the caller replicates it). An error once the token
+/// space is exhausted: never a token handed out twice.
+pub fn allocate() -> Result<u64, crate::module::error::CmdError> {
+    TOKENS.take().ok_or(ID_SPACE_EXHAUSTED)
 }
 
-/// Raise the mark to at least `token`.
-pub fn observe(token: u64) {
-    TOKENS.observe(token);
+pub const ID_SPACE_EXHAUSTED: crate::module::error::CmdError =
+    crate::module::error::CmdError::Static(
+        "ERR fencing tokens are exhausted on this server (the id mark reached 2^63-1)",
+    );
+
+/// Raise the mark to at least `token`; false (nothing changed) for a token no clock could
+/// have produced, which the caller refuses.
+#[must_use]
+pub fn observe(token: u64) -> bool {
+    TOKENS.observe(token)
 }
 
 /// The mark itself (saved as the lock type's RDB aux data).

@@ -104,14 +104,21 @@ fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
     crate::module::guard::guarded(format_args!("lock {what}"), f)
 }
 
+/// Release the blocked client `handle` (a `RedisModuleBlockedClient` from `block`, taken out
+/// of the queues by the caller: each handle reaches here exactly once).
 fn unblock(handle: usize, outcome: Option<Outcome>) {
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let Some(f) = (unsafe { raw::RedisModule_UnblockClient }) else {
         return;
     };
     let privdata = outcome.map_or(std::ptr::null_mut(), |o| Box::into_raw(Box::new(o)));
+    // SAFETY: `handle` is a blocked client from `BlockClient` not yet unblocked (the queues
+    // hand each one out once); `privdata` is null or a `Box<Outcome>`, which the server
+    // passes to `reply_callback` and then to `free_privdata`.
     let status = unsafe { f(handle as *mut RedisModuleBlockedClient, privdata.cast()) };
     if status != raw::REDISMODULE_OK as c_int && !privdata.is_null() {
         // The server did not take it: free it here.
+        // SAFETY: `privdata` came from `Box::into_raw` above and the server refused it.
         drop(unsafe { Box::from_raw(privdata) });
     }
 }
@@ -132,6 +139,8 @@ pub fn block(
 ) -> Result<(), CmdError> {
     let block_client = rm!(RedisModule_BlockClient);
     let on_disconnect = rm!(RedisModule_SetDisconnectCallback);
+    // SAFETY: the live context of the calling command; the callbacks have the signatures the
+    // server calls them with.
     let bc = unsafe {
         block_client(
             ctx.raw(),
@@ -146,6 +155,7 @@ pub fn block(
             "ERR internal error: could not block the client",
         ));
     }
+    // SAFETY: `bc` is the non-null blocked client just created.
     unsafe { on_disconnect(bc, Some(disconnect_callback)) };
     let key = &lock.id();
     let handle = bc as usize;
@@ -178,31 +188,45 @@ fn wake_at_deadline(ctx: &Ctx, timeout_ms: i64) -> Option<u64> {
     if timeout_ms <= 0 {
         return None;
     }
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let create = unsafe { raw::RedisModule_CreateTimer }?;
     let delay = timeout_ms.saturating_add(1);
+    // SAFETY: the live context of the calling command; `on_wake` ignores its data, so null.
     Some(unsafe { create(ctx.raw(), delay, Some(on_wake), std::ptr::null_mut()) })
 }
 
+/// # Safety
+/// Called by the server when a wake timer fires; touches nothing.
 unsafe extern "C" fn on_wake(_ctx: *mut RedisModuleCtx, _data: *mut c_void) {}
 
 fn stop_wake(ctx: &Ctx, w: &Waiter<usize>) {
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     if let (Some(id), Some(stop)) = (w.wake, unsafe { raw::RedisModule_StopTimer }) {
         // Fails harmlessly when the timer already fired (it is what woke us for a timeout).
         let mut data: *mut c_void = std::ptr::null_mut();
+        // SAFETY: a live context; `data` is a valid out-pointer (a wake timer's data is null,
+        // so nothing is leaked).
         unsafe { stop(ctx.raw(), id, &mut data) };
     }
 }
 
+/// # Safety
+/// Called by the server with the reply context of a client `block` blocked and `unblock`
+/// released (likewise the timeout and disconnect callbacks, with theirs).
 unsafe extern "C" fn reply_callback(
     ctx: *mut RedisModuleCtx,
     _argv: *mut *mut RedisModuleString,
     _argc: c_int,
 ) -> c_int {
     guarded("reply", || {
-        let c = Ctx::from_raw(ctx);
+        // SAFETY: `ctx` is the live reply context of this callback; `c` stays in the closure.
+        let c = unsafe { Ctx::from_raw(ctx) };
+        // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
         let Some(get) = (unsafe { raw::RedisModule_GetBlockedClientPrivateData }) else {
             return;
         };
+        // SAFETY: the privdata `unblock` gave `UnblockClient`: null or a `Box<Outcome>` the
+        // server keeps until `free_privdata`, after this callback.
         let outcome = unsafe { get(ctx).cast::<Outcome>().as_ref() };
         let _ = match outcome {
             Some(Outcome::Granted(token)) => c.reply_i64(i64::try_from(*token).unwrap_or(i64::MAX)),
@@ -217,14 +241,20 @@ unsafe extern "C" fn reply_callback(
 }
 
 /// WAIT ran out: leave the queue, answer nil.
+///
+/// # Safety
+/// As [`reply_callback`].
 unsafe extern "C" fn timeout_callback(
     ctx: *mut RedisModuleCtx,
     _argv: *mut *mut RedisModuleString,
     _argc: c_int,
 ) -> c_int {
     guarded("timeout", || {
-        let c = Ctx::from_raw(ctx);
+        // SAFETY: `ctx` is the live context of this timeout callback; `c` stays in the closure.
+        let c = unsafe { Ctx::from_raw(ctx) };
+        // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
         if let Some(get) = unsafe { raw::RedisModule_GetBlockedClientHandle } {
+            // SAFETY: `ctx` is a blocked client's callback context, as the API requires.
             let bc = unsafe { get(ctx) };
             if !bc.is_null() && leave(&c, bc as usize) {
                 stats::WAIT_TIMEOUTS.incr();
@@ -236,12 +266,16 @@ unsafe extern "C" fn timeout_callback(
 }
 
 /// The client went away while waiting (or the server unblocked it): leave the queue.
+///
+/// # Safety
+/// As [`reply_callback`].
 unsafe extern "C" fn disconnect_callback(
     ctx: *mut RedisModuleCtx,
     bc: *mut RedisModuleBlockedClient,
 ) {
     guarded("disconnect", || {
-        if !bc.is_null() && leave(&Ctx::from_raw(ctx), bc as usize) {
+        // SAFETY: `ctx` is the live context of this callback; the `Ctx` is a temporary.
+        if !bc.is_null() && leave(&unsafe { Ctx::from_raw(ctx) }, bc as usize) {
             stats::WAIT_DISCONNECTS.incr();
         }
     });
@@ -261,9 +295,12 @@ fn leave(ctx: &Ctx, handle: usize) -> bool {
     true
 }
 
+/// # Safety
+/// Called by the server, once, with the privdata given to `UnblockClient`.
 unsafe extern "C" fn free_privdata(_ctx: *mut RedisModuleCtx, privdata: *mut c_void) {
     if !privdata.is_null() {
-        // SAFETY: every privdata we hand to UnblockClient is a Box<Outcome>.
+        // SAFETY: every privdata we hand to UnblockClient is a `Box<Outcome>` (`unblock`),
+        // and the server frees it through here exactly once, after the reply callback.
         drop(unsafe { Box::from_raw(privdata.cast::<Outcome>()) });
     }
 }
@@ -293,10 +330,13 @@ pub fn hand_off(
     }
     let w = left.waiter;
     stop_wake(ctx, &w);
-    let token = token::allocate();
     let at = lease::expiry(now_ms, w.ttl_ms);
-    match effect::install(ctx, key, name, effect::Owner::Bytes(&w.owner), token, at) {
-        Ok(()) => {
+    let installed = token::allocate().and_then(|token| {
+        effect::install(ctx, key, name, effect::Owner::Bytes(&w.owner), token, at)?;
+        Ok(token)
+    });
+    match installed {
+        Ok(token) => {
             stats::HANDOFFS.incr();
             unblock(w.handle, Some(Outcome::Granted(token)));
             Ok(true)
@@ -352,11 +392,14 @@ fn ensure_timer(ctx: &Ctx, id: &KeyId, due_ms: i64, now_ms: i64) {
     {
         return;
     }
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let Some(create) = (unsafe { raw::RedisModule_CreateTimer }) else {
         return;
     };
     let delay = due_ms.saturating_sub(now_ms).max(0);
     let data = Box::into_raw(Box::new(id.clone()));
+    // SAFETY: a live context; `data` is a `Box<KeyId>`, reclaimed exactly once: by
+    // `on_timer` when it fires, or by `stop_timer` when stopping it succeeds.
     let timer_id = unsafe { create(ctx.raw(), delay, Some(on_timer), data.cast()) };
     let timer = Timer {
         id: timer_id,
@@ -371,26 +414,36 @@ fn ensure_timer(ctx: &Ctx, id: &KeyId, due_ms: i64, now_ms: i64) {
 }
 
 fn stop_timer(ctx: &Ctx, t: Timer) {
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let Some(stop) = (unsafe { raw::RedisModule_StopTimer }) else {
         return;
     };
     let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a live context; `data` is a valid out-pointer, set only on success.
     if unsafe { stop(ctx.raw(), t.id, &mut data) } == raw::REDISMODULE_OK as c_int
         && !data.is_null()
     {
-        // SAFETY: every timer's data is a Box<KeyId>.
+        // SAFETY: the timer was stopped before firing, so its data (null for a wake timer, else
+        // the `Box<KeyId>` from `ensure_timer`) is ours again, and `on_timer` never runs.
         drop(unsafe { Box::from_raw(data.cast::<KeyId>()) });
     }
 }
 
+/// # Safety
+/// Called by the server when a timer from `ensure_timer` fires, with its context and data.
 unsafe extern "C" fn on_timer(ctx: *mut RedisModuleCtx, data: *mut c_void) {
     if data.is_null() {
         return;
     }
-    // SAFETY: every timer's data is a Box<KeyId>; the server hands it over once.
+    // SAFETY: every `on_timer` timer's data is a `Box<KeyId>` (`ensure_timer`), and the
+    // server calls this once per timer. `stop_timer` cannot free it too: the server drops a
+    // fired timer only after this callback returns, but the closure below first clears the
+    // record of this timer, so nothing in it stops this id (`stop_timer` only gets ids from
+    // that record, or one `ensure_timer` just created), and afterwards the id is gone.
     let id = *unsafe { Box::from_raw(data.cast::<KeyId>()) };
     guarded("timer", || {
-        let c = Ctx::from_raw(ctx);
+        // SAFETY: `ctx` is the live timer context of this callback; `c` stays in the closure.
+        let c = unsafe { Ctx::from_raw(ctx) };
         // This is the timer recorded for `id` (there is at most one, and a replaced or
         // orphaned one is stopped): forget it before anything can record a new one.
         with_queues(|q| q.clear_timer(&id));
@@ -416,12 +469,14 @@ fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
         return Ok(());
     }
     let ms = rm!(RedisModule_Milliseconds);
+    // SAFETY: an API function checked present by `rm!`; it takes no arguments.
     let now_ms = unsafe { ms() };
     if flags & raw::REDISMODULE_CTX_FLAGS_LOADING != 0 {
         ensure_timer(ctx, id, now_ms.saturating_add(10), now_ms);
         return Ok(());
     }
     let select = rm!(RedisModule_SelectDb);
+    // SAFETY: the live timer context (a timer's context may select a db).
     if unsafe { select(ctx.raw(), id.0) } != raw::REDISMODULE_OK as c_int {
         return Err(CmdError::Static(
             "ERR internal error: could not select the db",
@@ -435,11 +490,9 @@ fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
     if !name.push(&id.1) {
         return Err(CmdError::Static("ERR internal error: out of memory"));
     }
+    // `name` (the StrVec) outlives every use of this `RStr` below.
     let name = name
-        .0
         .first()
-        .copied()
-        .map(RStr::from_raw)
         .ok_or(CmdError::Static("ERR internal error: out of memory"))?;
     let mut key = match TypedKey::open(ctx, name, &LOCK_TYPE, true) {
         Ok(k) => k,
@@ -462,11 +515,14 @@ fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
 /// In Cluster: whether this node serves `key`'s slot now. `RedisModule_Call` refuses a
 /// command on a key of a slot served elsewhere (or being migrated away).
 fn key_is_local(ctx: &Ctx, key: &[u8]) -> bool {
+    // SAFETY: copies of API-table entries, written once at load (see `ffi::rm!`).
     let (Some(call), Some(free)) = (unsafe { raw::RedisModule_Call }, unsafe {
         raw::RedisModule_FreeCallReply
     }) else {
         return true;
     };
+    // SAFETY: a live context; format `b` matches the varargs: `key` as pointer + `size_t`
+    // length, valid during the call (the server copies it into the command's argv).
     let reply = unsafe {
         call(
             ctx.raw(),
@@ -479,10 +535,13 @@ fn key_is_local(ctx: &Ctx, key: &[u8]) -> bool {
     if reply.is_null() {
         return false;
     }
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let ok = match unsafe { raw::RedisModule_CallReplyType } {
+        // SAFETY: `reply` is the non-null reply `Call` returned, not yet freed.
         Some(ty) => (unsafe { ty(reply) }) != raw::REDISMODULE_REPLY_ERROR as c_int,
         None => true,
     };
+    // SAFETY: `reply` is ours (no automatic memory) and freed here, once.
     unsafe { free(reply) };
     ok
 }
@@ -491,6 +550,9 @@ fn key_is_local(ctx: &Ctx, key: &[u8]) -> bool {
 
 /// A key was deleted, renamed away, moved, expired or evicted: if it is a lock with
 /// waiters, look at it right away (from a timer: no writes inside an event callback).
+///
+/// # Safety
+/// Called by the server with the event's live context and key name.
 unsafe extern "C" fn on_keyspace_event(
     ctx: *mut RedisModuleCtx,
     _type: c_int,
@@ -501,7 +563,9 @@ unsafe extern "C" fn on_keyspace_event(
         return raw::REDISMODULE_OK as c_int;
     }
     guarded("keyspace event", || {
-        let c = Ctx::from_raw(ctx);
+        // SAFETY: `ctx` is the live context of this event; `c` stays in the closure.
+        let c = unsafe { Ctx::from_raw(ctx) };
+        // SAFETY: copies of API-table entries, written once at load (see `ffi::rm!`).
         let (Ok(db), Some(ptr_len), Some(ms)) = (
             c.selected_db(),
             unsafe { raw::RedisModule_StringPtrLen },
@@ -510,15 +574,19 @@ unsafe extern "C" fn on_keyspace_event(
             return;
         };
         let mut len = 0usize;
+        // SAFETY: `key` is the event's key name, valid for this callback; `len` is a valid
+        // out-pointer.
         let p = unsafe { ptr_len(key, &mut len) };
         if p.is_null() {
             return;
         }
         let id: KeyId = (
             db,
+            // SAFETY: non-null pointer to the `len` bytes of `key`, copied at once.
             unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }.to_vec(),
         );
         if queued_id(&id) > 0 {
+            // SAFETY: an API function present (checked above); it takes no arguments.
             let now = unsafe { ms() };
             ensure_timer(&c, &id, now, now);
         }
@@ -527,6 +595,9 @@ unsafe extern "C" fn on_keyspace_event(
 }
 
 /// `FLUSHALL`/`FLUSHDB` (no per-key events) and role changes.
+///
+/// # Safety
+/// Called by the server with the event's live context.
 unsafe extern "C" fn on_server_event(
     ctx: *mut RedisModuleCtx,
     eid: RedisModuleEvent,
@@ -534,7 +605,8 @@ unsafe extern "C" fn on_server_event(
     _data: *mut c_void,
 ) {
     guarded("server event", || {
-        let c = Ctx::from_raw(ctx);
+        // SAFETY: `ctx` is the live context of this event; `c` stays in the closure.
+        let c = unsafe { Ctx::from_raw(ctx) };
         let keys = with_queues(|q| q.keys()).unwrap_or_default();
         if eid.id == raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED
             && subevent == raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_REPLICA
@@ -545,9 +617,11 @@ unsafe extern "C" fn on_server_event(
         } else if eid.id == raw::REDISMODULE_EVENT_FLUSHDB
             && subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_END
         {
+            // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
             let Some(ms) = (unsafe { raw::RedisModule_Milliseconds }) else {
                 return;
             };
+            // SAFETY: an API function present (checked above); it takes no arguments.
             let now = unsafe { ms() };
             for id in &keys {
                 ensure_timer(&c, id, now, now);
@@ -558,16 +632,19 @@ unsafe extern "C" fn on_server_event(
 
 /// Subscribe to the events above (module load only).
 pub fn register(ctx: &Ctx) -> Result<(), String> {
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let subscribe = unsafe { raw::RedisModule_SubscribeToKeyspaceEvents }
         .ok_or("no RedisModule_SubscribeToKeyspaceEvents")?;
     let types = raw::REDISMODULE_NOTIFY_GENERIC
         | raw::REDISMODULE_NOTIFY_EXPIRED
         | raw::REDISMODULE_NOTIFY_EVICTED;
+    // SAFETY: the live load context; `on_keyspace_event` has the signature the server calls.
     if unsafe { subscribe(ctx.raw(), types, Some(on_keyspace_event)) }
         != raw::REDISMODULE_OK as c_int
     {
         return Err("could not subscribe to keyspace events".into());
     }
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let server = unsafe { raw::RedisModule_SubscribeToServerEvent }
         .ok_or("no RedisModule_SubscribeToServerEvent")?;
     for id in [
@@ -575,6 +652,8 @@ pub fn register(ctx: &Ctx) -> Result<(), String> {
         raw::REDISMODULE_EVENT_FLUSHDB,
     ] {
         let event = RedisModuleEvent { id, dataver: 1 };
+        // SAFETY: the live load context; a known event id; `on_server_event` has the
+        // signature the server calls.
         if unsafe { server(ctx.raw(), event, Some(on_server_event)) }
             != raw::REDISMODULE_OK as c_int
         {

@@ -7,13 +7,18 @@ use super::ffi::rm;
 use super::num::parse_i64;
 
 /// A server string owned by the current call (an argument), passed to key and replication
-/// APIs without copying.
+/// APIs without copying. It carries no lifetime: like [`super::ctx::Ctx`], it must not be
+/// kept past the callback it was obtained in (or past the [`super::io::StrVec`] holding it).
 #[derive(Clone, Copy)]
 pub struct RStr(*mut RedisModuleString);
 
 impl RStr {
     /// Wrap a string the server passed to a callback (valid for that callback).
-    pub fn from_raw(p: *mut RedisModuleString) -> Self {
+    ///
+    /// # Safety
+    /// `p` must be a valid server string for as long as the `RStr` (or a copy) is used: an
+    /// argument of the current callback, or a string the caller keeps alive meanwhile.
+    pub unsafe fn from_raw(p: *mut RedisModuleString) -> Self {
         RStr(p)
     }
 
@@ -33,7 +38,9 @@ impl<'a> Args<'a> {
     /// the duration of a command callback).
     pub unsafe fn from_raw(argv: *mut *mut RedisModuleString, argc: i32) -> Self {
         let argv = match usize::try_from(argc) {
-            Ok(n) if !argv.is_null() => std::slice::from_raw_parts(argv.cast_const(), n),
+            // SAFETY: the caller guarantees `argv` points to `argc` valid pointers that live
+            // for `'a`; null and negative counts are excluded here.
+            Ok(n) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv.cast_const(), n) },
             _ => &[],
         };
         Args { argv }
@@ -66,6 +73,8 @@ impl<'a> Args<'a> {
         if ptr.is_null() {
             return Ok(&[]);
         }
+        // SAFETY: `StringPtrLen` returned a non-null pointer to `len` bytes owned by the
+        // argument string, which lives for `'a` (the call) and is never modified meanwhile.
         Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
     }
 

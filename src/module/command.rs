@@ -243,6 +243,10 @@ pub trait Command {
 
 /// The function the server calls. A panic inside the handler is caught here and answered
 /// with an error reply: a panic crossing into C would abort redis-server.
+///
+/// # Safety
+/// Only the server calls it (registered by [`register`]), with the live context of the
+/// command call and `argc` valid argument strings in `argv`.
 unsafe extern "C" fn trampoline<C: Command>(
     ctx: *mut RedisModuleCtx,
     argv: *mut *mut RedisModuleString,
@@ -250,7 +254,8 @@ unsafe extern "C" fn trampoline<C: Command>(
 ) -> c_int {
     let name = C::DEF.name;
     let ran = guarded(name.to_string_lossy(), || {
-        let c = Ctx::from_raw(ctx);
+        // SAFETY: `ctx` is the live context of this command call; `c` stays in this closure.
+        let c = unsafe { Ctx::from_raw(ctx) };
         // SAFETY: the server passes `argc` valid strings in `argv` for this call.
         let args = unsafe { Args::from_raw(argv, argc) };
         let outcome = match C::DEF.check_arity(args.len()) {
@@ -266,7 +271,8 @@ unsafe extern "C" fn trampoline<C: Command>(
             "ERR internal error in {}; the module caught it and logged it (please report it)",
             name.to_string_lossy()
         );
-        Ctx::from_raw(ctx).reply_error(&CmdError::msg(msg));
+        // SAFETY: `ctx` is the live context of this command call; the `Ctx` is a temporary.
+        unsafe { Ctx::from_raw(ctx) }.reply_error(&CmdError::msg(msg));
     }
     REDISMODULE_OK as c_int
 }
@@ -276,11 +282,14 @@ pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
     let ctx = ctx.raw();
     let def = &C::DEF;
     let name = def.name.to_string_lossy().into_owned();
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let create = unsafe { raw::RedisModule_CreateCommand }.ok_or("no RedisModule_CreateCommand")?;
     let (first, last, step) = match def.keys {
         Some(k) => (k.first, k.last, k.step),
         None => (0, 0, 0),
     };
+    // SAFETY: `ctx` is the load context (commands can only be created in `OnLoad`); name and
+    // flags are static C strings, and `trampoline::<C>` has the signature the server calls.
     let status = unsafe {
         create(
             ctx,
@@ -296,11 +305,13 @@ pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
         return Err(format!("could not create command {name}"));
     }
     // Command info (key specs, docs) exists from Redis 7.0; older servers just skip it.
+    // SAFETY: copies of API-table entries, written once at load (see `ffi::rm!`).
     let (Some(get), Some(set_info)) = (unsafe { raw::RedisModule_GetCommand }, unsafe {
         raw::RedisModule_SetCommandInfo
     }) else {
         return Ok(());
     };
+    // SAFETY: the load context and a static C string (the name just created).
     let cmd = unsafe { get(ctx, def.name.as_ptr()) };
     if cmd.is_null() {
         return Err(format!("could not look up command {name}"));
@@ -316,6 +327,8 @@ pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
     if let Some(k) = def.keys {
         specs.push(key_spec(k));
     }
+    // SAFETY: plain C data (pointers, integers, unions of integers): all-zero is valid, and
+    // is the terminator the server looks for.
     specs.push(unsafe { std::mem::zeroed() });
     // Argument docs: the server copies everything during SetCommandInfo, so these buffers
     // only need to live until the call returns.
@@ -332,6 +345,9 @@ pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
         key_specs: specs.as_mut_ptr(),
         args: args_ptr,
     };
+    // SAFETY: `cmd` is the non-null handle of our command; `info` and everything it points
+    // to (`version`, `specs`, `arena`, static C strings) live until after the call, and the
+    // server copies what it keeps.
     if unsafe { set_info(cmd, &info) } != REDISMODULE_OK as c_int {
         return Err(format!("could not set command info for {name}"));
     }
@@ -353,6 +369,7 @@ fn set_acl_categories(
     def: &CommandDef,
     name: &str,
 ) {
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let Some(set) = (unsafe { raw::RedisModule_SetCommandACLCategories }) else {
         return;
     };
@@ -369,9 +386,12 @@ fn set_acl_categories(
     let Ok(list) = CString::new(cats.join(" ")) else {
         return;
     };
+    // SAFETY: `cmd` is the non-null handle `register` got from `GetCommand`; `list` is a
+    // NUL-terminated string that outlives the call.
     if unsafe { set(cmd, list.as_ptr()) } != REDISMODULE_OK as c_int {
         log(
-            Some(&Ctx::from_raw(ctx)),
+            // SAFETY: `ctx` is the load context `register` was called with.
+            Some(&unsafe { Ctx::from_raw(ctx) }),
             c"warning",
             &format!(
                 "hacks: could not set ACL categories '{}' on {name}",
@@ -410,6 +430,7 @@ fn build_args(
     }
     let mut out: Vec<raw::RedisModuleCommandArg> = Vec::with_capacity(docs.len().saturating_add(1));
     for d in docs {
+        // SAFETY: plain C data (pointers and integers): all-zero is valid (null / absent).
         let mut a: raw::RedisModuleCommandArg = unsafe { std::mem::zeroed() };
         a.name = d.name.as_ptr();
         a.type_ = match d.kind {
@@ -437,6 +458,7 @@ fn build_args(
         a.subargs = build_args(d.sub, arena);
         out.push(a);
     }
+    // SAFETY: as above; the all-zero entry (null name) terminates the array.
     out.push(unsafe { std::mem::zeroed() });
     let p = out.as_mut_ptr();
     // Moving the Vec into the arena does not move its heap buffer, so `p` stays valid.
@@ -449,9 +471,12 @@ fn build_args(
 /// attributed to "module".
 pub fn log(ctx: Option<&Ctx>, level: &CStr, text: &str) {
     let ctx = ctx.map_or(ptr::null_mut(), Ctx::raw);
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let Some(f) = (unsafe { raw::RedisModule_Log }) else {
         return;
     };
     let text = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+    // SAFETY: `ctx` is null (allowed: the line is attributed to "module") or a live context;
+    // level, format and text are NUL-terminated, and the one `%s` consumes `text`.
     unsafe { f(ctx, level.as_ptr(), c"%s".as_ptr(), text.as_ptr()) };
 }

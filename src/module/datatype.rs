@@ -23,6 +23,13 @@ pub fn guarded<R>(family: &str, what: &str, f: impl FnOnce() -> R) -> Option<R> 
 /// A module data type: what a family writes for its value; the `extern "C"` shims below
 /// (generic over the type) do the pointer handling and run every callback in the guard, so
 /// no family writes `unsafe` for its data type.
+///
+/// Values are handed to the server as `Box<Self>` and the server may drop one on a
+/// background thread (lazy free: `UNLINK`, `FLUSHALL ASYNC`, ...). A type that is not
+/// `Send` (the buffer's `Rc` member names) must therefore keep every shared handle inside
+/// the value itself, never in anything the main thread keeps (a static, a thread-local, a
+/// value returned from a command), and [`ModuleType::deep_copy`] must share nothing, so that
+/// dropping a value on another thread touches nothing the main thread can touch.
 pub trait ModuleType: Sized + 'static {
     /// The server's name for the type: exactly 9 characters.
     const NAME: &'static CStr;
@@ -66,6 +73,12 @@ unsafe fn value_ref<'a, T>(value: *const c_void) -> Option<&'a T> {
     unsafe { value.cast::<T>().as_ref() }
 }
 
+// The callbacks below are only called by the server, through the methods `register` gives
+// `CreateDataType`: `value` is always null or a `Box<T>` we handed over (from `rdb_load`,
+// `copy` or `TypedKey::create`), and the I/O, digest and key pointers are live for the call.
+
+/// # Safety
+/// Called by the server with the live RDB handle of a load (see the note above).
 unsafe extern "C" fn rdb_load<T: ModuleType>(
     rdb: *mut RedisModuleIO,
     encver: c_int,
@@ -89,34 +102,45 @@ unsafe extern "C" fn rdb_load<T: ModuleType>(
     }
 }
 
+/// # Safety
+/// Called by the server with the live RDB handle and a value of this type (note above).
 unsafe extern "C" fn rdb_save<T: ModuleType>(rdb: *mut RedisModuleIO, value: *mut c_void) {
-    // SAFETY: the server hands back a value of this type.
+    // SAFETY: the server hands back a value of this type: null or a live `Box<T>` it owns,
+    // not mutated during the callback.
     if let Some(v) = unsafe { value_ref::<T>(value) } {
         guarded(T::WHAT, "save", || v.save(&Saver(rdb)));
     }
 }
 
+/// # Safety
+/// Called by the server with the live AOF handle, the key's name and its value (note above).
 unsafe extern "C" fn aof_rewrite<T: ModuleType>(
     aof: *mut RedisModuleIO,
     key: *mut RedisModuleString,
     value: *mut c_void,
 ) {
-    // SAFETY: as above.
+    // SAFETY: as in `rdb_save`: null or the live `Box<T>` the server owns.
     if let Some(v) = unsafe { value_ref::<T>(value) } {
-        let key = RStr::from_raw(key);
+        // SAFETY: the key name the server passed, valid for this callback; `key` is only
+        // used inside it.
+        let key = unsafe { RStr::from_raw(key) };
         guarded(T::WHAT, "AOF rewrite", || v.rewrite(&Aof(aof), key));
     }
 }
 
+/// # Safety
+/// Called by the server with the live digest and a value of this type (note above).
 unsafe extern "C" fn digest<T: ModuleType>(md: *mut RedisModuleDigest, value: *mut c_void) {
-    // SAFETY: as above.
+    // SAFETY: as in `rdb_save`: null or the live `Box<T>` the server owns.
     if let Some(v) = unsafe { value_ref::<T>(value) } {
         guarded(T::WHAT, "digest", || v.digest(&Digest(md)));
     }
 }
 
+/// # Safety
+/// Called by the server with a value of this type (note above).
 unsafe extern "C" fn mem_usage<T: ModuleType>(value: *const c_void) -> usize {
-    // SAFETY: as above.
+    // SAFETY: as in `rdb_save`: null or the live `Box<T>` the server owns.
     let Some(v) = (unsafe { value_ref::<T>(value) }) else {
         return 0;
     };
@@ -128,31 +152,41 @@ unsafe extern "C" fn mem_usage<T: ModuleType>(value: *const c_void) -> usize {
     .unwrap_or(0)
 }
 
+/// # Safety
+/// Called by the server with a value of this type (note above).
 unsafe extern "C" fn free_effort<T: ModuleType>(
     _key: *mut RedisModuleString,
     value: *const c_void,
 ) -> usize {
-    // SAFETY: as above.
+    // SAFETY: as in `rdb_save`: null or the live `Box<T>` the server owns.
     unsafe { value_ref::<T>(value) }
         .and_then(|v| guarded(T::WHAT, "free effort", || v.free_effort()))
         .unwrap_or(1)
 }
 
+/// # Safety
+/// Called by the server, once per value, when it drops a value of this type (possibly on
+/// a background thread: see [`ModuleType`]).
 unsafe extern "C" fn free<T: ModuleType>(value: *mut c_void) {
     if value.is_null() {
         return;
     }
-    // SAFETY: every value of this type came from Box::into_raw of a T, freed once.
+    // SAFETY: every value of this type came from `Box::into_raw` of a `T` (in `rdb_load`,
+    // `copy` or `TypedKey::create`) and the server calls `free` exactly once per value, after
+    // its last use; off the main thread, the `ModuleType` contract makes the drop touch
+    // nothing shared.
     let v = unsafe { Box::from_raw(value.cast::<T>()) };
     guarded(T::WHAT, "free", move || drop(v));
 }
 
+/// # Safety
+/// Called by the server (COPY) with a value of this type (note above).
 unsafe extern "C" fn copy<T: ModuleType>(
     _from: *mut RedisModuleString,
     _to: *mut RedisModuleString,
     value: *const c_void,
 ) -> *mut c_void {
-    // SAFETY: as above.
+    // SAFETY: as in `rdb_save`: null or the live `Box<T>` the server owns.
     let Some(v) = (unsafe { value_ref::<T>(value) }) else {
         return std::ptr::null_mut();
     };
@@ -163,6 +197,9 @@ unsafe extern "C" fn copy<T: ModuleType>(
 }
 
 /// Save the mark before the keyspace (so it is there even when no key is).
+///
+/// # Safety
+/// Called by the server with the live RDB handle of a save.
 unsafe extern "C" fn aux_save<T: ModuleType>(rdb: *mut RedisModuleIO, when: c_int) {
     if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
         if let Some(m) = T::aux_mark() {
@@ -172,6 +209,9 @@ unsafe extern "C" fn aux_save<T: ModuleType>(rdb: *mut RedisModuleIO, when: c_in
 }
 
 /// Raise the mark from the RDB (a mark no clock could have produced is refused there).
+///
+/// # Safety
+/// Called by the server with the live RDB handle of a load.
 unsafe extern "C" fn aux_load<T: ModuleType>(
     rdb: *mut RedisModuleIO,
     _encver: c_int,
@@ -179,7 +219,17 @@ unsafe extern "C" fn aux_load<T: ModuleType>(
 ) -> c_int {
     if when == raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
         match (Loader(rdb).unsigned(), T::aux_mark()) {
-            (Some(v), Some(m)) => m.observe(v),
+            (Some(v), Some(m)) => {
+                // A mark no clock made is ignored (logged), not fatal to the whole RDB: the
+                // values themselves still raise the mark with every id they carry.
+                if !m.observe(v) {
+                    log(
+                        None,
+                        c"warning",
+                        &format!("hacks: ignoring an implausible {} id mark {v}", T::WHAT),
+                    );
+                }
+            }
             _ => return raw::REDISMODULE_ERR as c_int,
         }
     }

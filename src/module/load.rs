@@ -39,7 +39,9 @@ fn parse_load_args(args: &[RedisString]) -> Result<LoadOptions, String> {
 /// the API is bound.
 pub fn init(ctx: &Context, args: &[RedisString], families: &'static [&'static Family]) -> Status {
     let raw_ctx = ctx.ctx;
-    let c = Ctx::from_raw(raw_ctx);
+    // SAFETY: `raw_ctx` is the live load context `OnLoad` was called with; `c` is only used
+    // during this call (nothing below keeps it).
+    let c = unsafe { Ctx::from_raw(raw_ctx) };
     let opts = match parse_load_args(args) {
         Ok(o) => o,
         Err(e) => {
@@ -54,14 +56,20 @@ pub fn init(ctx: &Context, args: &[RedisString], families: &'static [&'static Fa
     // Handlers signal modified keys themselves, only when they really change one: a denied
     // rate-limit hit must not abort other clients' WATCH transactions. Data types read RDB
     // streams with I/O errors as values (needed for diskless loading).
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`), just
+    // before this call.
     if let Some(set_options) = unsafe { raw::RedisModule_SetModuleOptions } {
         let options = raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED
             | raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS;
+        // SAFETY: the live load context; the options are plain flags.
         unsafe { set_options(raw_ctx, options as i32) };
     }
     install_panic_logger();
     // `@hacks` lets an operator grant or deny the whole module at once (Redis 7.4+).
+    // SAFETY: copy of an API-table entry, written once at load.
     if let Some(add) = unsafe { raw::RedisModule_AddACLCategory } {
+        // SAFETY: the live load context (categories can only be added in `OnLoad`); a static
+        // C string.
         let ok = unsafe { add(raw_ctx, c"hacks".as_ptr()) } == raw::REDISMODULE_OK as i32;
         super::command::HACKS_CATEGORY.store(ok, std::sync::atomic::Ordering::Relaxed);
     }

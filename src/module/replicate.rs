@@ -24,6 +24,9 @@ fn check(status: i32, what: &str) -> Result<(), CmdError> {
 /// `SET key value PXAT at_ms`: a string value with an absolute expiry.
 pub fn set_pxat(ctx: &Ctx, key: RStr, value: &[u8], at_ms: i64) -> Result<(), CmdError> {
     let f = rm!(RedisModule_Replicate);
+    // SAFETY: live context (`Ctx::from_raw`); the varargs match the format exactly: `s` a
+    // server string (`key`, valid for this callback), `b` pointer + `size_t` length,
+    // `c` a C string, `l` a long long. The server copies everything before returning.
     let status = unsafe {
         f(
             ctx.raw(),
@@ -42,6 +45,7 @@ pub fn set_pxat(ctx: &Ctx, key: RStr, value: &[u8], at_ms: i64) -> Result<(), Cm
 /// `DEL key`.
 pub fn del(ctx: &Ctx, key: RStr) -> Result<(), CmdError> {
     let f = rm!(RedisModule_Replicate);
+    // SAFETY: live context; format `s` with one server string (`key`, valid for this call).
     let status = unsafe { f(ctx.raw(), c"DEL".as_ptr(), c"s".as_ptr(), key.as_ptr()) };
     check(status, "DEL")
 }
@@ -51,6 +55,7 @@ pub fn del(ctx: &Ctx, key: RStr) -> Result<(), CmdError> {
 /// replica then computes the same result. Costs no allocation.
 pub fn verbatim(ctx: &Ctx) -> Result<(), CmdError> {
     let f = rm!(RedisModule_ReplicateVerbatim);
+    // SAFETY: `ctx` is the live context of the command being replicated.
     check(unsafe { f(ctx.raw()) }, "the command")
 }
 
@@ -63,6 +68,9 @@ pub fn command(
     args: &mut super::io::StrVec,
 ) -> Result<(), CmdError> {
     let f = rm!(RedisModule_Replicate);
+    // SAFETY: live context; `cmd` is NUL-terminated; format `sv`: the server string `key`,
+    // then an array of `args.len()` server strings (all owned by `args`, alive until after
+    // the call; the server takes its own references).
     let status = unsafe {
         f(
             ctx.raw(),
@@ -86,6 +94,8 @@ pub fn key_and_ints(
 ) -> Result<(), CmdError> {
     let f = rm!(RedisModule_Replicate);
     let [a, b, c] = ints;
+    // SAFETY: live context; `cmd` is NUL-terminated; format `slll`: the server string `key`
+    // and three long longs, exactly the varargs given.
     let status = unsafe {
         f(
             ctx.raw(),

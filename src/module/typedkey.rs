@@ -33,7 +33,9 @@ impl<T> DataType<T> {
         }
     }
 
-    pub fn set(&self, ty: *mut RedisModuleType) {
+    /// Record the handle `CreateDataType` returned for `T` (only `datatype::register` may:
+    /// [`TypedKey`] trusts it to mean "values are `Box<T>`").
+    pub(super) fn set(&self, ty: *mut RedisModuleType) {
         self.ptr.store(ty, Ordering::Relaxed);
     }
 
@@ -48,6 +50,9 @@ impl<T> Default for DataType<T> {
     }
 }
 
+/// An open key of type `T` (or empty). `key` is null (a missing key opened read-only) or a
+/// handle from `OpenKey` on the current callback's context, closed on drop; like `Ctx`, a
+/// `TypedKey` is not kept past the callback.
 pub struct TypedKey<'t, T> {
     key: *mut RedisModuleKey,
     ty: &'t DataType<T>,
@@ -62,6 +67,8 @@ impl<'t, T> TypedKey<'t, T> {
         } else {
             REDISMODULE_READ
         };
+        // SAFETY: live context (`Ctx::from_raw`); `name` is a server string valid for this
+        // callback (see `RStr`).
         let key = unsafe { open(ctx.raw(), name.as_ptr(), mode as c_int) };
         if key.is_null() {
             // A read-only open of a missing key may return NULL on some versions.
@@ -69,10 +76,12 @@ impl<'t, T> TypedKey<'t, T> {
         }
         let handle = TypedKey { key, ty };
         let kind = rm!(RedisModule_KeyType);
+        // SAFETY: `key` is a non-null open key handle.
         match unsafe { kind(key) } as isize {
             REDISMODULE_KEYTYPE_EMPTY => Ok(handle),
             REDISMODULE_KEYTYPE_MODULE => {
                 let get_type = rm!(RedisModule_ModuleTypeGetType);
+                // SAFETY: `key` is a non-null open key holding a module value.
                 if unsafe { get_type(key) } == ty.get() {
                     Ok(handle)
                 } else {
@@ -88,15 +97,21 @@ impl<'t, T> TypedKey<'t, T> {
             return Ok(std::ptr::null_mut());
         }
         let get = rm!(RedisModule_ModuleTypeGetValue);
+        // SAFETY: `self.key` is a non-null open key; for an empty key the server returns null.
+        // `open` checked the key is empty or holds our type, whose values are `Box<T>`.
         Ok(unsafe { get(self.key) }.cast::<T>())
     }
 
     pub fn get(&self) -> Result<Option<&T>, CmdError> {
-        // SAFETY: the server stores the `Box<T>` we gave it; it lives while the key is open.
+        // SAFETY: null or the `Box<T>` the server stores for this key (`value_ptr`); it lives
+        // while the key is open, and the borrow of `self` keeps it from being replaced,
+        // deleted or borrowed mutably through this handle meanwhile.
         Ok(unsafe { self.value_ptr()?.as_ref() })
     }
 
     pub fn get_mut(&mut self) -> Result<Option<&mut T>, CmdError> {
+        // SAFETY: as in `get`; `&mut self` makes this the only borrow of the value through
+        // this handle (no command opens one key twice for writing).
         Ok(unsafe { self.value_ptr()?.as_mut() })
     }
 
@@ -105,16 +120,23 @@ impl<'t, T> TypedKey<'t, T> {
         let set = rm!(RedisModule_ModuleTypeSetValue);
         let raw = Box::into_raw(Box::new(value));
         if self.key.is_null()
+            // SAFETY: `self.key` is a non-null key opened for writing; `self.ty` is `T`'s
+            // registered type, and `raw` a `Box<T>` whose ownership passes to the server on
+            // success (freed later through `datatype::free`).
             || unsafe { set(self.key, self.ty.get(), raw.cast::<c_void>()) }
                 != REDISMODULE_OK as c_int
         {
             // The server did not take ownership: free it here.
+            // SAFETY: `raw` came from `Box::into_raw` just above and the server refused it,
+            // so this is its only owner.
             drop(unsafe { Box::from_raw(raw) });
             return Err(CmdError::Static(
                 "ERR internal error: could not store the value",
             ));
         }
-        // SAFETY: the server now owns `raw` and keeps it alive while the key is open.
+        // SAFETY: the server now owns `raw` and keeps it alive while the key is open; the
+        // `&mut self` borrow keeps it from being replaced or deleted through this handle
+        // while the reference lives.
         Ok(unsafe { &mut *raw })
     }
 
@@ -124,6 +146,7 @@ impl<'t, T> TypedKey<'t, T> {
             return Ok(None);
         }
         let get = rm!(RedisModule_GetAbsExpire);
+        // SAFETY: `self.key` is a non-null open key.
         let at = unsafe { get(self.key) };
         Ok((at >= 0).then_some(at))
     }
@@ -136,10 +159,12 @@ impl<'t, T> TypedKey<'t, T> {
         let status = match at_ms {
             Some(at) => {
                 let expire = rm!(RedisModule_SetAbsExpire);
+                // SAFETY: `self.key` is a non-null open key (an empty one is refused).
                 unsafe { expire(self.key, at) }
             }
             None => {
                 let expire = rm!(RedisModule_SetExpire);
+                // SAFETY: as above.
                 unsafe { expire(self.key, redis_module::raw::REDISMODULE_NO_EXPIRE.into()) }
             }
         };
@@ -155,6 +180,8 @@ impl<'t, T> TypedKey<'t, T> {
             return Ok(());
         }
         let del = rm!(RedisModule_DeleteKey);
+        // SAFETY: `self.key` is a non-null open key (`&mut self`: no borrowed value is alive;
+        // the server frees it through `datatype::free`).
         unsafe { del(self.key) };
         Ok(())
     }
@@ -165,7 +192,9 @@ impl<T> Drop for TypedKey<'_, T> {
         if self.key.is_null() {
             return;
         }
+        // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
         if let Some(close) = unsafe { redis_module::raw::RedisModule_CloseKey } {
+            // SAFETY: `self.key` is a non-null handle from `OpenKey`, closed only here, once.
             unsafe { close(self.key) };
         }
     }

@@ -76,7 +76,7 @@ impl Command for BufBatch {
             }
             true
         };
-        ids::observe(id);
+        let _ = ids::observe(id);
         if applied {
             replicate::verbatim(ctx)?;
             ctx.signal_modified(name)?;

@@ -8,7 +8,6 @@ use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
 
 use crate::buffer::datatype::BUFFER_TYPE;
-use crate::buffer::ids;
 
 pub struct BufInfo;
 
@@ -18,7 +17,7 @@ impl Command for BufInfo {
         flags: c"readonly",
         arity: 2,
         keys: KeySpec::one(KeySpec::READ),
-        summary: c"Shows a write buffer's pending members, batches in flight with lease deadlines and delivery counts, and the next batch id; nil when the key does not exist.",
+        summary: c"Shows a write buffer's pending members, batches in flight with lease deadlines and delivery counts, and the newest batch id in flight; nil when the key does not exist.",
         complexity: c"O(B) where B is the number of batches in flight",
         since: c"0.1.0",
         args: &[ArgDoc::key(c"key")],
@@ -38,8 +37,10 @@ impl Command for BufInfo {
         ctx.reply_i64(clamp(buf.pending_len() as u64))?;
         ctx.reply_bulk(b"max_pending_members")?;
         ctx.reply_i64(BUFFER_MAX_MEMBERS.get())?;
-        ctx.reply_bulk(b"next_batch_id")?;
-        ctx.reply_i64(clamp(ids::peek()))?;
+        // A stable fact (two reads of an unchanged buffer are identical), not a preview of
+        // the clock: the newest batch id in flight, 0 when none is.
+        ctx.reply_bulk(b"newest_batch_id")?;
+        ctx.reply_i64(clamp(buf.batches().map(|(id, _)| id).max().unwrap_or(0)))?;
         ctx.reply_bulk(b"batches_in_flight")?;
         ctx.reply_i64(clamp(buf.batch_count() as u64))?;
         ctx.reply_bulk(b"batches")?;

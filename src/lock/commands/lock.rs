@@ -68,7 +68,7 @@ impl Command for Lock {
             let step = lease::on_lock(key.get()?, req.owner, waiters::queued(&lock));
             match step {
                 LockStep::Acquire => {
-                    let token = token::allocate();
+                    let token = token::allocate()?;
                     let at = lease::expiry(now_ms, req.ttl_ms);
                     effect::install(ctx, &mut key, name, owner, token, at)?;
                     stats::ACQUIRED.incr();

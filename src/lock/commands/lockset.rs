@@ -69,7 +69,7 @@ impl Command for LockSet {
         let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
         effect::store(&mut key, owner, token, at_ms)?;
         drop(key);
-        token::observe(token);
+        let _ = token::observe(token);
         replicate::verbatim(ctx)?;
         ctx.signal_modified(name)?;
         ctx.reply_ok()
