@@ -18,6 +18,7 @@ pub use redis::{Connection, Value};
 
 pub mod cluster;
 pub mod conformance;
+pub use conformance::*;
 
 /// Path of the module, built (or confirmed fresh) once per test binary.
 pub fn module_path() -> &'static Path {

@@ -6,6 +6,7 @@
 use hacks_test_support as common;
 
 mod buffer;
+mod docs;
 mod lock;
 mod module;
 mod ratelimit;

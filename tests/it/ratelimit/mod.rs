@@ -181,7 +181,9 @@ fn gcra_burst_and_state() {
     assert!(v.starts_with("g:1:"), "{v}");
     // The key expires at the theoretical arrival time.
     let ttl: i64 = redis::cmd("PTTL").arg("g").query(&mut c).unwrap();
-    assert!(ttl > 179_000 && ttl <= 180_000, "{ttl}");
+    // The key expires at the TAT rounded up to the next millisecond; on 7.2+ the module
+    // clock has microseconds, so within the first millisecond PTTL can read 180001.
+    assert!(ttl > 179_000 && ttl <= 180_001, "{ttl}");
     // Refund two: two hits fit again.
     let r = hit(
         &mut c,
@@ -297,8 +299,6 @@ fn every_error_leaves_the_key_unchanged() {
         .query::<()>(&mut c)
         .unwrap();
     hit(&mut c, "sl", &["10", "60000", "ALGO", "SLIDING"]);
-    let keys = ["k", "list", "foreign", "sl"];
-    let before: Vec<_> = keys.iter().map(|k| snapshot(&mut c, k)).collect();
     let cases: &[(&[&str], &str)] = &[
         (&["HACK.RATEHIT"], "ERR wrong number of arguments"),
         (&["HACK.RATEHIT", "k"], "ERR wrong number of arguments"),
@@ -386,12 +386,7 @@ fn every_error_leaves_the_key_unchanged() {
             "ERR key holds an ALGO SLIDING limiter",
         ),
     ];
-    for (args, want) in cases {
-        let e = expect_err(&mut c, args);
-        assert!(e.starts_with(want), "{args:?}: got '{e}', want '{want}'");
-    }
-    let after: Vec<_> = keys.iter().map(|k| snapshot(&mut c, k)).collect();
-    assert_eq!(before, after, "an error changed a key");
+    errors_leave_keys_unchanged(&mut c, cases);
     // No error reply counted as a hit.
     assert_eq!(info_field(&mut c, "hacks_ratehit_allowed"), 2);
     assert_eq!(info_field(&mut c, "hacks_ratehit_denied"), 0);
@@ -528,81 +523,28 @@ fn workload(c: &mut Connection, rounds: usize) {
     p.query::<Vec<Value>>(c).unwrap();
 }
 
-fn dataset(c: &mut Connection) -> Vec<(String, Snapshot)> {
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).unwrap();
-    keys.sort();
-    keys.into_iter()
-        .map(|k| {
-            let s = snapshot(c, &k);
-            (k, s)
-        })
-        .collect()
-}
-
 #[test]
 fn replica_holds_exactly_the_masters_data() {
-    let (master, replica) = master_and_replica();
-    let mut m = master.conn();
-    let mut r = replica.conn();
-    avoid_window_edge(&mut m, 60_000);
-    workload(&mut m, 600);
-    wait_replicas(&mut m, 1);
-    let md = dataset(&mut m);
-    assert!(md.len() > 20, "workload made keys: {}", md.len());
-    assert_eq!(md, dataset(&mut r), "replica differs from master");
-    let dm: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut m).unwrap();
-    let dr: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut r).unwrap();
-    assert_eq!(dm, dr);
-    // The replica never runs HACK.RATEHIT itself: it got SET ... PXAT / DEL.
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut r)
-        .unwrap();
-    assert!(
-        !stats.contains("cmdstat_hack.ratehit"),
-        "command replicated verbatim:\n{stats}"
+    // The replica never runs HACK.RATEHIT itself: it gets SET ... PXAT / DEL.
+    let (_m, _r, data) = replica_equals_master(
+        |_| {},
+        |_, m| {
+            avoid_window_edge(m, 60_000);
+            workload(m, 600);
+        },
+        &["HACK.RATEHIT"],
     );
+    assert!(data.len() > 20, "workload made keys: {}", data.len());
 }
 
 #[test]
 fn aof_restart_and_rdb_reload_keep_state() {
     // A rewrite without RDB preamble replays the keys as commands (SET ... PXAT).
-    let mut s = Server::with(Opts {
-        aof: true,
-        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
-        ..Opts::default()
+    let (s, before) = survives_persistence(|_, c| {
+        avoid_window_edge(c, 60_000);
+        workload(c, 400);
     });
     let mut c = s.conn();
-    avoid_window_edge(&mut c, 60_000);
-    workload(&mut c, 400);
-    let before = dataset(&mut c);
-    assert!(!before.is_empty());
-    // appendfsync always: everything acknowledged is on disk; SIGKILL, then replay.
-    drop(c);
-    s.restart();
-    let mut c = s.conn();
-    assert_eq!(dataset(&mut c), before, "AOF replay differs");
-    // AOF rewrite then replay.
-    redis::cmd("BGREWRITEAOF").query::<String>(&mut c).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") && !info.contains("aof_rewrite_scheduled:1") {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        sleep(Duration::from_millis(20));
-    }
-    drop(c);
-    s.restart();
-    let mut c = s.conn();
-    assert_eq!(dataset(&mut c), before, "rewritten AOF differs");
-    // RDB round trip.
-    redis::cmd("DEBUG")
-        .arg("RELOAD")
-        .query::<()>(&mut c)
-        .unwrap();
-    assert_eq!(dataset(&mut c), before, "DEBUG RELOAD differs");
     // The restored limiter keeps limiting where it left off.
     let (k, _) = before
         .iter()

@@ -213,11 +213,7 @@ fn every_error_leaves_keys_unchanged() {
     c!(&mut c, "HACK.TSINCR", "ts", "9223372036854775800");
     c!(&mut c, "SET", "str", "x");
     let now = server_ms(&mut c);
-    let keys = ["ts", "str", "nokey"];
-    let before: Vec<_> = keys
-        .iter()
-        .map(|k| (snapshot(&mut c, k), digest(&mut c, k)))
-        .collect();
+    let before = dataset(&mut c);
     let old = (now - 3 * 3_600_000).to_string();
     let ancient = (now - 3 * 365 * 86_400_000).to_string();
     let future = (now + 5_000).to_string();
@@ -328,24 +324,14 @@ fn every_error_leaves_keys_unchanged() {
             "ERR HACK.TSAPPLY is internal",
         ),
     ];
-    for (args, want) in &cases {
-        let got = expect_err(&mut c, args);
-        assert!(
-            got.starts_with(want),
-            "{args:?}: got '{got}', want '{want}'"
-        );
-    }
+    expect_errors(&mut c, &cases);
     c!(&mut c, "CONFIG", "SET", "hacks.ts-max-range-points", "10");
     let e = expect_err(&mut c, &["HACK.TSRANGE", "ts", "-", "+"]);
     assert!(
         e.contains("more than hacks.ts-max-range-points (10)"),
         "{e}"
     );
-    let after: Vec<_> = keys
-        .iter()
-        .map(|k| (snapshot(&mut c, k), digest(&mut c, k)))
-        .collect();
-    assert_eq!(before, after);
+    assert_eq!(dataset(&mut c), before, "a failing call changed a key");
 }
 
 fn workload(c: &mut Connection, n: usize) {
@@ -377,86 +363,23 @@ fn workload(c: &mut Connection, n: usize) {
     p.query::<Value>(c).unwrap();
 }
 
-fn all(c: &mut Connection) -> Vec<(String, Snapshot, Option<String>)> {
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).unwrap();
-    keys.sort();
-    keys.into_iter()
-        .map(|k| {
-            let s = snapshot(c, &k);
-            let d = digest(c, &k);
-            (k, s, d)
-        })
-        .collect()
-}
-
 #[test]
 fn replica_holds_exactly_the_masters_series() {
-    let (master, replica) = master_and_replica();
-    let mut m = master.conn();
-    let mut r = replica.conn();
-    // A replica with other default rollups must still create what the master created.
-    c!(&mut r, "CONFIG", "SET", "hacks.ts-default-rollups", "1m:1d");
-    workload(&mut m, 2000);
-    wait_replicas(&mut m, 1);
-    let md = all(&mut m);
-    assert_eq!(md.len(), 6);
-    assert_eq!(md, all(&mut r));
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut r)
-        .unwrap();
-    assert!(
-        !stats.to_lowercase().contains("cmdstat_hack.tsincr"),
-        "TSINCR must arrive as its effect"
+    // A replica with other default rollups must still create what the master created;
+    // TSINCR arrives as its effect.
+    let (_m, _r, data) = replica_equals_master(
+        |r| {
+            c!(r, "CONFIG", "SET", "hacks.ts-default-rollups", "1m:1d");
+        },
+        |_, m| workload(m, 2000),
+        &["HACK.TSINCR"],
     );
+    assert_eq!(data.len(), 6);
 }
 
 #[test]
 fn persistence_keeps_series_exactly() {
-    let mut s = Server::with(Opts {
-        aof: true,
-        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
-        ..Opts::default()
-    });
-    let mut c = s.conn();
-    workload(&mut c, 1500);
-    let before = all(&mut c);
-    drop(c);
-    s.restart();
-    let mut c = s.conn();
-    assert_eq!(all(&mut c), before, "AOF replay");
-    c!(&mut c, "BGREWRITEAOF");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") && !info.contains("aof_rewrite_scheduled:1") {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        sleep(Duration::from_millis(20));
-    }
-    drop(c);
-    s.restart();
-    let mut c = s.conn();
-    assert_eq!(all(&mut c), before, "rewritten AOF");
-    let _: () = redis::cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
-    assert_eq!(all(&mut c), before, "DEBUG RELOAD");
-    for (k, (_, _, expire_at), d) in &before {
-        // The digest covers whether the key has an expiry: restore it with the same one.
-        let dump: Vec<u8> = redis::cmd("DUMP").arg(k).query(&mut c).unwrap();
-        let mut restore = redis::cmd("RESTORE");
-        restore
-            .arg(format!("{k}:r"))
-            .arg((*expire_at).max(0))
-            .arg(dump);
-        if *expire_at > 0 {
-            restore.arg("ABSTTL");
-        }
-        let _: () = restore.query(&mut c).unwrap();
-        assert_eq!(&digest(&mut c, &format!("{k}:r")), d, "DUMP/RESTORE {k}");
-        assert_eq!(int(&c!(&mut c, "COPY", k, format!("{k}:c"))), 1);
-        assert_eq!(&digest(&mut c, &format!("{k}:c")), d, "COPY {k}");
-    }
+    survives_persistence(|_, c| workload(c, 1500));
 }
 
 #[test]
