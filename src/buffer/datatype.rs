@@ -150,7 +150,16 @@ fn load(io: &Loader) -> Option<Buffer> {
             let (m, v) = load_entry(io)?;
             entries.push((Rc::from(m), v));
         }
-        if !ids::observe(id) || b.batch(id).is_some() {
+        // What no drain could have made (and HACK.BUFBATCH, the AOF rewrite's replay, would
+        // refuse) is refused here too: id 0, delivery 0 or beyond i64, an empty batch, a
+        // duplicate id; an id no clock made would pin every later batch id.
+        if id == 0
+            || delivery == 0
+            || i64::try_from(delivery).is_err()
+            || entries.is_empty()
+            || b.batch(id).is_some()
+            || !ids::observe(id)
+        {
             return None;
         }
         b.put_batch(
@@ -161,6 +170,11 @@ fn load(io: &Loader) -> Option<Buffer> {
                 delivery,
             },
         );
+    }
+    // A buffer with nothing pending and nothing in flight is deleted by the command that
+    // empties it: no such value exists (and a rewrite would emit nothing for it).
+    if pending.is_empty() && batches == 0 {
+        return None;
     }
     for chunk in pending.chunks(AOF_CHUNK) {
         apply_pending(&mut b, chunk)?;

@@ -31,8 +31,12 @@ impl ModuleType for Lock {
     fn load(io: &Loader, _encver: c_int) -> Option<Self> {
         let owner = io.bytes()?;
         let token = io.unsigned()?;
-        // A token no clock made (e.g. 2^64-1 in a crafted RESTORE) would pin every later
-        // token: refuse the value.
+        // What HACK.LOCK could never have stored (an empty owner, token 0) is refused, as
+        // the AOF rewrite's HACK.LOCKSET would refuse it; a token no clock made (e.g. 2^64-1
+        // in a crafted RESTORE) would pin every later token.
+        if owner.is_empty() || token == 0 {
+            return None;
+        }
         token::observe(token).then_some(Lock { owner, token })
     }
 

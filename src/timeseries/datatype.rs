@@ -164,8 +164,8 @@ fn load(io: &Loader) -> Option<Series> {
         }
         r.newest = newest;
     }
-    // The expiry follows from the newest buckets; the saved value is kept if later.
-    s.expire_at_ms = has_expiry.then_some(expire);
+    // The expiry is a function of the newest buckets (it never moves otherwise): a saved
+    // value that differs is one no command made, and an AOF rewrite could not rebuild it.
     s.refresh_expiry();
-    Some(s)
+    (s.expire_at_ms == has_expiry.then_some(expire)).then_some(s)
 }

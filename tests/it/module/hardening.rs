@@ -43,7 +43,7 @@ fn module_commands(c: &mut Connection) -> Vec<(String, Vec<String>, i64, i64)> {
 }
 
 /// A call of `name` on `key` with enough arguments for its arity.
-fn call_on(name: &str, key: &str, arity: i64) -> Vec<String> {
+pub(super) fn call_on(name: &str, key: &str, arity: i64) -> Vec<String> {
     let mut v = vec![name.to_string(), key.to_string()];
     let need = arity.unsigned_abs() as usize;
     while v.len() < need {
@@ -55,7 +55,7 @@ fn call_on(name: &str, key: &str, arity: i64) -> Vec<String> {
     v
 }
 
-fn run(c: &mut Connection, args: &[String]) -> Result<Value, String> {
+pub(super) fn run(c: &mut Connection, args: &[String]) -> Result<Value, String> {
     let mut r = redis::cmd(&args[0]);
     for a in &args[1..] {
         r.arg(a);

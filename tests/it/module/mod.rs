@@ -1,32 +1,67 @@
 //! Module-wide behaviour against a real redis-server: loading (startup and MODULE LOAD),
 //! refusing unknown arguments without crashing, the panic guard, command metadata (flags,
-//! key specs, docs) and the INFO section.
+//! key specs, docs) and the INFO section. ACL categories per server version: `acl.rs`.
 
+mod acl;
 mod cluster;
 mod fuzz;
 mod hardening;
 mod memory;
+mod restore;
 mod valgrind;
 
 use std::process::{Command, Stdio};
 
 use crate::common::*;
 
+/// The module version `redis_module!` declares in src/lib.rs (both allocator variants).
+fn declared_module_version() -> i64 {
+    let lib = std::fs::read_to_string(workspace_root().join("src").join("lib.rs")).unwrap();
+    let versions: Vec<i64> = lib
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("version:"))
+        .map(|v| v.trim().trim_end_matches(',').parse().unwrap())
+        .collect();
+    assert!(!versions.is_empty(), "no `version:` in src/lib.rs");
+    assert!(versions.iter().all(|v| *v == versions[0]), "{versions:?}");
+    versions[0]
+}
+
+/// Ours is listed once, with its name, version and path. Other modules may be listed too:
+/// Redis 8 lists its built-in `vectorset` beside ours.
 #[test]
 fn module_list_shows_hacks() {
     let s = Server::start();
     let mut c = s.conn();
     let v: Vec<Vec<Value>> = redis::cmd("MODULE").arg("LIST").query(&mut c).unwrap();
-    let names: Vec<String> = v
+    // Each entry is a flat (field, value) list in RESP2.
+    let entries: Vec<Vec<(String, Value)>> = v
         .iter()
-        .filter_map(|m| match (m.first(), m.get(1)) {
-            (Some(Value::BulkString(k)), Some(Value::BulkString(n))) if k == b"name" => {
-                Some(String::from_utf8_lossy(n).into_owned())
-            }
-            _ => None,
+        .map(|m| {
+            m.chunks(2)
+                .filter_map(|kv| match kv {
+                    [k, v] => Some((text(k), v.clone())),
+                    _ => None,
+                })
+                .collect()
         })
         .collect();
-    assert_eq!(names, vec!["hacks".to_string()]);
+    let field = |e: &[(String, Value)], f: &str| {
+        e.iter()
+            .find(|(k, _)| k == f)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("MODULE LIST entry without {f}: {e:?}"))
+    };
+    let ours: Vec<&Vec<(String, Value)>> = entries
+        .iter()
+        .filter(|e| text(&field(e, "name")) == "hacks")
+        .collect();
+    assert_eq!(ours.len(), 1, "MODULE LIST: {entries:?}");
+    assert_eq!(int(&field(ours[0], "ver")), declared_module_version());
+    assert_eq!(
+        text(&field(ours[0], "path")),
+        module_path().display().to_string()
+    );
 }
 
 #[test]
