@@ -11,6 +11,7 @@
 //!
 //! `cargo run --release --example lockbench -- PORT [pairs] [rounds] [clients] [pipeline] [keyspace]`
 
+use hacks_test_support::Rng;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -113,17 +114,6 @@ impl Conn {
     fn call(&mut self, args: &[&str]) -> Reply {
         self.send(args);
         self.read()
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 

@@ -156,6 +156,17 @@ unsafe extern "C" fn set_int(
     raw::REDISMODULE_OK as c_int
 }
 
+fn registered(status: c_int, name: &CStr) -> Result<(), String> {
+    if status == raw::REDISMODULE_OK as c_int {
+        Ok(())
+    } else {
+        Err(format!(
+            "could not register config hacks.{}",
+            name.to_string_lossy()
+        ))
+    }
+}
+
 /// Register every setting, then apply values from the config file / LOADEX.
 pub fn register_all(ctx: &Ctx, settings: impl Iterator<Item = Setting>) -> Result<(), String> {
     // SAFETY: copies of API-table entries, written once at load (see `ffi::rm!`).
@@ -189,12 +200,7 @@ pub fn register_all(ctx: &Ctx, settings: impl Iterator<Item = Setting>) -> Resul
                         privdata,
                     )
                 };
-                if status != raw::REDISMODULE_OK as c_int {
-                    return Err(format!(
-                        "could not register config hacks.{}",
-                        s.name.to_string_lossy()
-                    ));
-                }
+                registered(status, s.name)?;
             }
             Setting::Str(s) => {
                 let Some(reg_str) = reg_str else { continue };
@@ -226,12 +232,7 @@ pub fn register_all(ctx: &Ctx, settings: impl Iterator<Item = Setting>) -> Resul
                         privdata,
                     )
                 };
-                if status != raw::REDISMODULE_OK as c_int {
-                    return Err(format!(
-                        "could not register config hacks.{}",
-                        s.name.to_string_lossy()
-                    ));
-                }
+                registered(status, s.name)?;
             }
         }
     }

@@ -13,7 +13,8 @@ pub struct Cluster {
     pub nodes: Vec<Server>,
 }
 
-fn cluster_opts() -> Opts {
+/// A node of a cluster: cluster mode on, its own nodes.conf, a 2 s node timeout.
+pub fn cluster_opts() -> Opts {
     Opts {
         extra: vec![
             "--cluster-enabled".into(),

@@ -18,7 +18,9 @@ pub use redis::{Connection, Value};
 
 pub mod cluster;
 pub mod conformance;
+pub mod rng;
 pub use conformance::*;
+pub use rng::Rng;
 
 /// Path of the module, built (or confirmed fresh) once per test binary.
 pub fn module_path() -> &'static Path {
@@ -434,4 +436,27 @@ pub fn pexpiretime(c: &mut Connection, key: &str) -> i64 {
         .arg(key)
         .query(c)
         .expect("PEXPIRETIME")
+}
+
+/// Every command the module registers (`COMMAND LIST FILTERBY MODULE hacks`).
+pub fn module_commands(c: &mut Connection) -> Vec<String> {
+    redis::cmd("COMMAND")
+        .arg("LIST")
+        .arg("FILTERBY")
+        .arg("MODULE")
+        .arg("hacks")
+        .query(c)
+        .expect("COMMAND LIST")
+}
+
+/// `used_memory` from `INFO memory`.
+pub fn used_memory(c: &mut Connection) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(c)
+        .expect("INFO memory");
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory in INFO memory")
 }

@@ -546,10 +546,7 @@ fn tokens_only_go_up_across_delete_and_restart() {
     // A rewritten AOF with an RDB preamble, then a restart.
     cmd(&mut c, &["CONFIG", "SET", "aof-use-rdb-preamble", "yes"]);
     cmd(&mut c, &["BGREWRITEAOF"]);
-    wait_until("the AOF rewrite", 20_000, || {
-        let i: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-        i.contains("aof_rewrite_in_progress:0") && !i.contains("aof_rewrite_scheduled:1")
-    });
+    wait_rewrite(&mut c);
     drop(c);
     s.restart();
     let mut c = s.conn();
@@ -575,55 +572,33 @@ fn tokens_only_go_up_across_delete_and_restart() {
     assert_eq!(sorted, seen, "tokens strictly increase: {seen:?}");
 }
 
+/// Token, absolute expiry and digest of the locks `p` and `q`.
+fn lock_states(c: &mut Connection) -> Vec<(i64, i64, Option<String>)> {
+    ["p", "q"]
+        .iter()
+        .map(|k| (info(c, k).unwrap().token, pexpiretime(c, k), digest(c, k)))
+        .collect()
+}
+
 #[test]
 fn persistence_copies_and_memory() {
     let mut s = Server::with(Opts::aof());
     let mut c = s.conn();
     lock(&mut c, "p", "owner\r\nwith\0bytes", 60_000, None).unwrap();
     lock(&mut c, "q", "short", 3_600_000, None).unwrap();
-    let before: Vec<_> = ["p", "q"]
-        .iter()
-        .map(|k| {
-            (
-                info(&mut c, k).unwrap().token,
-                pexpiretime(&mut c, k),
-                digest(&mut c, k),
-            )
-        })
-        .collect();
+    let before = lock_states(&mut c);
     drop(c);
     s.restart();
     let mut c = s.conn();
-    let after: Vec<_> = ["p", "q"]
-        .iter()
-        .map(|k| {
-            (
-                info(&mut c, k).unwrap().token,
-                pexpiretime(&mut c, k),
-                digest(&mut c, k),
-            )
-        })
-        .collect();
+    let after = lock_states(&mut c);
     assert_eq!(before, after, "AOF replay");
     assert_eq!(info(&mut c, "p").unwrap().owner, "owner\r\nwith\0bytes");
     cmd(&mut c, &["BGREWRITEAOF"]);
-    wait_until("the AOF rewrite", 20_000, || {
-        let i: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-        i.contains("aof_rewrite_in_progress:0") && !i.contains("aof_rewrite_scheduled:1")
-    });
+    wait_rewrite(&mut c);
     drop(c);
     s.restart();
     let mut c = s.conn();
-    let rewritten: Vec<_> = ["p", "q"]
-        .iter()
-        .map(|k| {
-            (
-                info(&mut c, k).unwrap().token,
-                pexpiretime(&mut c, k),
-                digest(&mut c, k),
-            )
-        })
-        .collect();
+    let rewritten = lock_states(&mut c);
     assert_eq!(before, rewritten, "rewritten AOF");
     let dump: Vec<u8> = redis::cmd("DUMP").arg("q").query(&mut c).unwrap();
     let _: () = redis::cmd("RESTORE")
@@ -869,17 +844,7 @@ fn metadata_and_resp3() {
 }
 
 fn cluster_node() -> Server {
-    Server::with(Opts {
-        extra: vec![
-            "--cluster-enabled".into(),
-            "yes".into(),
-            "--cluster-config-file".into(),
-            "nodes.conf".into(),
-            "--cluster-node-timeout".into(),
-            "2000".into(),
-        ],
-        ..Opts::default()
-    })
+    Server::with(crate::common::cluster::cluster_opts())
 }
 
 fn nodes_known(c: &mut Connection) -> usize {

@@ -76,14 +76,8 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 /// Every command `COMMAND LIST FILTERBY MODULE hacks` names, with its `COMMAND INFO`.
-fn module_commands(c: &mut Connection) -> Vec<Cmd> {
-    let mut names: Vec<String> = redis::cmd("COMMAND")
-        .arg("LIST")
-        .arg("FILTERBY")
-        .arg("MODULE")
-        .arg("hacks")
-        .query(c)
-        .unwrap();
+fn commands_with_info(c: &mut Connection) -> Vec<Cmd> {
+    let mut names: Vec<String> = crate::common::module_commands(c);
     names.sort();
     names
         .into_iter()
@@ -262,7 +256,7 @@ fn names<'a>(it: impl IntoIterator<Item = &'a Cmd>) -> BTreeSet<String> {
 fn acl_categories_follow_command_flags() {
     let s = Server::start();
     let mut admin = s.conn();
-    let ours = module_commands(&mut admin);
+    let ours = commands_with_info(&mut admin);
     assert!(ours.len() >= 12, "{ours:?}");
     let caps = detect(&mut admin, &ours);
     eprintln!("server capabilities: {caps:?}");

@@ -9,19 +9,6 @@ use std::collections::BTreeMap;
 
 use crate::common::*;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[(self.next() % v.len() as u64) as usize]
-    }
-}
-
 const KEYS: &[&str] = &[
     "str", "list", "hash", "set", "zset", "stream", "buf", "series", "rl", "lim:s", "lim:g",
     "missing",
@@ -178,13 +165,7 @@ fn malformed_calls_never_hurt() {
         .arg(0)
         .query(&mut c)
         .unwrap();
-    let commands: Vec<String> = redis::cmd("COMMAND")
-        .arg("LIST")
-        .arg("FILTERBY")
-        .arg("MODULE")
-        .arg("hacks")
-        .query(&mut c)
-        .unwrap();
+    let commands: Vec<String> = module_commands(&mut c);
     assert!(commands.len() >= 10, "{commands:?}");
     let mut rng = Rng(0x5EED_1234_ABCD);
     let (mut errors, mut oks) = (0, 0);

@@ -5,14 +5,8 @@
 use crate::common::*;
 
 /// (name, flags, first key position) of every command the module registered.
-fn module_commands(c: &mut Connection) -> Vec<(String, Vec<String>, i64, i64)> {
-    let names: Vec<String> = redis::cmd("COMMAND")
-        .arg("LIST")
-        .arg("FILTERBY")
-        .arg("MODULE")
-        .arg("hacks")
-        .query(c)
-        .unwrap();
+fn commands_with_info(c: &mut Connection) -> Vec<(String, Vec<String>, i64, i64)> {
+    let names: Vec<String> = crate::common::module_commands(c);
     names
         .into_iter()
         .map(|n| {
@@ -67,7 +61,7 @@ pub(super) fn run(c: &mut Connection, args: &[String]) -> Result<Value, String> 
 fn acl_key_patterns_and_read_only_specs_hold_for_every_command() {
     let s = Server::start();
     let mut admin = s.conn();
-    let cmds = module_commands(&mut admin);
+    let cmds = commands_with_info(&mut admin);
     assert!(cmds.len() >= 12, "{cmds:?}");
     for (name, _, first_key, _) in &cmds {
         if name.eq_ignore_ascii_case("HACK.TESTPANIC") {
@@ -211,7 +205,7 @@ fn out_of_memory_refuses_growing_writes_and_changes_nothing() {
 fn command_docs_describe_every_command() {
     let s = Server::start();
     let mut c = s.conn();
-    for (name, _, _, _) in module_commands(&mut c) {
+    for (name, _, _, _) in commands_with_info(&mut c) {
         let docs: Value = redis::cmd("COMMAND")
             .arg("DOCS")
             .arg(&name)

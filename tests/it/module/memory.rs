@@ -6,16 +6,6 @@ use crate::common::*;
 const N: usize = 1_000_000;
 const CHUNK: usize = 20_000;
 
-fn used_memory(c: &mut Connection) -> i64 {
-    let info: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Adds the command that creates key `k:<i>` to a pipeline.
 type MakeKey = dyn Fn(&mut redis::Pipeline, usize);
 

@@ -287,23 +287,6 @@ const RATELIMIT: &str = "ratelimit";
 // Mutants.
 // ---------------------------------------------------------------------------------------
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
-
 const EXTREMES: [u64; 9] = [
     0,
     1,
@@ -1011,16 +994,6 @@ fn probe(s: &mut Server, c: &mut Connection, m: &Mutant, args: &[&[u8]]) -> Opti
 fn state(c: &mut Connection, key: &str) -> String {
     let ty = text(&cmd(c, &["TYPE", key]));
     format!("{ty} {}", digest(c, key).unwrap_or_default())
-}
-
-fn used_memory(c: &mut Connection) -> i64 {
-    let info: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 fn time_us(c: &mut Connection) -> i64 {

@@ -32,19 +32,6 @@ fn points(v: &Value) -> Vec<(i64, i64)> {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo) as u64) as i64
-    }
-}
-
 #[test]
 fn sums_and_ranges_match_a_model() {
     let s = Server::start();
@@ -559,15 +546,7 @@ fn aof_rewrite_keeps_no_ttl_as_no_ttl() {
     assert_eq!(before[0].2, -1);
     assert_eq!(before[2].2, -1);
     c!(&mut c, "BGREWRITEAOF");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") && !info.contains("aof_rewrite_scheduled:1") {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        sleep(Duration::from_millis(20));
-    }
+    wait_rewrite(&mut c);
     drop(c);
     s.restart();
     let mut c = s.conn();
