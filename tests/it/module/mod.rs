@@ -8,6 +8,7 @@ mod fuzz;
 mod hardening;
 mod memory;
 mod restore;
+mod ttl;
 mod valgrind;
 
 use std::process::{Command, Stdio};
