@@ -11,6 +11,7 @@ pub mod buckets;
 pub mod common;
 pub mod datatype;
 pub mod defaults;
+pub mod hll;
 pub mod series;
 pub mod spec;
 pub mod stats;
