@@ -22,7 +22,9 @@
 pub mod estimate;
 pub mod murmur;
 pub mod registers;
+pub mod sketch;
 
 
 pub use estimate::{estimate, Histogram};
 pub use registers::{pattern, Registers, DENSE_BYTES, MAX_VALUE, REGISTERS};
+pub use sketch::{Sketch, DEFAULT_SPARSE_MAX_BYTES};
