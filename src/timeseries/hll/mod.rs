@@ -24,6 +24,10 @@ pub mod murmur;
 pub mod registers;
 pub mod sketch;
 
+#[cfg(test)]
+mod server_check;
+#[cfg(test)]
+mod testdata;
 
 pub use estimate::{estimate, Histogram};
 pub use registers::{pattern, Registers, DENSE_BYTES, MAX_VALUE, REGISTERS};
