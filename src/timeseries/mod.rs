@@ -19,6 +19,7 @@ pub mod buckets;
 pub mod commands;
 pub mod datatype;
 pub mod defaults;
+pub mod hll;
 pub mod increment;
 pub mod series;
 pub mod settings;
