@@ -19,8 +19,13 @@ pub mod buckets;
 pub mod commands;
 pub mod datatype;
 pub mod defaults;
+pub mod distinct;
+pub mod distinct_add;
+pub mod distinct_type;
 pub mod hll;
 pub mod increment;
+pub mod kind;
+pub mod layout;
 pub mod series;
 pub mod settings;
 pub mod spec;
@@ -32,6 +37,8 @@ pub static FAMILY: Family = Family {
     settings: &[
         Setting::Int(&settings::TS_MAX_RANGE_POINTS),
         Setting::Str(&settings::TS_DEFAULT_ROLLUPS),
+        Setting::Str(&settings::TS_DEFAULT_DISTINCT_ROLLUPS),
+        Setting::Int(&settings::TS_DISTINCT_SPARSE_MAX_BYTES),
     ],
     info: stats::FIELDS,
     gauges: &[],
@@ -39,5 +46,6 @@ pub static FAMILY: Family = Family {
 
 fn register(ctx: &Ctx) -> Result<(), String> {
     crate::module::datatype::register::<series::Series>(ctx)?;
+    crate::module::datatype::register::<distinct::DistinctSeries>(ctx)?;
     commands::register_all(ctx)
 }
