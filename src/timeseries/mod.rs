@@ -1,6 +1,13 @@
-//! Time-series counters: `HACK.TSCREATE`, `HACK.TSINCR`, `HACK.TSSUM`, `HACK.TSRANGE`,
-//! `HACK.TSINFO` (and the internal `HACK.TSAPPLY` / `HACK.TSSET` effects).
+//! Time series: counting series (`HACK.TSINCR`, `HACK.TSSUM`) and distinct-count series
+//! (`HACK.TSADD`, `HACK.TSCOUNT`), both created by `HACK.TSCREATE` and read by
+//! `HACK.TSRANGE` / `HACK.TSINFO` (and the internal `HACK.TSAPPLY` / `HACK.TSSET` /
+//! `HACK.TSADDAT` / `HACK.TSDSET` effects).
 //!
+//! - `layout.rs`: the rollup rules both families share (buckets, retention, segments,
+//!   range plans, expiry);
+//! - `distinct.rs`, `distinct_add.rs`, `distinct_type.rs`: distinct series (one HLL sketch
+//!   per bucket, from `hll/`), adding members to a key, the `hacks-tsd` data type;
+//! - `kind.rs`: which family a key holds, and the error the other family's commands answer;
 //! - `commands/`: one file per command;
 //! - `spec.rs`: rollup specs (`10s:1d`) and their rules;
 //! - `buckets.rs`: one rollup's buckets, dense or sparse, whichever is smaller;
