@@ -35,7 +35,7 @@ fn members(n: usize, seed: u64) -> Vec<Vec<u8>> {
         .map(|_| {
             let id = rng.below(pool);
             match id % 10 {
-                0 if id % 100 == 0 => Vec::new(),
+                0 if id.is_multiple_of(100) => Vec::new(),
                 1 | 2 => {
                     // Binary, length from the id so equal ids give equal members.
                     let mut r = Rng(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -75,6 +75,9 @@ fn pfcount_of<'a>(c: &mut Connection, key: &str, set: impl Iterator<Item = &'a [
     int(v.last().unwrap())
 }
 
+/// Members by the time they are added at.
+type ByTime<'a> = BTreeMap<i64, Vec<&'a [u8]>>;
+
 /// `HACK.TSADD key members... AT at` for each bucket's members (in chunks of 1000).
 fn tsadd_all(c: &mut Connection, key: &str, by_time: &BTreeMap<i64, Vec<&[u8]>>) {
     let mut p = redis::pipe();
@@ -112,8 +115,8 @@ fn differential(c: &mut Connection, n: usize, seed: u64) {
         .map(|_| t0 - 1 - rng.below(span as u64) as i64)
         .collect();
     // Members split between two series (and two HLL keys) with some overlap.
-    let (mut a, mut b): (BTreeMap<i64, Vec<&[u8]>>, BTreeMap<i64, Vec<&[u8]>>) =
-        (BTreeMap::new(), BTreeMap::new());
+    let mut a: ByTime = BTreeMap::new();
+    let mut b: ByTime = BTreeMap::new();
     for (i, m) in ms.iter().enumerate() {
         let side = rng.below(3);
         if side != 1 {
