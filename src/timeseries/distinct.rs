@@ -6,7 +6,7 @@
 //! A rollup's buckets are a `Vec<(index, Sketch)>` sorted by index, holding only buckets
 //! that received a member (a sketch is never empty). Buckets are mostly appended at the end
 //! (writes go to the current bucket); a back-fill inserts. 40 bytes a bucket plus the
-//! sketch's own heap (4 bytes a register while sparse, 12,288 once dense).
+//! sketch's own heap (3 bytes a register while sparse, 12,288 once dense).
 
 use super::hll::{Registers, Sketch};
 use super::layout::{self, bucket_of, AtError, RangeError};

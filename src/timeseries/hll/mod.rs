@@ -19,6 +19,7 @@
 //! `server_check.rs` holds ignored tests that compare against a live server
 //! (`HLL_REDIS_URL=redis://127.0.0.1:PORT cargo test --lib timeseries::hll -- --ignored`).
 
+pub mod entries;
 pub mod estimate;
 pub mod murmur;
 pub mod registers;

@@ -2,16 +2,16 @@
 //!
 //! # Layouts
 //!
-//! - **Sparse**: a `Vec<u32>` of the non-zero registers, sorted by index, each packed as
-//!   `index << 8 | value`. 4 bytes a set register. `add` is a binary search (O(log n)) and,
-//!   for a new register, an insert (a memmove of at most the bound, 3000 bytes by default).
+//! - **Sparse**: [`Entries`], the non-zero registers sorted by index, each `index << 8 |
+//!   value` packed in 3 bytes (see `entries.rs`). 3 bytes a set register. `add` is a binary
+//!   search (O(log n)) and, for a new register, an insert (a memmove of at most the bound).
 //!   Redis's run-length opcodes (`ZERO`/`XZERO`/`VAL`) are denser for medium sets (about 1.9
-//!   bytes a member at 1000 members against 4 here) but every update is a linear scan that
+//!   bytes a member at 1000 members against 3 here) but every update is a linear scan that
 //!   may split one opcode into up to five, with values capped at 32; the pairs are simpler to
 //!   get right, to validate (sorted, no duplicate, value 1..=51) and faster to update, and
 //!   for the small buckets a time series mostly holds (a handful of members) both cost the
-//!   same tens of bytes. The vector grows by a quarter (never past the bound), not by
-//!   doubling, so its slack stays within about 25 %.
+//!   same tens of bytes. The vector grows by an eighth (never past the bound), not by
+//!   doubling, so its slack stays within about 12 %.
 //! - **Dense**: the 16384 registers 6-bit packed, 12288 bytes, in exactly Redis's dense
 //!   layout. A plain `[u8; 16384]` would make `add` a byte store instead of a 3-byte
 //!   read-modify-write and `count` a little faster, but costs 4 KB (33 %) more for every
@@ -49,6 +49,7 @@
 //! the input's length, plus 12288 bytes when the result is dense (a valid sparse payload
 //! with more entries than the holder's bound, or a dense payload).
 
+use super::entries::Entries;
 use super::estimate::{estimate, Histogram};
 use super::registers::{
     packed_get, packed_histogram, packed_iter, packed_set_max, pattern, Registers, DENSE_BYTES,
@@ -61,7 +62,7 @@ pub const DEFAULT_SPARSE_MAX_BYTES: usize = 3000;
 /// Past this a sparse form would be bigger than the dense one.
 const SPARSE_MAX_BYTES_CAP: usize = DENSE_BYTES;
 /// Bytes a sparse entry takes in memory.
-const SPARSE_ENTRY_BYTES: usize = 4;
+const SPARSE_ENTRY_BYTES: usize = super::entries::ENTRY_BYTES;
 
 const TAG_SPARSE: u8 = 1;
 const TAG_DENSE: u8 = 2;
@@ -85,7 +86,7 @@ fn entry_value(e: u32) -> u8 {
 
 #[derive(Clone)]
 enum Repr {
-    Sparse(Vec<u32>),
+    Sparse(Entries),
     Dense(Box<[u8; DENSE_BYTES]>),
 }
 
@@ -128,8 +129,8 @@ impl PartialEq for Sketch {
 
 impl Eq for Sketch {}
 
-fn sparse_eq_dense(sparse: &[u32], dense: &[u8; DENSE_BYTES]) -> bool {
-    let mut entries = sparse.iter().copied().peekable();
+fn sparse_eq_dense(sparse: &Entries, dense: &[u8; DENSE_BYTES]) -> bool {
+    let mut entries = sparse.iter().peekable();
     for (i, r) in packed_iter(dense).enumerate() {
         let expected = match entries.peek() {
             Some(&e) if usize::from(entry_index(e)) == i => {
@@ -145,19 +146,11 @@ fn sparse_eq_dense(sparse: &[u32], dense: &[u8; DENSE_BYTES]) -> bool {
     entries.next().is_none()
 }
 
-/// Room for one more entry, growing by a quarter (at least 4) but never past `max_entries`.
-fn reserve_one(v: &mut Vec<u32>, max_entries: usize) {
-    if v.len() == v.capacity() {
-        let room = max_entries.saturating_sub(v.len()).max(1);
-        v.reserve_exact((v.len() / 4).max(4).min(room));
-    }
-}
-
 /// Merge two sorted entry lists, keeping the larger value of a shared index.
-fn merge_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(a.len().saturating_add(b.len()));
-    let mut ia = a.iter().copied().peekable();
-    let mut ib = b.iter().copied().peekable();
+fn merge_sorted(a: &Entries, b: &Entries) -> Entries {
+    let mut out = Entries::with_capacity(a.len().saturating_add(b.len()));
+    let mut ia = a.iter().peekable();
+    let mut ib = b.iter().peekable();
     loop {
         match (ia.peek().copied(), ib.peek().copied()) {
             (Some(x), Some(y)) => {
@@ -189,7 +182,7 @@ impl Sketch {
     /// An empty sketch, sparse until its entries would exceed `sparse_max_bytes`.
     pub fn new(sparse_max_bytes: usize) -> Self {
         Sketch {
-            repr: Repr::Sparse(Vec::new()),
+            repr: Repr::Sparse(Entries::default()),
             sparse_max_bytes: sparse_max_bytes.min(SPARSE_MAX_BYTES_CAP),
         }
     }
@@ -230,18 +223,18 @@ impl Sketch {
         let max_entries = self.max_entries();
         match &mut self.repr {
             Repr::Dense(d) => return packed_set_max(d, usize::from(index), value),
-            Repr::Sparse(v) => match v.binary_search_by_key(&index, |&e| entry_index(e)) {
+            Repr::Sparse(v) => match v.search(index, entry_index) {
                 Ok(at) => {
-                    return match v.get_mut(at) {
-                        Some(e) if value > entry_value(*e) => {
-                            *e = entry(index, value);
+                    return match v.get(at) {
+                        Some(e) if value > entry_value(e) => {
+                            v.set(at, entry(index, value));
                             true
                         }
                         _ => false,
                     };
                 }
                 Err(at) if v.len() < max_entries => {
-                    reserve_one(v, max_entries);
+                    v.reserve_one(max_entries);
                     v.insert(at, entry(index, value));
                     return true;
                 }
@@ -260,7 +253,7 @@ impl Sketch {
     pub fn promote(&mut self) {
         if let Repr::Sparse(v) = &self.repr {
             let mut dense = Box::new([0u8; DENSE_BYTES]);
-            for &e in v {
+            for e in v.iter() {
                 packed_set_max(&mut dense, usize::from(entry_index(e)), entry_value(e));
             }
             self.repr = Repr::Dense(dense);
@@ -275,10 +268,10 @@ impl Sketch {
                 let Ok(index) = u16::try_from(index) else {
                     return 0;
                 };
-                v.binary_search_by_key(&index, |&e| entry_index(e))
+                v.search(index, entry_index)
                     .ok()
                     .and_then(|at| v.get(at))
-                    .map_or(0, |&e| entry_value(e))
+                    .map_or(0, entry_value)
             }
         }
     }
@@ -286,7 +279,7 @@ impl Sketch {
     /// Call `f(index, value)` for every non-zero register, in index order.
     pub fn for_each_nonzero(&self, mut f: impl FnMut(u16, u8)) {
         match &self.repr {
-            Repr::Sparse(v) => v.iter().for_each(|&e| f(entry_index(e), entry_value(e))),
+            Repr::Sparse(v) => v.iter().for_each(|e| f(entry_index(e), entry_value(e))),
             Repr::Dense(d) => {
                 for (i, r) in (0u16..).zip(packed_iter(d)) {
                     if r != 0 {
@@ -311,7 +304,7 @@ impl Sketch {
             Repr::Dense(d) => packed_histogram(d),
             Repr::Sparse(v) => {
                 let mut h: Histogram = [0; 64];
-                for &e in v {
+                for e in v.iter() {
                     if let Some(slot) = h.get_mut(usize::from(entry_value(e))) {
                         *slot = slot.wrapping_add(1);
                     }
@@ -338,7 +331,7 @@ impl Sketch {
         match &self.repr {
             Repr::Dense(d) => acc.merge_packed(d),
             Repr::Sparse(v) => {
-                for &e in v {
+                for e in v.iter() {
                     acc.set_max(usize::from(entry_index(e)), entry_value(e));
                 }
             }
@@ -368,7 +361,7 @@ impl Sketch {
     /// Bytes this sketch holds on the heap (add `size_of::<Sketch>()` for the whole).
     pub fn heap_bytes(&self) -> usize {
         match &self.repr {
-            Repr::Sparse(v) => v.capacity().saturating_mul(SPARSE_ENTRY_BYTES),
+            Repr::Sparse(v) => v.capacity_bytes(),
             Repr::Dense(_) => DENSE_BYTES,
         }
     }
@@ -379,7 +372,7 @@ impl Sketch {
             Repr::Dense(d) => d.clone(),
             Repr::Sparse(v) => {
                 let mut dense = Box::new([0u8; DENSE_BYTES]);
-                for &e in v {
+                for e in v.iter() {
                     packed_set_max(&mut dense, usize::from(entry_index(e)), entry_value(e));
                 }
                 dense
@@ -435,7 +428,7 @@ impl Sketch {
                 if n >= SERIAL_DENSE_FROM {
                     return None;
                 }
-                let mut entries = Vec::with_capacity(n);
+                let mut entries = Entries::with_capacity(n);
                 let mut next_index = 0u32;
                 for chunk in body.chunks_exact(SERIAL_ENTRY_BYTES) {
                     let &[b0, b1, b2] = chunk else {
@@ -537,7 +530,7 @@ mod tests {
 
     #[test]
     fn promotes_when_one_more_entry_would_pass_the_bound() {
-        let bound = 40; // 10 entries
+        let bound = 30; // 10 entries of 3 bytes
         let mut s = Sketch::new(bound);
         let mut i = 0;
         while s.nonzero() < 10 {
@@ -583,10 +576,14 @@ mod tests {
     #[test]
     fn sparse_memory_is_tens_of_bytes_for_a_handful() {
         assert_eq!(filled(0, 3000).heap_bytes(), 0);
-        assert_eq!(filled(1, 3000).heap_bytes(), 16);
+        assert_eq!(
+            filled(1, 3000).heap_bytes(),
+            12,
+            "room for 4 entries of 3 bytes"
+        );
         assert!(filled(10, 3000).heap_bytes() <= 48);
         let s = filled(100, 3000);
-        assert!(s.heap_bytes() <= 100 * 4 * 5 / 4 + 16, "{}", s.heap_bytes());
+        assert!(s.heap_bytes() <= 100 * 3 * 9 / 8 + 12, "{}", s.heap_bytes());
         let s = filled(700, 3000);
         assert!(s.is_sparse());
         assert!(s.heap_bytes() <= 3000);

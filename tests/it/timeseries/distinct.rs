@@ -294,10 +294,10 @@ fn sparse_buckets_turn_dense_past_the_bound() {
         &["HACK.TSCREATE", "p", "ROLLUPS", "1h:1d", "DISTINCT"],
     );
     let now = server_ms(&mut c).to_string();
-    let ms = members(8_000, 5);
+    let ms = members(20_000, 5);
     let mut fed: Vec<&[u8]> = vec![];
     let mut saw_sparse_mem = 0;
-    for chunk in ms.chunks(50) {
+    for chunk in ms.chunks(200) {
         let mut r = redis::cmd("HACK.TSADD");
         r.arg("p");
         for m in chunk {
@@ -310,7 +310,10 @@ fn sparse_buckets_turn_dense_past_the_bound() {
         let mem: i64 = int(&cmd(&mut c, &["MEMORY", "USAGE", "p"]));
         if l == ["sparse"] {
             saw_sparse_mem = mem;
-            assert!(mem < 12_288 + 600, "a sparse bucket stays under the bound: {mem}");
+            assert!(
+                mem < 12_288 + 600,
+                "a sparse bucket stays under the bound: {mem}"
+            );
         } else {
             assert_eq!(l, ["dense"]);
             assert!(mem > 12_288, "{mem}");
@@ -323,7 +326,7 @@ fn sparse_buckets_turn_dense_past_the_bound() {
     // A lower bound promotes sooner; a bucket never turns back.
     cmd(
         &mut c,
-        &["CONFIG", "SET", "hacks.ts-distinct-sparse-max-bytes", "40"],
+        &["CONFIG", "SET", "hacks.ts-distinct-sparse-max-bytes", "30"],
     );
     cmd(
         &mut c,
@@ -690,7 +693,7 @@ fn workload(c: &mut Connection, n: usize) {
     // One busy bucket turns dense; one explicit series; one without TTL.
     let mut busy = redis::cmd("HACK.TSADD");
     busy.arg("busy");
-    for m in members(6_000, 7) {
+    for m in members(12_000, 7) {
         busy.arg(m);
     }
     p.add_command(busy).ignore();
