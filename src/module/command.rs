@@ -195,6 +195,12 @@ pub struct CommandDef {
     /// Past the minimum, arguments come in groups of this many (2 for `member increment`
     /// pairs); 1: any count.
     pub argc_step: usize,
+    /// For key positions a range key spec cannot express (`HACK.TSCOUNT key [key ...] from
+    /// to [UNION]`): the argv indexes of the keys. The command then needs the
+    /// `getkeys-api` flag, its key spec is marked `VARIABLE_FLAGS` so the server asks the
+    /// command (Cluster slot checks, ACL, `COMMAND GETKEYS`), and each key is reported with
+    /// the spec's flags.
+    pub getkeys: Option<fn(&Args) -> std::ops::Range<usize>>,
 }
 
 impl CommandDef {
@@ -210,6 +216,7 @@ impl CommandDef {
         args: &[],
         max_argc: 0,
         argc_step: 1,
+        getkeys: None,
     };
 
     /// The argument count the definition allows, checked once by the trampoline for every
@@ -258,6 +265,11 @@ unsafe extern "C" fn trampoline<C: Command>(
         let c = unsafe { Ctx::from_raw(ctx) };
         // SAFETY: the server passes `argc` valid strings in `argv` for this call.
         let args = unsafe { Args::from_raw(argv, argc) };
+        if let Some(keys) = C::DEF.getkeys {
+            if report_keys(&c, &C::DEF, keys(&args)) {
+                return;
+            }
+        }
         let outcome = match C::DEF.check_arity(args.len()) {
             Ok(()) => C::run(&c, &args),
             Err(e) => Err(e),
@@ -275,6 +287,38 @@ unsafe extern "C" fn trampoline<C: Command>(
         unsafe { Ctx::from_raw(ctx) }.reply_error(&CmdError::msg(msg));
     }
     REDISMODULE_OK as c_int
+}
+
+/// Answer a key-position request (the server asking which arguments are keys) with
+/// `keys`; false when this call is an ordinary command call.
+fn report_keys(c: &Ctx, def: &CommandDef, keys: std::ops::Range<usize>) -> bool {
+    // SAFETY: copies of API-table entries, written once at load (see `ffi::rm!`).
+    let (Some(is_request), Some(at_pos)) =
+        (unsafe { raw::RedisModule_IsKeysPositionRequest }, unsafe {
+            raw::RedisModule_KeyAtPos
+        })
+    else {
+        return false;
+    };
+    // SAFETY: the live context of this command call.
+    if unsafe { is_request(c.raw()) } == 0 {
+        return false;
+    }
+    let flags = def.keys.map_or(0, |k| k.flags) & !raw::REDISMODULE_CMD_KEY_VARIABLE_FLAGS;
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
+    let with_flags = unsafe { raw::RedisModule_KeyAtPosWithFlags };
+    for pos in keys {
+        let Ok(pos) = c_int::try_from(pos) else {
+            break;
+        };
+        match with_flags {
+            // SAFETY: live context of a key-position request; `pos` is an argv index.
+            Some(f) => unsafe { f(c.raw(), pos, c_int::try_from(flags).unwrap_or(0)) },
+            // SAFETY: as above.
+            None => unsafe { at_pos(c.raw(), pos) },
+        }
+    }
+    true
 }
 
 /// Register one command. Errors are logged by the caller, which fails the module load.
@@ -325,7 +369,11 @@ pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
     // Key specs: one spec, plus the all-zero terminator.
     let mut specs: Vec<raw::RedisModuleCommandKeySpec> = Vec::new();
     if let Some(k) = def.keys {
-        specs.push(key_spec(k));
+        let mut spec = key_spec(k);
+        if def.getkeys.is_some() {
+            spec.flags |= u64::from(raw::REDISMODULE_CMD_KEY_VARIABLE_FLAGS);
+        }
+        specs.push(spec);
     }
     // SAFETY: plain C data (pointers, integers, unions of integers): all-zero is valid, and
     // is the terminator the server looks for.

@@ -51,3 +51,45 @@ pub fn rollups_arg(args: &Args, i: usize) -> Result<Vec<super::spec::RollupSpec>
     super::spec::validate(&list).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
     Ok(list)
 }
+
+/// The error of a write time a rollup list refuses (distinct series).
+pub fn at_error(e: super::layout::AtError) -> CmdError {
+    match e {
+        super::layout::AtError::TooOld => incr_error(IncrError::TooOld),
+        super::layout::AtError::TooNew => incr_error(IncrError::TooNew),
+    }
+}
+
+/// An `AT` value: Unix ms, not negative.
+pub fn at_arg(args: &Args, i: usize) -> Result<i64, CmdError> {
+    match args.i64_at(i) {
+        Ok(v) if v >= 0 => Ok(v),
+        _ => Err(CmdError::Static(
+            "ERR AT must be a Unix time in milliseconds",
+        )),
+    }
+}
+
+/// `ROLLUPS spec [spec ...]` from argument `i` (the keyword) up to `end` (exclusive).
+pub fn rollups_until(
+    args: &Args,
+    i: usize,
+    end: usize,
+) -> Result<Vec<super::spec::RollupSpec>, CmdError> {
+    if !crate::module::args::is_keyword(args.bytes(i)?, "ROLLUPS") {
+        return Err(crate::module::args::unknown_option(args.bytes(i)?));
+    }
+    let first = i.saturating_add(1);
+    if first >= end {
+        return Err(crate::module::args::missing_value("ROLLUPS"));
+    }
+    let mut list = Vec::with_capacity(end.saturating_sub(first));
+    for j in first..end {
+        list.push(
+            super::spec::parse_one(args.bytes(j)?)
+                .map_err(|e| CmdError::msg(format!("ERR {e}")))?,
+        );
+    }
+    super::spec::validate(&list).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    Ok(list)
+}

@@ -29,7 +29,8 @@ pub fn apply(
     check: bool,
     create_with: impl FnOnce() -> Vec<RollupSpec>,
 ) -> Result<Applied, CmdError> {
-    let mut key = TypedKey::open(ctx, name, &SERIES_TYPE, true)?;
+    let mut key = TypedKey::open(ctx, name, &SERIES_TYPE, true)
+        .map_err(|e| super::kind::wrong_family(e, ctx, name, false))?;
     let (value, created, expire_before, expire_after) = match key.get_mut()? {
         Some(s) => {
             let before = s.expire_at_ms;

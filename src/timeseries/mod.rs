@@ -1,6 +1,13 @@
-//! Time-series counters: `HACK.TSCREATE`, `HACK.TSINCR`, `HACK.TSSUM`, `HACK.TSRANGE`,
-//! `HACK.TSINFO` (and the internal `HACK.TSAPPLY` / `HACK.TSSET` effects).
+//! Time series: counting series (`HACK.TSINCR`, `HACK.TSSUM`) and distinct-count series
+//! (`HACK.TSADD`, `HACK.TSCOUNT`), both created by `HACK.TSCREATE` and read by
+//! `HACK.TSRANGE` / `HACK.TSINFO` (and the internal `HACK.TSAPPLY` / `HACK.TSSET` /
+//! `HACK.TSADDAT` / `HACK.TSDSET` effects).
 //!
+//! - `layout.rs`: the rollup rules both families share (buckets, retention, segments,
+//!   range plans, expiry);
+//! - `distinct.rs`, `distinct_add.rs`, `distinct_type.rs`: distinct series (one HLL sketch
+//!   per bucket, from `hll/`), adding members to a key, the `hacks-tsd` data type;
+//! - `kind.rs`: which family a key holds, and the error the other family's commands answer;
 //! - `commands/`: one file per command;
 //! - `spec.rs`: rollup specs (`10s:1d`) and their rules;
 //! - `buckets.rs`: one rollup's buckets, dense or sparse, whichever is smaller;
@@ -19,7 +26,13 @@ pub mod buckets;
 pub mod commands;
 pub mod datatype;
 pub mod defaults;
+pub mod distinct;
+pub mod distinct_add;
+pub mod distinct_type;
+pub mod hll;
 pub mod increment;
+pub mod kind;
+pub mod layout;
 pub mod series;
 pub mod settings;
 pub mod spec;
@@ -31,6 +44,8 @@ pub static FAMILY: Family = Family {
     settings: &[
         Setting::Int(&settings::TS_MAX_RANGE_POINTS),
         Setting::Str(&settings::TS_DEFAULT_ROLLUPS),
+        Setting::Str(&settings::TS_DEFAULT_DISTINCT_ROLLUPS),
+        Setting::Int(&settings::TS_DISTINCT_SPARSE_MAX_BYTES),
     ],
     info: stats::FIELDS,
     gauges: &[],
@@ -38,5 +53,6 @@ pub static FAMILY: Family = Family {
 
 fn register(ctx: &Ctx) -> Result<(), String> {
     crate::module::datatype::register::<series::Series>(ctx)?;
+    crate::module::datatype::register::<distinct::DistinctSeries>(ctx)?;
     commands::register_all(ctx)
 }

@@ -29,30 +29,17 @@ pub enum IncrError {
     Overflow,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeError {
-    /// No rollup covering the range has a resolution dividing STEP.
-    BadStep,
-    TooManyPoints(i64),
-}
-
-pub fn bucket_of(t: i64, resolution: i64) -> i64 {
-    t.div_euclid(resolution)
-}
+use super::layout;
+pub use super::layout::{bucket_of, RangeError};
 
 impl Rollup {
-    /// Index of the oldest bucket retained at `now`: the last `retention / resolution` buckets
-    /// up to and including the current one.
+    /// Index of the oldest bucket retained at `now` (see [`layout::oldest_idx`]).
     pub fn oldest_idx(&self, now: i64) -> i64 {
-        // `buckets()` is positive, so this is at most the current bucket (no overflow with any
-        // sane clock; saturating keeps it total).
-        bucket_of(now, self.spec.resolution_ms)
-            .saturating_sub(self.spec.buckets())
-            .saturating_add(1)
+        layout::oldest_idx(&self.spec, now)
     }
 
     pub fn oldest_start(&self, now: i64) -> i64 {
-        self.oldest_idx(now).saturating_mul(self.spec.resolution_ms)
+        layout::oldest_start(&self.spec, now)
     }
 }
 
@@ -138,47 +125,13 @@ impl Series {
 
     /// Recompute the expiry from the newest buckets; it never moves earlier.
     pub fn refresh_expiry(&mut self) {
-        let derived = self
-            .rollups
-            .iter()
-            .filter_map(|r| {
-                r.newest.map(|n| {
-                    (n.saturating_add(r.spec.buckets())).saturating_mul(r.spec.resolution_ms)
-                })
-            })
-            .max();
-        self.expire_at_ms = match (self.expire_at_ms, derived) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        let derived = layout::derived_expiry(self.rollups.iter().map(|r| (r.spec, r.newest)));
+        self.expire_at_ms = layout::next_expiry(self.expire_at_ms, derived);
     }
 
-    /// Which rollup answers which part of time at `now`: `(rollup, from_ms, until_ms)`,
-    /// finest first, `until` exclusive. A finer rollup answers from the first edge of the
-    /// next coarser rollup at or after its own oldest retained bucket, so every coarse bucket
-    /// counts whole or not at all.
+    /// Which rollup answers which part of time at `now` (see [`layout::segments`]).
     pub fn segments(&self, now: i64) -> Vec<(usize, i64, i64)> {
-        let mut out = Vec::with_capacity(self.rollups.len());
-        let mut until = i64::MAX;
-        for (i, r) in self.rollups.iter().enumerate() {
-            let oldest = r.oldest_start(now);
-            let from = match self.rollups.get(i.saturating_add(1)) {
-                Some(coarser) => {
-                    let res = coarser.spec.resolution_ms;
-                    oldest
-                        .div_euclid(res)
-                        .saturating_add(i64::from(oldest.rem_euclid(res) != 0))
-                        .saturating_mul(res)
-                }
-                None => oldest,
-            };
-            let from = from.max(oldest);
-            if from < until {
-                out.push((i, from, until));
-                until = from;
-            }
-        }
-        out
+        layout::segments(&self.specs(), now)
     }
 
     /// Sum of every bucket overlapping `[from, to]`, each part of time answered by the finest
@@ -192,13 +145,7 @@ impl Series {
             let Some(r) = self.rollups.get(i) else {
                 continue;
             };
-            let res = r.spec.resolution_ms;
-            let lo = bucket_of(from, res).max(bucket_of(seg_from, res));
-            let hi = if seg_until == i64::MAX {
-                bucket_of(to, res)
-            } else {
-                bucket_of(to, res).min(bucket_of(seg_until, res).saturating_sub(1))
-            };
+            let (lo, hi) = layout::segment_buckets(&r.spec, from, to, seg_from, seg_until);
             // At most MAX_ROLLUPS sums of in-memory i64s: far inside i128.
             total = total.saturating_add(r.store.sum(lo, hi));
         }
@@ -216,47 +163,18 @@ impl Series {
         step: Option<i64>,
         max_points: i64,
     ) -> Result<Vec<(i64, i64)>, RangeError> {
-        // Clamping `from` to the coarsest rollup's oldest bucket means that rollup always
-        // covers it, so the search below can only fail on STEP.
-        let coarsest_oldest = self.rollups.last().map_or(from, |r| r.oldest_start(now));
-        let from = from.max(coarsest_oldest);
-        if to < from {
+        let Some(plan) = layout::pick_range(&self.specs(), now, from, to, step, max_points)? else {
             return Ok(vec![]);
-        }
-        let pick = self
-            .rollups
-            .iter()
-            .filter(|r| r.oldest_start(now) <= from)
-            .find(|r| step.is_none_or(|s| s.checked_rem(r.spec.resolution_ms) == Some(0)))
-            .ok_or(RangeError::BadStep)?;
-        // STEP and resolutions are validated >= 1. `first` and `last` are multiples of `step`
-        // at most `from` and `to`: they only saturate for `from` within `step` of i64::MIN,
-        // which no retention reaches.
-        let step = step.unwrap_or(pick.spec.resolution_ms);
-        let first = from.div_euclid(step).saturating_mul(step);
-        let last = to.div_euclid(step).saturating_mul(step);
-        let count = i128::from(last)
-            .saturating_sub(i128::from(first))
-            .checked_div(i128::from(step))
-            .unwrap_or(0)
-            .saturating_add(1);
-        if count > i128::from(max_points) {
-            return Err(RangeError::TooManyPoints(
-                i64::try_from(count).unwrap_or(i64::MAX),
-            ));
-        }
-        let mut points: Vec<(i64, i64)> = (0..count as i64)
-            .map(|k| (first.saturating_add(k.saturating_mul(step)), 0))
+        };
+        let Some(pick) = self.rollups.get(plan.rollup) else {
+            return Ok(vec![]);
+        };
+        let mut points: Vec<(i64, i64)> = (0..plan.count as i64)
+            .map(|k| (plan.first.saturating_add(k.saturating_mul(plan.step)), 0))
             .collect();
         let res = pick.spec.resolution_ms;
-        let lo = bucket_of(first, res).max(pick.oldest_idx(now));
-        // The last step's end: clamped at i64::MAX, past which no bucket starts anyway.
-        let hi = bucket_of(last.saturating_add(step.saturating_sub(1)), res);
-        pick.store.each(lo, hi, |idx, v| {
-            // `idx <= hi`, so `idx * res` is a time at most `last + step - 1`.
-            let t = idx.saturating_mul(res);
-            let k = t.saturating_sub(first).div_euclid(step);
-            if let Some(p) = usize::try_from(k).ok().and_then(|k| points.get_mut(k)) {
+        pick.store.each(plan.lo, plan.hi, |idx, v| {
+            if let Some(p) = layout::point_of(&plan, idx, res).and_then(|k| points.get_mut(k)) {
                 p.1 = p.1.saturating_add(v);
             }
         });

@@ -1,4 +1,4 @@
-//! `HACK.TSCREATE key ROLLUPS rollup [rollup ...]`
+//! `HACK.TSCREATE key ROLLUPS rollup [rollup ...] [DISTINCT]`
 
 use redis_module::raw;
 
@@ -10,8 +10,11 @@ use crate::module::replicate;
 use crate::module::strkey::key_exists;
 use crate::module::typedkey::TypedKey;
 
-use crate::timeseries::args::rollups_arg;
+use crate::module::args::is_keyword;
+use crate::timeseries::args::rollups_until;
 use crate::timeseries::datatype::SERIES_TYPE;
+use crate::timeseries::distinct::DistinctSeries;
+use crate::timeseries::distinct_type::DISTINCT_TYPE;
 use crate::timeseries::series::Series;
 
 pub struct TsCreate;
@@ -22,26 +25,33 @@ impl Command for TsCreate {
         flags: c"write deny-oom",
         arity: -4,
         keys: KeySpec::one(KeySpec::CREATE),
-        summary: c"Creates an empty time series with the given rollups (resolution:retention, finest first), e.g. 10s:1d 1h:90d.",
+        summary: c"Creates an empty time series with the given rollups (resolution:retention, finest first), e.g. 10s:1d 1h:90d; with DISTINCT, a distinct-count series (a HyperLogLog per bucket).",
         complexity: c"O(R) where R is the number of rollups",
         since: c"0.1.0",
         args: &[
             ArgDoc::key(c"key"),
             ArgDoc::token(c"rollups", c"ROLLUPS"),
             ArgDoc::string(c"rollup").multiple(),
+            ArgDoc::token(c"distinct", c"DISTINCT").optional(),
         ],
         ..CommandDef::BASE
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        let specs = rollups_arg(args, 2)?;
+        let n = args.len();
+        let distinct = is_keyword(args.bytes(n.saturating_sub(1))?, "DISTINCT");
+        let specs = rollups_until(args, 2, if distinct { n.saturating_sub(1) } else { n })?;
         let name = args.raw(1)?;
         if key_exists(ctx, name)? {
             return Err(CmdError::Static("ERR key already exists"));
         }
-        let mut key = TypedKey::open(ctx, name, &SERIES_TYPE, true)?;
-        key.create(Series::new(&specs))?;
-        drop(key);
+        if distinct {
+            let mut key = TypedKey::open(ctx, name, &DISTINCT_TYPE, true)?;
+            key.create(DistinctSeries::new(&specs))?;
+        } else {
+            let mut key = TypedKey::open(ctx, name, &SERIES_TYPE, true)?;
+            key.create(Series::new(&specs))?;
+        }
         // No clock involved: an empty series has no expiry until its first bucket.
         replicate::verbatim(ctx)?;
         ctx.signal_modified(name)?;

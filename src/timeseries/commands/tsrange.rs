@@ -4,11 +4,10 @@ use crate::module::args::{is_keyword, Args};
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
-use crate::module::typedkey::TypedKey;
 use crate::timeseries::settings::TS_MAX_RANGE_POINTS;
 
 use crate::timeseries::args::time_arg;
-use crate::timeseries::datatype::SERIES_TYPE;
+use crate::timeseries::kind::{open_either, Opened};
 use crate::timeseries::series::RangeError;
 
 pub struct TsRange;
@@ -19,7 +18,7 @@ impl Command for TsRange {
         flags: c"readonly",
         arity: -4,
         keys: KeySpec::one(KeySpec::READ),
-        summary: c"Returns zero-filled [step_start_ms, value] points of a time series over [from, to], STEP defaulting to the resolution of the finest rollup covering the range.",
+        summary: c"Returns zero-filled [step_start_ms, value] points of a time series over [from, to] (on a distinct series: the distinct count of each step), STEP defaulting to the resolution of the finest rollup covering the range.",
         complexity: c"O(P + B) where P is the number of points and B the buckets read",
         since: c"0.1.0",
         args: &[
@@ -41,21 +40,33 @@ impl Command for TsRange {
         let now = ctx.now_us()?.div_euclid(1000);
         let from = time_arg(args, 2, now)?;
         let to = time_arg(args, 3, now)?;
-        let key = TypedKey::open(ctx, args.raw(1)?, &SERIES_TYPE, false)?;
-        let Some(series) = key.get()? else {
-            return ctx.reply_array(0);
-        };
         let max = TS_MAX_RANGE_POINTS.get();
-        let points = series
-            .range(now, from, to, step, max)
-            .map_err(|e| match e {
-                RangeError::BadStep => CmdError::Static(
-                    "ERR STEP must be a multiple of the resolution of a rollup covering the range",
-                ),
-                RangeError::TooManyPoints(n) => CmdError::msg(format!(
-                    "ERR the range has {n} points, more than hacks.ts-max-range-points ({max})"
-                )),
-            })?;
+        let range_error = |e| match e {
+            RangeError::BadStep => CmdError::Static(
+                "ERR STEP must be a multiple of the resolution of a rollup covering the range",
+            ),
+            RangeError::TooManyPoints(n) => CmdError::msg(format!(
+                "ERR the range has {n} points, more than hacks.ts-max-range-points ({max})"
+            )),
+        };
+        let points: Vec<(i64, i64)> = match open_either(ctx, args.raw(1)?)? {
+            Opened::Counting(key) => match key.get()? {
+                Some(series) => series
+                    .range(now, from, to, step, max)
+                    .map_err(range_error)?,
+                None => vec![],
+            },
+            // A distinct series: the distinct count of each step.
+            Opened::Distinct(key) => match key.get()? {
+                Some(series) => series
+                    .range(now, from, to, step, max)
+                    .map_err(range_error)?
+                    .into_iter()
+                    .map(|(t, n)| (t, i64::try_from(n).unwrap_or(i64::MAX)))
+                    .collect(),
+                None => vec![],
+            },
+        };
         ctx.reply_array(points.len())?;
         for (t, v) in points {
             ctx.reply_array(2)?;

@@ -37,7 +37,9 @@ impl Command for TsSum {
         let to = time_arg(args, args.len().saturating_sub(1), now)?;
         let mut sums: Vec<i64> = Vec::with_capacity(n);
         for i in 1..=n {
-            let key = TypedKey::open(ctx, args.raw(i)?, &SERIES_TYPE, false)?;
+            let name = args.raw(i)?;
+            let key = TypedKey::open(ctx, name, &SERIES_TYPE, false)
+                .map_err(|e| crate::timeseries::kind::wrong_family(e, ctx, name, false))?;
             let total = key.get()?.map_or(0, |s| s.sum(now, from, to));
             sums.push(
                 i64::try_from(total)

@@ -54,6 +54,10 @@ fn families_work_through_redirects_and_reject_crossslot() {
         assert_eq!(v, 3);
         let v: i64 = q(&mut c, &["HACK.TSSUM", &format!("{k}:ts"), "-", "+"]).unwrap();
         assert_eq!(v, 3);
+        let v: i64 = q(&mut c, &["HACK.TSADD", &format!("{k}:d"), "a", "b"]).unwrap();
+        assert_eq!(v, 1);
+        let v: i64 = q(&mut c, &["HACK.TSCOUNT", &format!("{k}:d"), "-", "+"]).unwrap();
+        assert_eq!(v, 2);
         assert_eq!(drain_all(&mut c, &format!("{k}:buf")).get("m"), Some(&2));
         let token: i64 = q(&mut c, &["HACK.LOCK", &format!("{k}:lock"), "me", "60000"]).unwrap();
         assert!(token > 0);
@@ -82,6 +86,33 @@ fn families_work_through_redirects_and_reject_crossslot() {
     q::<i64>(&mut c, &["HACK.TSINCR", "{proj}:b", "2"]).unwrap();
     let v: Vec<i64> = q(&mut c, &["HACK.TSSUM", "{proj}:a", "{proj}:b", "-", "+"]).unwrap();
     assert_eq!(v, vec![1, 2]);
+    // TSCOUNT's keys (reported through getkeys-api): UNION is not a key, and keys must share
+    // a slot.
+    let e = q::<Value>(&mut any, &["HACK.TSCOUNT", "a:d", "b:d", "-", "+", "UNION"]).unwrap_err();
+    assert!(
+        format!("{e:?}").to_uppercase().contains("CROSSSLOT"),
+        "{e:?}"
+    );
+    q::<i64>(&mut c, &["HACK.TSADD", "{proj}:da", "x", "y"]).unwrap();
+    q::<i64>(&mut c, &["HACK.TSADD", "{proj}:db", "y", "z"]).unwrap();
+    let v: i64 = q(
+        &mut c,
+        &["HACK.TSCOUNT", "{proj}:da", "{proj}:db", "-", "+", "UNION"],
+    )
+    .unwrap();
+    assert_eq!(v, 3);
+    let slot = cl.slot_of("{proj}");
+    let owner = cl.owner_of(slot, 0);
+    let mut direct = cl.nodes[owner].conn();
+    let v: i64 = q(
+        &mut direct,
+        &["HACK.TSCOUNT", "{proj}:da", "{proj}:db", "-", "+", "UNION"],
+    )
+    .unwrap();
+    assert_eq!(
+        v, 3,
+        "served by the slot's owner directly (UNION is not a key)"
+    );
     // Fan-out of many sums across shards in one cluster pipeline (the README's example).
     let mut pipe = redis::cluster::cluster_pipe();
     for i in 0..30 {
@@ -106,10 +137,12 @@ fn slot_migration_under_load_keeps_exact_totals() {
         0i64,
         0i64,
     )));
+    let distinct = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut writers = vec![];
     for w in 0..3 {
         let mut c = cl.client();
         let (stop, produced) = (stop.clone(), produced.clone());
+        let distinct = distinct.clone();
         writers.push(thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) || n < 50 {
@@ -128,6 +161,10 @@ fn slot_migration_under_load_keeps_exact_totals() {
                 }
                 if q::<i64>(&mut c, &["HACK.TSINCR", "{mig}:ts", &inc.to_string()]).is_ok() {
                     produced.lock().unwrap().1 += inc;
+                }
+                let who = format!("u{n}-{w}");
+                if q::<i64>(&mut c, &["HACK.TSADD", "{mig}:d", &who]).is_ok() {
+                    distinct.lock().unwrap().push(who);
                 }
                 // Lock and unlock: tokens handed out across the move must keep increasing.
                 let owner = format!("w{w}");
@@ -209,6 +246,16 @@ fn slot_migration_under_load_keeps_exact_totals() {
     );
     let sum: i64 = q(&mut c, &["HACK.TSSUM", "{mig}:ts", "-", "+"]).unwrap();
     assert_eq!(sum, want_ts, "series sum after migration");
+    // The distinct series moved with its sketches: PFCOUNT of the acknowledged members.
+    let members = distinct.lock().unwrap().clone();
+    for chunk in members.chunks(500) {
+        let mut args = vec!["PFADD", "{mig}:check"];
+        args.extend(chunk.iter().map(|m| m.as_str()));
+        q::<i64>(&mut c, &args).unwrap();
+    }
+    let want: i64 = q(&mut c, &["PFCOUNT", "{mig}:check"]).unwrap();
+    let got: i64 = q(&mut c, &["HACK.TSCOUNT", "{mig}:d", "-", "+"]).unwrap();
+    assert_eq!(got, want, "distinct count after migration");
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use crate::common::*;
 
 const KEYS: &[&str] = &[
-    "str", "list", "hash", "set", "zset", "stream", "buf", "series", "rl", "lim:s", "lim:g",
-    "missing",
+    "str", "list", "hash", "set", "zset", "stream", "buf", "series", "distinct", "rl", "lim:s",
+    "lim:g", "missing",
 ];
 
 fn words(now: i64) -> Vec<Vec<u8>> {
@@ -104,6 +104,10 @@ fn template(name: &str) -> Option<&'static [&'static str]> {
         "HACK.TSRANGE" => &["K", "-", "+", "STEP", "1000"],
         "HACK.TSAPPLY" => &["K", "1", "NOW", "NOW"],
         "HACK.TSSET" => &["K", "0", "5", "5", "1"],
+        "HACK.TSADD" => &["K", "a", "b", "AT", "NOW"],
+        "HACK.TSCOUNT" => &["K", "K", "-", "+", "UNION"],
+        "HACK.TSADDAT" => &["K", "NOW", "NOW", "1", "1s:1m", "a"],
+        "HACK.TSDSET" => &["K", "0", "5", "5", "\x01\x05\x40\x00"],
         "HACK.LOCK" => &["K", "owner", "1000"],
         "HACK.UNLOCK" => &["K", "owner"],
         "HACK.EXTEND" => &["K", "owner", "2000"],
@@ -142,6 +146,7 @@ fn populate(c: &mut Connection) {
         &["XADD", "stream", "*", "f", "v"],
         &["HACK.BUFINCR", "buf", "a", "1", "b", "2"],
         &["HACK.TSINCR", "series", "5"],
+        &["HACK.TSADD", "distinct", "a", "b"],
         &["HACK.RATEHIT", "rl", "10", "600000", "COST", "3"],
         &["HACK.RATEHIT", "lim:s", "10", "600000", "ALGO", "SLIDING"],
         &["HACK.RATEHIT", "lim:g", "10", "600000", "ALGO", "GCRA"],

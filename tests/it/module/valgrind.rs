@@ -163,6 +163,19 @@ fn no_invalid_access_or_leak_under_valgrind() {
     run(&mut c, &["HACK.TSSUM", "ts", "-", "+"]);
     run(&mut c, &["HACK.TSRANGE", "ts2", "-", "+"]);
     run(&mut c, &["HACK.TSINFO", "ts"]);
+    // Distinct series: sparse and dense sketches, counts, unions, ranges, a reload.
+    run(&mut c, &["HACK.TSADD", "d", "a", "b", "", "c"]);
+    let many: Vec<String> = (0..2000).map(|i| format!("m{i}")).collect();
+    let mut add = vec!["HACK.TSADD", "d2"];
+    add.extend(many.iter().map(|m| m.as_str()));
+    run(&mut c, &add);
+    run(&mut c, &["HACK.TSCOUNT", "d", "d2", "-", "+"]);
+    run(&mut c, &["HACK.TSCOUNT", "d", "d2", "-", "+", "UNION"]);
+    run(&mut c, &["HACK.TSRANGE", "d2", "-", "+"]);
+    run(&mut c, &["HACK.TSINFO", "d2"]);
+    run(&mut c, &["COPY", "d2", "d3"]);
+    run(&mut c, &["DEBUG", "RELOAD"]);
+    run(&mut c, &["HACK.TSCOUNT", "d3", "-", "+"]);
     // A waiter handed the lock by UNLOCK, and one handed it by expiry (a timer).
     run(&mut c, &["HACK.LOCK", "lk", "a", "60000"]);
     let waiter = {
@@ -267,7 +280,13 @@ fn module_reports(log: &str) -> Vec<String> {
         let body = line.splitn(3, "==").nth(2).unwrap_or("").trim();
         if body.is_empty() {
             let text = record.join("\n");
-            if kinds.iter().any(|k| text.contains(k)) && text.contains("redis_hacks") {
+            // lzf_compress reads its own uninitialised stack hash table on purpose (a known
+            // server report); it shows our frames only because we called SaveStringBuffer.
+            let lzf_noise = record.get(1).is_some_and(|l| l.contains("lzf_compress"))
+                && text.contains("Uninitialised value was created by a stack allocation")
+                && record.last().is_some_and(|l| l.contains("lzf_compress"));
+            if kinds.iter().any(|k| text.contains(k)) && text.contains("redis_hacks") && !lzf_noise
+            {
                 out.push(text);
             }
             record.clear();
@@ -280,7 +299,7 @@ fn module_reports(log: &str) -> Vec<String> {
 
 #[test]
 fn the_report_filter_finds_module_frames() {
-    let log = "==1== Invalid read of size 8\n==1==    at 0x1: redis_hacks::x (a.rs:1)\n==1== \n==1== Conditional jump or move depends on uninitialised value(s)\n==1==    at 0x2: lzf_compress (in /usr/bin/redis-server)\n==1== \n";
+    let log = "==1== Invalid read of size 8\n==1==    at 0x1: redis_hacks::x (a.rs:1)\n==1== \n==1== Conditional jump or move depends on uninitialised value(s)\n==1==    at 0x2: lzf_compress (in /usr/bin/redis-server)\n==1== \n==1== Conditional jump or move depends on uninitialised value(s)\n==1==    at 0x2: lzf_compress (in /usr/bin/redis-server)\n==1==    by 0x3: RM_SaveStringBuffer (in /usr/bin/redis-server)\n==1==    by 0x4: redis_hacks::save (io.rs:39)\n==1==  Uninitialised value was created by a stack allocation\n==1==    at 0x5: lzf_compress (in /usr/bin/redis-server)\n==1== \n";
     let found = module_reports(log);
     assert_eq!(found.len(), 1);
     assert!(found[0].contains("Invalid read"));

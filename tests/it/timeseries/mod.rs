@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
+mod distinct;
+
 fn cmd(c: &mut Connection, args: &[String]) -> Value {
     let mut r = redis::cmd(&args[0]);
     for a in &args[1..] {

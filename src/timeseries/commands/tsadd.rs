@@ -1,0 +1,93 @@
+//! `HACK.TSADD key member [member ...] [AT unix_ms]`
+
+use redis_module::raw;
+
+use crate::module::args::{is_keyword, Args};
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+use crate::module::io::StrVec;
+use crate::module::replicate;
+
+use crate::timeseries::args::at_arg;
+use crate::timeseries::distinct_add::{add, When};
+use crate::timeseries::{defaults, stats};
+
+pub struct TsAdd;
+
+impl Command for TsAdd {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.TSADD",
+        flags: c"write deny-oom fast",
+        arity: -3,
+        keys: KeySpec::one(KeySpec::UPDATE),
+        summary: c"Adds members to the HyperLogLog of the bucket containing AT (default now) in every rollup of a distinct-count series, creating it with the default distinct rollups. Replies 1 if the finest bucket's sketch changed, else 0.",
+        complexity: c"O(N * R) where N is the number of members and R the number of rollups",
+        since: c"0.1.0",
+        args: &[
+            ArgDoc::key(c"key"),
+            ArgDoc::string(c"member").multiple(),
+            ArgDoc::int_option(c"at", c"AT"),
+        ],
+        ..CommandDef::BASE
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        let n = args.len();
+        // `AT ms` is the option only as the last two arguments after at least one member: a
+        // member literally named "AT" is fine anywhere else (order does not matter to a set).
+        let has_at = n >= 4 && is_keyword(args.bytes(n.saturating_sub(2))?, "AT");
+        let (members, at) = if has_at {
+            if n == 4 {
+                return Err(CmdError::Static(
+                    "ERR HACK.TSADD needs at least one member before AT",
+                ));
+            }
+            (
+                2..n.saturating_sub(2),
+                Some(at_arg(args, n.saturating_sub(1))?),
+            )
+        } else {
+            (2..n, None)
+        };
+        let name = args.raw(1)?;
+        let now = ctx.now_us()?.div_euclid(1000);
+        let at = at.unwrap_or(now);
+        let added = add(
+            ctx,
+            name,
+            When {
+                now,
+                at,
+                check: true,
+            },
+            args,
+            members.clone(),
+            defaults::get_distinct,
+        )?;
+        // The effect: the master's AT and clock reading, the rollups when this call created
+        // the series (a replica's default may differ), then the members.
+        let specs = added.created.as_deref().unwrap_or(&[]);
+        let mut effect =
+            StrVec::with_capacity(specs.len().saturating_add(members.len()).saturating_add(3));
+        let mut ok = effect.push_int(i128::from(at))
+            && effect.push_int(i128::from(now))
+            && effect.push_int(specs.len() as i128);
+        for s in specs {
+            ok = ok && effect.push(s.to_string().as_bytes());
+        }
+        for i in members {
+            ok = ok && effect.push(args.bytes(i)?);
+        }
+        if !ok {
+            return Err(CmdError::Static(
+                "ERR internal error: could not build the replication effect",
+            ));
+        }
+        replicate::command(ctx, c"HACK.TSADDAT", name, &mut effect)?;
+        ctx.signal_modified(name)?;
+        ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.tsadd", name)?;
+        stats::DISTINCT_ADDS.incr();
+        ctx.reply_i64(i64::from(added.changed.unwrap_or(false)))
+    }
+}
