@@ -19,13 +19,17 @@ use super::guard::guarded;
 /// Which arguments are keys and how the command uses them.
 #[derive(Clone, Copy)]
 pub struct KeySpec {
-    /// argv index of the first key.
+    /// argv index of the first key (for [`KeySpec::keynum`]: of the key count).
     pub first: c_int,
     /// argv index of the last key; negative counts from the end (-1 = last argument).
+    /// Unused for [`KeySpec::keynum`].
     pub last: c_int,
     pub step: c_int,
     /// `REDISMODULE_CMD_KEY_*` flags, e.g. [`KeySpec::UPDATE`] or [`KeySpec::READ`].
     pub flags: u32,
+    /// The count of keys is the argument at `first` and the keys follow it, as with `EVAL`
+    /// (`REDISMODULE_KSPEC_FK_KEYNUM`).
+    pub keynum: bool,
 }
 
 impl KeySpec {
@@ -55,7 +59,31 @@ impl KeySpec {
             last: 1,
             step: 1,
             flags,
+            keynum: false,
         })
+    }
+
+    /// `numkeys key [key ...]` with `numkeys` at argv\[`at`\], like `EVAL`'s: key
+    /// positions depend on the arguments, so the legacy (first, last, step) triple cannot
+    /// describe them; it is left 0 and the server marks the command `movablekeys` and
+    /// finds the keys from this spec (`COMMAND GETKEYS`, Cluster routing, `CROSSSLOT`, ACL).
+    pub const fn numkeys_at(at: c_int, flags: u32) -> Option<Self> {
+        Some(KeySpec {
+            first: at,
+            last: 0,
+            step: 1,
+            flags,
+            keynum: true,
+        })
+    }
+
+    /// The legacy (first, last, step) of `RedisModule_CreateCommand`.
+    fn legacy(&self) -> (c_int, c_int, c_int) {
+        if self.keynum {
+            (0, 0, 0)
+        } else {
+            (self.first, self.last, self.step)
+        }
     }
 
     /// Keys from argv\[1\] to `last` (negative: counted from the end).
@@ -65,6 +93,7 @@ impl KeySpec {
             last,
             step: 1,
             flags,
+            keynum: false,
         })
     }
 }
@@ -285,7 +314,7 @@ pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let create = unsafe { raw::RedisModule_CreateCommand }.ok_or("no RedisModule_CreateCommand")?;
     let (first, last, step) = match def.keys {
-        Some(k) => (k.first, k.last, k.step),
+        Some(k) => k.legacy(),
         None => (0, 0, 0),
     };
     // SAFETY: `ctx` is the load context (commands can only be created in `OnLoad`); name and
@@ -407,6 +436,14 @@ fn key_spec(k: KeySpec) -> raw::RedisModuleCommandKeySpec {
     s.flags = u64::from(k.flags);
     s.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
     s.bs.index.pos = k.first;
+    if k.keynum {
+        s.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_KEYNUM;
+        // The count is at `first` itself (offset 0), the first key right after it.
+        s.fk.keynum.keynumidx = 0;
+        s.fk.keynum.firstkey = 1;
+        s.fk.keynum.keystep = k.step;
+        return s;
+    }
     s.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
     // Both are small constants from a command definition.
     s.fk.range.lastkey = if k.last < 0 {
