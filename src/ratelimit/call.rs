@@ -211,3 +211,245 @@ pub fn write(ctx: &Ctx, key: &mut StrKey, name: RStr, d: &Decision) -> Result<()
 pub fn frees_capacity(call: &Call<'_>) -> bool {
     call.cost < 0 && !call.peek
 }
+
+#[cfg(test)]
+mod tests {
+    //! A model-based test of the composition with a simulated clock: random sequences of
+    //! RATEHIT-like single calls and QUOTA calls (1–4 keys, mixed algorithms and offsets,
+    //! COST, PARTIAL, refunds, PEEK) against a straightforward model built from the
+    //! single-limit decisions: "peek every limit; if all admit, charge each", and PARTIAL as
+    //! a search from COST down to 1.
+    use super::*;
+    use crate::ratelimit::request::Algo;
+
+    type Store = Vec<Option<(Vec<u8>, i64)>>;
+
+    fn prior_of(store: &Store, k: usize, lim: &Limit, now_ms: i64) -> Prior {
+        let kv = store
+            .get(k)
+            .cloned()
+            .flatten()
+            .filter(|(_, at)| *at > now_ms);
+        let at = kv.as_ref().map(|(_, at)| *at);
+        limiter::prior(lim, kv.as_ref().map(|(v, _)| v.as_slice()), at).unwrap()
+    }
+
+    fn apply(store: &mut Store, k: usize, d: &Decision) {
+        match &d.write {
+            Write::Keep => {}
+            Write::Clear => store[k] = None,
+            Write::Store { value, at_ms, .. } => {
+                store[k] = Some((value.as_slice().to_vec(), *at_ms))
+            }
+        }
+    }
+
+    /// The model: one QUOTA call, from single-limit decisions only.
+    #[allow(clippy::too_many_arguments)]
+    fn model(
+        store: &mut Store,
+        keys: &[usize],
+        limits: &[Limit],
+        cost: i64,
+        partial: bool,
+        peek: bool,
+        now_us: i64,
+    ) -> (bool, i64, Vec<usize>, i64, Vec<[i64; 3]>) {
+        let now_ms = now_us.div_euclid(1000);
+        let priors: Vec<Prior> = keys
+            .iter()
+            .zip(limits)
+            .map(|(&k, l)| prior_of(store, k, l, now_ms))
+            .collect();
+        let all_admit = |c: i64| {
+            limits
+                .iter()
+                .zip(&priors)
+                .all(|(l, p)| limiter::decide(l, now_us, c, *p).verdict.allowed)
+        };
+        let grant = if cost <= 0 {
+            Some(cost)
+        } else if partial {
+            (1..=cost).rev().find(|&c| all_admit(c))
+        } else if all_admit(cost) {
+            Some(cost)
+        } else {
+            None
+        };
+        let fields = |c: i64| -> Vec<[i64; 3]> {
+            limits
+                .iter()
+                .zip(&priors)
+                .map(|(l, p)| {
+                    let v = limiter::decide(l, now_us, c, *p).verdict;
+                    [v.limit, v.remaining, v.reset_after_ms]
+                })
+                .collect()
+        };
+        match grant {
+            Some(g) => {
+                let f = fields(g);
+                if !peek {
+                    for ((&k, l), p) in keys.iter().zip(limits).zip(&priors) {
+                        let d = limiter::decide(l, now_us, g, *p);
+                        apply(store, k, &d);
+                    }
+                }
+                (true, g, vec![], -1, f)
+            }
+            None => {
+                let probe = if partial { 1 } else { cost };
+                let vs: Vec<Verdict> = limits
+                    .iter()
+                    .zip(&priors)
+                    .map(|(l, p)| limiter::decide(l, now_us, probe, *p).verdict)
+                    .collect();
+                let denied: Vec<usize> = (0..vs.len()).filter(|&i| !vs[i].allowed).collect();
+                let retry = if denied.iter().any(|&i| vs[i].retry_after_ms < 0) {
+                    -1
+                } else {
+                    denied.iter().map(|&i| vs[i].retry_after_ms).max().unwrap()
+                };
+                (false, 0, denied, retry, fields(0))
+            }
+        }
+    }
+
+    #[test]
+    fn random_sequences_match_the_model() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..40 {
+            // Six keys, each with its own limit (so no mismatch errors).
+            let configs: Vec<Limit> = (0..6)
+                .map(|_| {
+                    let algo = [Algo::Fixed, Algo::Sliding, Algo::Gcra][rnd(3) as usize];
+                    let limit = 1 + rnd(8) as i64;
+                    let period_ms = [50, 100, 1000][rnd(3) as usize];
+                    Limit {
+                        limit,
+                        period_ms,
+                        algo,
+                        burst: if algo == Algo::Gcra {
+                            1 + rnd(10) as i64
+                        } else {
+                            limit
+                        },
+                        offset_ms: if algo == Algo::Gcra {
+                            0
+                        } else {
+                            rnd(period_ms as u64) as i64
+                        },
+                    }
+                })
+                .collect();
+            let mut real: Store = vec![None; 6];
+            let mut modeled: Store = vec![None; 6];
+            let mut now_us: i64 = 1_700_000_000_000_000 + round * 7_777;
+            for step in 0..400 {
+                now_us += rnd(40_000) as i64 + if rnd(10) == 0 { 300_000 } else { 0 };
+                let now_ms = now_us.div_euclid(1000);
+                let n = 1 + rnd(4) as usize;
+                let mut keys: Vec<usize> = Vec::new();
+                while keys.len() < n {
+                    let k = rnd(6) as usize;
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+                let limits: Vec<Limit> = keys.iter().map(|&k| configs[k]).collect();
+                let cost = rnd(9) as i64 - 2;
+                let partial = rnd(3) == 0;
+                let peek = rnd(6) == 0;
+                let priors: Vec<Prior> = keys
+                    .iter()
+                    .zip(&limits)
+                    .map(|(&k, l)| prior_of(&real, k, l, now_ms))
+                    .collect();
+                let call = Call {
+                    names: &[],
+                    limits: &limits,
+                    cost,
+                    partial,
+                    peek,
+                };
+                let (a, decisions) = decide_all(&limits, &priors, call, now_us, 0);
+                if a.allowed && !peek {
+                    for (i, &k) in keys.iter().enumerate() {
+                        apply(&mut real, k, &decisions[i]);
+                    }
+                }
+                let want = model(&mut modeled, &keys, &limits, cost, partial, peek, now_us);
+                let denied: Vec<usize> = (0..n).filter(|&i| a.denied & (1 << i) != 0).collect();
+                let fields: Vec<[i64; 3]> = a
+                    .verdicts()
+                    .iter()
+                    .map(|v| [v.limit, v.remaining, v.reset_after_ms])
+                    .collect();
+                let got = (a.allowed, a.granted, denied, a.retry_after_ms, fields);
+                assert_eq!(
+                    got, want,
+                    "round {round} step {step}: {keys:?} {limits:?} cost {cost} partial {partial}"
+                );
+                // Drop expired keys in both, then the stores must agree exactly.
+                for s in [&mut real, &mut modeled] {
+                    for kv in s.iter_mut() {
+                        if kv.as_ref().is_some_and(|(_, at)| *at <= now_ms) {
+                            *kv = None;
+                        }
+                    }
+                }
+                assert_eq!(real, modeled, "round {round} step {step}");
+                // Retry is truthful: when all limits first admit the same call.
+                if !a.allowed && a.retry_after_ms > 0 && cost > 0 {
+                    let probe = if partial { 1 } else { cost };
+                    let at = now_us + a.retry_after_ms * 1000;
+                    let before = now_us + (a.retry_after_ms - 1) * 1000;
+                    let admits = |t: i64| {
+                        keys.iter().zip(&limits).all(|(&k, l)| {
+                            let p = prior_of(&real, k, l, t.div_euclid(1000));
+                            limiter::decide(l, t, probe, p).verdict.allowed
+                        })
+                    };
+                    assert!(
+                        admits(at),
+                        "round {round} step {step}: not admitted at retry"
+                    );
+                    if a.retry_after_ms > 1 {
+                        assert!(
+                            !admits(before),
+                            "round {round} step {step}: admitted before retry"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn queued_keys_deny_charges_but_not_refunds() {
+        let l = [Limit {
+            limit: 5,
+            period_ms: 1000,
+            algo: Algo::Fixed,
+            burst: 5,
+            offset_ms: 0,
+        }];
+        let call = |cost| Call {
+            names: &[],
+            limits: &l,
+            cost,
+            partial: false,
+            peek: false,
+        };
+        let (a, _) = decide_all(&l, &[Prior::None], call(1), 1_000_000, 1);
+        assert_eq!((a.allowed, a.denied, a.retry_after_ms), (false, 1, 1));
+        let (a, _) = decide_all(&l, &[Prior::None], call(-1), 1_000_000, 1);
+        assert!(a.allowed);
+    }
+}
