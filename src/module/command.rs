@@ -65,8 +65,10 @@ impl KeySpec {
 
     /// `numkeys key [key ...]` with `numkeys` at argv\[`at`\], like `EVAL`'s: key
     /// positions depend on the arguments, so the legacy (first, last, step) triple cannot
-    /// describe them; it is left 0 and the server marks the command `movablekeys` and
-    /// finds the keys from this spec (`COMMAND GETKEYS`, Cluster routing, `CROSSSLOT`, ACL).
+    /// describe them; it is left 0, the server marks the command `movablekeys` and finds
+    /// the keys from this spec (`COMMAND GETKEYS`, ACL). Redis 7.0's Cluster routing reads
+    /// only the legacy triple or the `getkeys-api`, so such a command is also registered
+    /// with `getkeys-api` and the trampoline answers key-position requests from this spec.
     pub const fn numkeys_at(at: c_int, flags: u32) -> Option<Self> {
         Some(KeySpec {
             first: at,
@@ -287,6 +289,11 @@ unsafe extern "C" fn trampoline<C: Command>(
         let c = unsafe { Ctx::from_raw(ctx) };
         // SAFETY: the server passes `argc` valid strings in `argv` for this call.
         let args = unsafe { Args::from_raw(argv, argc) };
+        if let Some(k) = C::DEF.keys.filter(|k| k.keynum) {
+            if report_key_positions(&c, &args, k) {
+                return;
+            }
+        }
         let outcome = match C::DEF.check_arity(args.len()) {
             Ok(()) => C::run(&c, &args),
             Err(e) => Err(e),
@@ -306,6 +313,41 @@ unsafe extern "C" fn trampoline<C: Command>(
     REDISMODULE_OK as c_int
 }
 
+/// `getkeys-api`: when the server asks where the keys are (Redis 7.0's Cluster routing and
+/// CROSSSLOT check read the legacy triple or this API, not the key specs), answer from the
+/// keynum spec and return true; the command itself does not run then.
+fn report_key_positions(ctx: &Ctx, args: &Args, k: KeySpec) -> bool {
+    // SAFETY: copies of API-table entries, written once at load (see `ffi::rm!`).
+    let (Some(is_request), Some(key_at)) =
+        (unsafe { raw::RedisModule_IsKeysPositionRequest }, unsafe {
+            raw::RedisModule_KeyAtPos
+        })
+    else {
+        return false;
+    };
+    // SAFETY: the live context of this command call.
+    if unsafe { is_request(ctx.raw()) } == 0 {
+        return false;
+    }
+    let at = usize::try_from(k.first).unwrap_or(0);
+    let n = args
+        .i64_at(at)
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let step = usize::try_from(k.step.max(1)).unwrap_or(1);
+    for i in 0..n {
+        let pos = i.saturating_mul(step).saturating_add(at).saturating_add(1);
+        // Stop at the arguments there are: a bad numkeys is the command's error to report.
+        if pos >= args.len() {
+            break;
+        }
+        // SAFETY: the live context of a key-position request; `pos` is a valid argv index.
+        unsafe { key_at(ctx.raw(), c_int::try_from(pos).unwrap_or(0)) };
+    }
+    true
+}
+
 /// Register one command. Errors are logged by the caller, which fails the module load.
 pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
     let ctx = ctx.raw();
@@ -317,14 +359,22 @@ pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
         Some(k) => k.legacy(),
         None => (0, 0, 0),
     };
+    // Keys found from a count (keynum) also answer the server's key-position requests.
+    let flags = if def.keys.is_some_and(|k| k.keynum) {
+        CString::new(format!("{} getkeys-api", def.flags.to_string_lossy()))
+            .map_err(|_| format!("bad flags for {name}"))?
+    } else {
+        CString::from(def.flags)
+    };
     // SAFETY: `ctx` is the load context (commands can only be created in `OnLoad`); name and
-    // flags are static C strings, and `trampoline::<C>` has the signature the server calls.
+    // flags are C strings that outlive the call (the server parses the flags, keeping
+    // nothing), and `trampoline::<C>` has the signature the server calls.
     let status = unsafe {
         create(
             ctx,
             def.name.as_ptr(),
             Some(trampoline::<C>),
-            def.flags.as_ptr(),
+            flags.as_ptr(),
             first,
             last,
             step,
