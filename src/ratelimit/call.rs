@@ -185,10 +185,11 @@ pub fn write(ctx: &Ctx, key: &mut StrKey, name: RStr, d: &Decision) -> Result<()
     match &d.write {
         Write::Keep => {}
         Write::Store {
-            value,
+            state,
             at_ms,
             same_expiry,
         } => {
+            let value = state.encode();
             key.write(value.as_slice())?;
             if !same_expiry {
                 key.set_abs_expire(*at_ms)?;
@@ -238,8 +239,8 @@ mod tests {
         match &d.write {
             Write::Keep => {}
             Write::Clear => store[k] = None,
-            Write::Store { value, at_ms, .. } => {
-                store[k] = Some((value.as_slice().to_vec(), *at_ms))
+            Write::Store { state, at_ms, .. } => {
+                store[k] = Some((state.encode().as_slice().to_vec(), *at_ms))
             }
         }
     }

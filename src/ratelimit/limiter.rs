@@ -14,13 +14,32 @@ use super::request::{Algo, Limit};
 use super::verdict::{Next, Verdict};
 use super::{fixed, gcra, sliding};
 
-/// The write a decision asks for, with the value already encoded.
+/// A new state to store (encoded only when written: decisions stay small to copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Count and offset.
+    Fixed(i64, i64),
+    Sliding(sliding::State),
+    Gcra(gcra::State),
+}
+
+impl State {
+    pub fn encode(&self) -> Buf {
+        match self {
+            State::Fixed(count, offset) => codec::encode_fixed(*count, *offset),
+            State::Sliding(s) => codec::encode_sliding(s),
+            State::Gcra(s) => codec::encode_gcra(s),
+        }
+    }
+}
+
+/// The write a decision asks for.
 pub enum Write {
     Keep,
-    /// Store `value` expiring at `at_ms`; `same_expiry`: the key already expires then (FIXED
+    /// Store `state` expiring at `at_ms`; `same_expiry`: the key already expires then (FIXED
     /// within one window), so the expiry need not be set again.
     Store {
-        value: Buf,
+        state: State,
         at_ms: i64,
         same_expiry: bool,
     },
@@ -88,7 +107,7 @@ pub fn decide(lim: &Limit, now_us: i64, cost: i64, prior: Prior) -> Decision {
             let o = fixed::decide(now_ms, lim.limit, lim.period_ms, lim.offset_ms, cost, p);
             let expiry = p.and_then(|p| p.expires_at_ms);
             convert(o.verdict, o.next, expiry, |c| {
-                codec::encode_fixed(c, lim.offset_ms)
+                State::Fixed(c, lim.offset_ms)
             })
         }
         Prior::None | Prior::Sliding(_) if lim.algo == Algo::Sliding => {
@@ -97,7 +116,7 @@ pub fn decide(lim: &Limit, now_us: i64, cost: i64, prior: Prior) -> Decision {
                 _ => None,
             };
             let o = sliding::decide(now_ms, lim.limit, lim.period_ms, lim.offset_ms, cost, p);
-            convert(o.verdict, o.next, None, |s| codec::encode_sliding(&s))
+            convert(o.verdict, o.next, None, State::Sliding)
         }
         _ => {
             let p = match prior {
@@ -105,7 +124,7 @@ pub fn decide(lim: &Limit, now_us: i64, cost: i64, prior: Prior) -> Decision {
                 _ => None,
             };
             let o = gcra::decide(now_us, lim.limit, lim.period_ms, lim.burst, cost, p);
-            convert(o.verdict, o.next, None, |s| codec::encode_gcra(&s))
+            convert(o.verdict, o.next, None, State::Gcra)
         }
     }
 }
@@ -125,7 +144,7 @@ fn convert<S>(
     verdict: Verdict,
     next: Next<S>,
     expiry: Option<i64>,
-    encode: impl Fn(S) -> Buf,
+    wrap: impl Fn(S) -> State,
 ) -> Decision {
     let write = match next {
         Next::Keep => Write::Keep,
@@ -134,7 +153,7 @@ fn convert<S>(
             state,
             expire_at_ms,
         } => Write::Store {
-            value: encode(state),
+            state: wrap(state),
             at_ms: expire_at_ms,
             same_expiry: expiry == Some(expire_at_ms),
         },
@@ -182,7 +201,9 @@ mod tests {
         match &d.write {
             Write::Keep => {}
             Write::Clear => *key = None,
-            Write::Store { value, at_ms, .. } => *key = Some((value.as_slice().to_vec(), *at_ms)),
+            Write::Store { state, at_ms, .. } => {
+                *key = Some((state.encode().as_slice().to_vec(), *at_ms))
+            }
         }
     }
 

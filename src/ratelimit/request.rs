@@ -296,6 +296,15 @@ pub fn numkeys(word: &[u8], argc: usize) -> Result<usize, CmdError> {
 /// `words` are the arguments after the `n` keys: exactly `n` limit groups, then the call
 /// options. A group ends at the first word that is not ALGO, BURST or OFFSET.
 pub fn parse_quota(n: usize, words: &[&[u8]]) -> Result<Quota, CmdError> {
+    parse_quota_with(n, |i| words.get(i).copied())
+}
+
+/// [`parse_quota`] reading word `i` through `word` (the command reads argv in place, with no
+/// copy of the words).
+pub fn parse_quota_with<'a>(
+    n: usize,
+    word: impl Fn(usize) -> Option<&'a [u8]>,
+) -> Result<Quota, CmdError> {
     let mut q = Quota {
         n,
         limits: [Limit::NONE; MAX_KEYS],
@@ -311,7 +320,7 @@ pub fn parse_quota(n: usize, words: &[&[u8]]) -> Result<Quota, CmdError> {
     };
     let mut i = 0usize;
     for (g, slot) in q.limits.iter_mut().enumerate().take(n) {
-        let (Some(&l), Some(&p)) = (words.get(i), words.get(i.saturating_add(1))) else {
+        let (Some(l), Some(p)) = (word(i), word(i.saturating_add(1))) else {
             return Err(short(g));
         };
         if is_call_option(l) {
@@ -320,8 +329,8 @@ pub fn parse_quota(n: usize, words: &[&[u8]]) -> Result<Quota, CmdError> {
         let (limit, period_ms) = limit_and_period(l, p)?;
         i = i.saturating_add(2);
         let mut draft = Draft::default();
-        while let Some(&opt) = words.get(i) {
-            let used = draft.take(opt, words.get(i.saturating_add(1)).copied())?;
+        while let Some(opt) = word(i) {
+            let used = draft.take(opt, word(i.saturating_add(1)))?;
             if used == 0 {
                 break;
             }
@@ -330,8 +339,8 @@ pub fn parse_quota(n: usize, words: &[&[u8]]) -> Result<Quota, CmdError> {
         *slot = draft.finish(limit, period_ms)?;
     }
     let mut call = CallOpts::default();
-    while let Some(&opt) = words.get(i) {
-        let used = call.take(opt, words.get(i.saturating_add(1)).copied(), true)?;
+    while let Some(opt) = word(i) {
+        let used = call.take(opt, word(i.saturating_add(1)), true)?;
         if used == 0 {
             return Err(if parse_i64(opt).is_some() {
                 CmdError::msg(format!(

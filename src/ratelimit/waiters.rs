@@ -6,7 +6,8 @@
 //!   `DEL`/expiry/overwrite of a key (keyspace events schedule an immediate timer: no writes
 //!   inside an event callback). Admission charges the keys through `call::run`, which
 //!   replicates the effects (`SET ... PXAT` / `DEL`) from that context, then unblocks the
-//!   client with the answer; the reply callback only sends it. Nothing polls.
+//!   client with the answer; the reply callback only sends it. Nothing polls. (A plain
+//!   `SET` over a key is not an event we subscribe to: it is seen at the queue's next timer.)
 //! - FIFO: a waiter is admitted only at the head of every one of its keys' queues, and a
 //!   head that does not fit yet holds back those behind it (even smaller ones). Callers
 //!   without WAIT are never queued or slowed: on a key with waiters, a positive charge
@@ -708,7 +709,7 @@ fn key_is_local(ctx: &Ctx, key: &[u8]) -> bool {
 
 // ---- events -----------------------------------------------------------------------------
 
-/// A key was deleted, overwritten, expired or evicted: if somebody waits on it, look at its
+/// A key was deleted, renamed, expired or evicted: if somebody waits on it, look at its
 /// queue right away (from a timer: no writes inside an event callback). The module's own
 /// charges (`hack.ratehit`) are skipped: their callers already serve the queues.
 ///
@@ -792,8 +793,10 @@ pub fn register(ctx: &Ctx) -> Result<(), String> {
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let subscribe = unsafe { raw::RedisModule_SubscribeToKeyspaceEvents }
         .ok_or("no RedisModule_SubscribeToKeyspaceEvents")?;
+    // Not STRING: a subscription makes the server call us on every string write anywhere
+    // (INCR, SET, our own charges), a cost on the hot path of every client; an overwrite
+    // by a plain SET is seen at the queue's next timer instead.
     let types = raw::REDISMODULE_NOTIFY_GENERIC
-        | raw::REDISMODULE_NOTIFY_STRING
         | raw::REDISMODULE_NOTIFY_EXPIRED
         | raw::REDISMODULE_NOTIFY_EVICTED;
     // SAFETY: the live load context; `on_keyspace_event` has the signature the server calls.

@@ -76,12 +76,7 @@ impl Command for Quota {
             }
         }
         let first_word = n.saturating_add(2);
-        let mut words: [&[u8]; MAX_WORDS] = [&[]; MAX_WORDS];
-        let w = args.len().saturating_sub(first_word).min(MAX_WORDS);
-        for (i, slot) in words.iter_mut().enumerate().take(w) {
-            *slot = args.bytes(first_word.saturating_add(i))?;
-        }
-        let q = request::parse_quota(n, words.get(..w).unwrap_or(&[]))?;
+        let q = request::parse_quota_with(n, |i| args.bytes(first_word.saturating_add(i)).ok())?;
 
         let mut rs: [RStr; MAX_KEYS] = [args.raw(2)?; MAX_KEYS];
         for (slot, name) in rs.iter_mut().zip(names.iter()).take(n) {
