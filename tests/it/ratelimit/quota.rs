@@ -581,3 +581,40 @@ fn replica_and_persistence_hold_quota_effects() {
         workload(c, 200);
     });
 }
+
+#[test]
+fn resp3_reply_is_a_map_with_nested_maps() {
+    let s = Server::start();
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
+    let mut c3 = client.get_connection().unwrap();
+    let v: Value = redis::cmd("HACK.QUOTA")
+        .arg(2)
+        .arg("r3a")
+        .arg("r3b")
+        .arg(5)
+        .arg(1000)
+        .arg(5)
+        .arg(1000)
+        .arg("ALGO")
+        .arg("GCRA")
+        .query(&mut c3)
+        .unwrap();
+    let Value::Map(fields) = &v else {
+        panic!("RESP3: {v:?}")
+    };
+    let names: Vec<String> = fields.iter().map(|(k, _)| text(k)).collect();
+    assert_eq!(
+        names,
+        ["allowed", "granted", "denied", "retry_after_ms", "limits"]
+    );
+    let Value::Array(limits) = &fields[4].1 else {
+        panic!("{v:?}")
+    };
+    assert!(
+        limits
+            .iter()
+            .all(|l| matches!(l, Value::Map(m) if m.len() == 3)),
+        "{v:?}"
+    );
+}

@@ -343,3 +343,24 @@ fn replica_and_aof_replay_match_after_waiters() {
     let mut c = s.conn();
     assert_eq!(dataset(&mut c), before, "AOF replay");
 }
+
+#[test]
+fn waiters_get_an_error_when_the_master_becomes_a_replica() {
+    let s = Server::start();
+    let other = Server::start();
+    let mut c = s.conn();
+    avoid_window_edge(&mut c, 3_600_000);
+    ratehit(&mut c, &["rc", "1", H]);
+    let (_, rx) = blocked(
+        &s,
+        &mut c,
+        words(&["HACK.RATEHIT", "rc", "1", H, "WAIT", "30000"]),
+        1,
+    );
+    cmd(&mut c, &["REPLICAOF", "127.0.0.1", &other.port.to_string()]);
+    let (v, _) = rx.recv_timeout(Duration::from_secs(10)).expect("answered");
+    let t = format!("{v:?}").to_uppercase();
+    assert!(t.contains("ERR") || t.contains("UNBLOCKED"), "{v:?}");
+    assert_eq!(info_field(&mut c, "hacks_ratelimit_waiters_now"), 0);
+    cmd(&mut c, &["REPLICAOF", "NO", "ONE"]);
+}
