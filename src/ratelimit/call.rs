@@ -12,7 +12,7 @@ use crate::module::replicate;
 use crate::module::strkey::StrKey;
 
 use super::limiter::{self, Decision, Prior, Write};
-use super::request::{Limit, MAX_KEYS};
+use super::request::{Algo, Limit, MAX_KEYS};
 use super::verdict::Verdict;
 
 /// What a call asks, over `names.len()` keys (at most `MAX_KEYS`, distinct).
@@ -86,9 +86,10 @@ pub fn run(ctx: &Ctx, call: Call<'_>, now_us: i64, queued: u32) -> Result<Answer
         };
         let key = StrKey::open_rw(ctx, name)?;
         let value = key.read()?;
+        // Only FIXED reads the expiry (it dates the stored count): one lookup saved elsewhere.
         let expiry = match value {
-            Some(_) => key.abs_expire_ms()?,
-            None => None,
+            Some(_) if lim.algo == Algo::Fixed => key.abs_expire_ms()?,
+            _ => None,
         };
         *p = limiter::prior(lim, value, expiry)?;
         *slot = Some(key);
@@ -221,7 +222,6 @@ mod tests {
     //! single-limit decisions: "peek every limit; if all admit, charge each", and PARTIAL as
     //! a search from COST down to 1.
     use super::*;
-    use crate::ratelimit::request::Algo;
 
     type Store = Vec<Option<(Vec<u8>, i64)>>;
 

@@ -8,7 +8,7 @@ use crate::module::strkey::StrKey;
 
 use crate::ratelimit::call::{self, Call};
 use crate::ratelimit::limiter;
-use crate::ratelimit::request::{self, MAX_WORDS};
+use crate::ratelimit::request::{self, Algo, MAX_WORDS};
 use crate::ratelimit::{stats, waiters};
 
 pub struct RateHit;
@@ -84,9 +84,10 @@ impl Command for RateHit {
 
         let mut key = StrKey::open_rw(ctx, name)?;
         let value = key.read()?;
+        // Only FIXED reads the expiry (it dates the stored count): one lookup saved elsewhere.
         let expiry = match value {
-            Some(_) => key.abs_expire_ms()?,
-            None => None,
+            Some(_) if req.lim.algo == Algo::Fixed => key.abs_expire_ms()?,
+            _ => None,
         };
         let prior = limiter::prior(&req.lim, value, expiry)?;
         let d = limiter::decide(&req.lim, now_us, req.cost, prior);
