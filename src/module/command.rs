@@ -19,13 +19,17 @@ use super::guard::guarded;
 /// Which arguments are keys and how the command uses them.
 #[derive(Clone, Copy)]
 pub struct KeySpec {
-    /// argv index of the first key.
+    /// argv index of the first key (for [`KeySpec::keynum`]: of the key count).
     pub first: c_int,
     /// argv index of the last key; negative counts from the end (-1 = last argument).
+    /// Unused for [`KeySpec::keynum`].
     pub last: c_int,
     pub step: c_int,
     /// `REDISMODULE_CMD_KEY_*` flags, e.g. [`KeySpec::UPDATE`] or [`KeySpec::READ`].
     pub flags: u32,
+    /// The count of keys is the argument at `first` and the keys follow it, as with `EVAL`
+    /// (`REDISMODULE_KSPEC_FK_KEYNUM`).
+    pub keynum: bool,
 }
 
 impl KeySpec {
@@ -55,7 +59,33 @@ impl KeySpec {
             last: 1,
             step: 1,
             flags,
+            keynum: false,
         })
+    }
+
+    /// `numkeys key [key ...]` with `numkeys` at argv\[`at`\], like `EVAL`'s: key
+    /// positions depend on the arguments, so the legacy (first, last, step) triple cannot
+    /// describe them; it is left 0, the server marks the command `movablekeys` and finds
+    /// the keys from this spec (`COMMAND GETKEYS`, ACL). Redis 7.0's Cluster routing reads
+    /// only the legacy triple or the `getkeys-api`, so such a command is also registered
+    /// with `getkeys-api` and the trampoline answers key-position requests from this spec.
+    pub const fn numkeys_at(at: c_int, flags: u32) -> Option<Self> {
+        Some(KeySpec {
+            first: at,
+            last: 0,
+            step: 1,
+            flags,
+            keynum: true,
+        })
+    }
+
+    /// The legacy (first, last, step) of `RedisModule_CreateCommand`.
+    fn legacy(&self) -> (c_int, c_int, c_int) {
+        if self.keynum {
+            (0, 0, 0)
+        } else {
+            (self.first, self.last, self.step)
+        }
     }
 
     /// Keys from argv\[1\] to `last` (negative: counted from the end).
@@ -65,6 +95,7 @@ impl KeySpec {
             last,
             step: 1,
             flags,
+            keynum: false,
         })
     }
 }
@@ -265,8 +296,16 @@ unsafe extern "C" fn trampoline<C: Command>(
         let c = unsafe { Ctx::from_raw(ctx) };
         // SAFETY: the server passes `argc` valid strings in `argv` for this call.
         let args = unsafe { Args::from_raw(argv, argc) };
-        if let Some(keys) = C::DEF.getkeys {
-            if report_keys(&c, &C::DEF, keys(&args)) {
+        // Keys found by a function of the arguments (getkeys) or from a count (keynum)
+        // answer the server's key-position requests; the command itself does not run then.
+        // (Worked out only when the server asks: the ordinary call pays one check.)
+        if C::DEF.getkeys.is_some() || C::DEF.keys.is_some_and(|k| k.keynum) {
+            let keys = || match (C::DEF.getkeys, C::DEF.keys) {
+                (Some(f), _) => f(&args),
+                (None, Some(k)) => keynum_range(&args, k),
+                (None, None) => 0..0,
+            };
+            if report_keys(&c, &C::DEF, keys) {
                 return;
             }
         }
@@ -289,9 +328,23 @@ unsafe extern "C" fn trampoline<C: Command>(
     REDISMODULE_OK as c_int
 }
 
+/// The keys of a keynum spec (`numkeys key [key ...]` with the count at argv[first]; keynum
+/// specs here always have step 1), within the arguments there are: a bad count is the
+/// command's own error to report.
+fn keynum_range(args: &Args, k: KeySpec) -> std::ops::Range<usize> {
+    let at = usize::try_from(k.first).unwrap_or(0);
+    let n = args
+        .i64_at(at)
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let start = at.saturating_add(1);
+    start..start.saturating_add(n).min(args.len())
+}
+
 /// Answer a key-position request (the server asking which arguments are keys) with
 /// `keys`; false when this call is an ordinary command call.
-fn report_keys(c: &Ctx, def: &CommandDef, keys: std::ops::Range<usize>) -> bool {
+fn report_keys(c: &Ctx, def: &CommandDef, keys: impl FnOnce() -> std::ops::Range<usize>) -> bool {
     // SAFETY: copies of API-table entries, written once at load (see `ffi::rm!`).
     let (Some(is_request), Some(at_pos)) =
         (unsafe { raw::RedisModule_IsKeysPositionRequest }, unsafe {
@@ -307,7 +360,7 @@ fn report_keys(c: &Ctx, def: &CommandDef, keys: std::ops::Range<usize>) -> bool 
     let flags = def.keys.map_or(0, |k| k.flags) & !raw::REDISMODULE_CMD_KEY_VARIABLE_FLAGS;
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let with_flags = unsafe { raw::RedisModule_KeyAtPosWithFlags };
-    for pos in keys {
+    for pos in keys() {
         let Ok(pos) = c_int::try_from(pos) else {
             break;
         };
@@ -329,17 +382,25 @@ pub fn register<C: Command>(ctx: &Ctx) -> Result<(), String> {
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let create = unsafe { raw::RedisModule_CreateCommand }.ok_or("no RedisModule_CreateCommand")?;
     let (first, last, step) = match def.keys {
-        Some(k) => (k.first, k.last, k.step),
+        Some(k) => k.legacy(),
         None => (0, 0, 0),
     };
+    // Keys found from a count (keynum) also answer the server's key-position requests.
+    let flags = if def.keys.is_some_and(|k| k.keynum) {
+        CString::new(format!("{} getkeys-api", def.flags.to_string_lossy()))
+            .map_err(|_| format!("bad flags for {name}"))?
+    } else {
+        CString::from(def.flags)
+    };
     // SAFETY: `ctx` is the load context (commands can only be created in `OnLoad`); name and
-    // flags are static C strings, and `trampoline::<C>` has the signature the server calls.
+    // flags are C strings that outlive the call (the server parses the flags, keeping
+    // nothing), and `trampoline::<C>` has the signature the server calls.
     let status = unsafe {
         create(
             ctx,
             def.name.as_ptr(),
             Some(trampoline::<C>),
-            def.flags.as_ptr(),
+            flags.as_ptr(),
             first,
             last,
             step,
@@ -455,6 +516,14 @@ fn key_spec(k: KeySpec) -> raw::RedisModuleCommandKeySpec {
     s.flags = u64::from(k.flags);
     s.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
     s.bs.index.pos = k.first;
+    if k.keynum {
+        s.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_KEYNUM;
+        // The count is at `first` itself (offset 0), the first key right after it.
+        s.fk.keynum.keynumidx = 0;
+        s.fk.keynum.firstkey = 1;
+        s.fk.keynum.keystep = k.step;
+        return s;
+    }
     s.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
     // Both are small constants from a command definition.
     s.fk.range.lastkey = if k.last < 0 {

@@ -158,6 +158,11 @@ impl StrVec {
         // kept past the owner) is the caller's, as for every `RStr`.
         self.0.first().map(|&s| unsafe { RStr::from_raw(s) })
     }
+    /// The string at `i`, borrowed as an [`RStr`] (as [`StrVec::first`]).
+    pub fn get(&self, i: usize) -> Option<RStr> {
+        // SAFETY: as in `first`.
+        self.0.get(i).map(|&s| unsafe { RStr::from_raw(s) })
+    }
     pub fn len(&self) -> usize {
         self.0.len()
     }

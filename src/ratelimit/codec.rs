@@ -1,7 +1,10 @@
 //! How each algorithm's state is stored in its string key.
 //!
-//! - FIXED: the count as a plain decimal (`GET` shows it, as with INCR).
-//! - SLIDING: `s:<period_ms>:<window_start_ms>:<prev>:<cur>`.
+//! - FIXED: the count as a plain decimal (`GET` shows it, as with INCR); with a non-zero
+//!   `OFFSET`, `f:<offset_ms>:<count>` (the key remembers its offset; keys without one keep
+//!   the plain format, so existing keys and clients are unaffected).
+//! - SLIDING: `s:<period_ms>:<window_start_ms>:<prev>:<cur>` (the offset is
+//!   `window_start_ms mod period_ms`: the window start already carries it).
 //! - GCRA: `g:<den>:<tat>` (TAT in units of 1/den µs; see `gcra.rs`).
 //!
 //! Text keeps the keys readable with `GET` and costs well under a microsecond to parse.
@@ -13,7 +16,8 @@ use super::{gcra, sliding};
 /// What a limiter key holds, as far as its format tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
-    Fixed(i64),
+    /// Count and offset.
+    Fixed(i64, i64),
     Sliding(sliding::State),
     Gcra(gcra::State),
     /// A string no algorithm wrote.
@@ -39,6 +43,21 @@ pub fn decode(v: &[u8]) -> Stored {
             cur,
         });
     }
+    if let Some(rest) = v.strip_prefix(b"f:") {
+        let mut it = rest.split(|&b| b == b':');
+        let (Some(offset), Some(count), None) = (
+            it.next().and_then(parse_i64),
+            it.next().and_then(parse_i64),
+            it.next(),
+        ) else {
+            return Stored::Foreign;
+        };
+        // Only `encode_fixed` writes this form, always with an offset in 1..MAX_HORIZON_MS.
+        if !(1..super::math::MAX_HORIZON_MS).contains(&offset) {
+            return Stored::Foreign;
+        }
+        return Stored::Fixed(count, offset);
+    }
     if let Some(rest) = v.strip_prefix(b"g:") {
         let mut it = rest.split(|&b| b == b':');
         let (Some(den), Some(tat), None) = (
@@ -57,11 +76,16 @@ pub fn decode(v: &[u8]) -> Stored {
         }
         return Stored::Gcra(gcra::State { den, tat });
     }
-    parse_i64(v).map_or(Stored::Foreign, Stored::Fixed)
+    parse_i64(v).map_or(Stored::Foreign, |c| Stored::Fixed(c, 0))
 }
 
-pub fn encode_fixed(count: i64) -> Buf {
+pub fn encode_fixed(count: i64, offset_ms: i64) -> Buf {
     let mut b = Buf::new();
+    if offset_ms != 0 {
+        b.push(b"f:");
+        b.push_int(i128::from(offset_ms));
+        b.push(b":");
+    }
     b.push_int(i128::from(count));
     b
 }
@@ -96,7 +120,14 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        assert_eq!(decode(encode_fixed(17).as_slice()), Stored::Fixed(17));
+        assert_eq!(decode(encode_fixed(17, 0).as_slice()), Stored::Fixed(17, 0));
+        assert_eq!(
+            encode_fixed(17, 0).as_slice(),
+            b"17",
+            "offset 0: today's format"
+        );
+        assert_eq!(encode_fixed(17, 250).as_slice(), b"f:250:17");
+        assert_eq!(decode(b"f:250:17"), Stored::Fixed(17, 250));
         let s = sliding::State {
             period_ms: 1000,
             window_start_ms: 1_700_000_000_000,
@@ -127,6 +158,10 @@ mod tests {
             b"g:1:100000000000000000001",
             b"g:2:-99999999999999999999999999999999999999",
             b"+5",
+            b"f:0:5",
+            b"f:5",
+            b"f:5:6:7",
+            b"f:-1:5",
         ] {
             assert_eq!(
                 decode(v),

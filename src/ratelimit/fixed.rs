@@ -7,6 +7,9 @@
 //! is conservatively counted). A count without expiry, or expiring after this window, is from
 //! another configuration and is ignored; the next charge overwrites it.
 //!
+//! With `OFFSET ms` windows start at multiples of `period_ms` plus the offset (the key then
+//! remembers its offset: see `codec.rs`).
+//!
 //! Refunds (negative COST) lower the count, never below zero; at zero the key is deleted.
 
 use super::verdict::{Next, Outcome, Verdict};
@@ -22,10 +25,11 @@ pub fn decide(
     now: i64,
     limit: i64,
     period: i64,
+    offset: i64,
     cost: i64,
     stored: Option<Stored>,
 ) -> Outcome<i64> {
-    let start = super::math::window_start(now, period);
+    let start = super::math::window_start_at(now, period, offset);
     let end = start.saturating_add(period);
     let (count, expires) = match stored {
         Some(Stored {
@@ -86,7 +90,7 @@ mod tests {
     use super::*;
 
     fn run(now: i64, cost: i64, stored: Option<Stored>) -> Outcome<i64> {
-        decide(now, 3, 1000, cost, stored)
+        decide(now, 3, 1000, 0, cost, stored)
     }
 
     fn at(count: i64, e: i64) -> Option<Stored> {
@@ -197,13 +201,13 @@ mod tests {
 
     #[test]
     fn lowered_limit_reports_zero_remaining() {
-        let o = decide(10_000, 2, 1000, 1, at(5, 11_000));
+        let o = decide(10_000, 2, 1000, 0, 1, at(5, 11_000));
         assert_eq!(o.verdict.to_array(), [0, 2, 0, 1000, 1000]);
     }
 
     #[test]
     fn negative_clock_aligns_windows() {
-        let o = decide(-250, 3, 1000, 1, None);
+        let o = decide(-250, 3, 1000, 0, 1, None);
         assert_eq!(
             o.next,
             Next::Store {
@@ -211,5 +215,25 @@ mod tests {
                 expire_at_ms: 0
             }
         );
+    }
+
+    #[test]
+    fn offset_shifts_the_window() {
+        let o = decide(10_250, 3, 1000, 300, 1, None);
+        assert_eq!(
+            o.next,
+            Next::Store {
+                state: 1,
+                expire_at_ms: 10_300
+            }
+        );
+        let o = decide(10_300, 3, 1000, 300, 1, at(3, 10_300));
+        assert_eq!(
+            o.verdict.to_array(),
+            [1, 3, 2, -1, 1000],
+            "new window at 10_300"
+        );
+        let o = decide(10_299, 3, 1000, 300, 1, at(3, 10_300));
+        assert_eq!(o.verdict.to_array(), [0, 3, 0, 1, 1]);
     }
 }

@@ -31,6 +31,15 @@ pub fn window_start(now: i64, period: i64) -> i64 {
     now.saturating_sub(now.rem_euclid(period.max(1)))
 }
 
+/// Start of the window containing `now` when windows begin at multiples of `period` plus
+/// `offset` (`0 <= offset < period`, validated by the request).
+pub fn window_start_at(now: i64, period: i64, offset: i64) -> i64 {
+    if offset == 0 {
+        return window_start(now, period);
+    }
+    window_start(now.saturating_sub(offset), period).saturating_add(offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +52,9 @@ mod tests {
         assert_eq!(window_start(1234, 200), 1200);
         assert_eq!(window_start(1200, 200), 1200);
         assert_eq!(narrow(i128::MAX), i64::MAX);
+        assert_eq!(window_start_at(1234, 200, 50), 1050);
+        assert_eq!(window_start_at(1250, 200, 50), 1250);
+        assert_eq!(window_start_at(1249, 200, 50), 1050);
+        assert_eq!(window_start_at(10, 200, 50), -150);
     }
 }

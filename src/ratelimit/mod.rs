@@ -1,6 +1,10 @@
-//! Rate limiting: `HACK.RATEHIT`.
+//! Rate limiting: `HACK.RATEHIT` (one limit) and `HACK.QUOTA` (several, atomically).
 //!
-//! - `commands/ratehit.rs`: the server glue (read the key, decide, write, replicate);
+//! - `commands/`: one file per command;
+//! - `call.rs`: one call against its keys (read all, decide all, then write all or none,
+//!   replicating the effects);
+//! - `limiter.rs`: one limit against one key's value (dispatch and type checks, pure);
+//! - `waiters.rs` / `queue.rs`: `WAIT` (blocked clients in FIFO queues, timers, events);
 //! - `request.rs`: parses and validates the arguments;
 //! - `fixed.rs`, `sliding.rs`, `gcra.rs`: the algorithms, pure functions of (clock,
 //!   parameters, stored state) returning a [`verdict::Outcome`];
@@ -10,24 +14,29 @@
 use crate::module::ctx::Ctx;
 use crate::module::family::Family;
 
+pub mod call;
 pub mod codec;
 pub mod commands;
 pub mod fixed;
 pub mod gcra;
+pub mod limiter;
 pub mod math;
+pub mod queue;
 pub mod request;
 pub mod sliding;
 pub mod stats;
 pub mod verdict;
+pub mod waiters;
 
 pub static FAMILY: Family = Family {
     name: "ratelimit",
     register,
     settings: &[],
     info: stats::FIELDS,
-    gauges: &[],
+    gauges: &[(c"ratelimit_waiters_now", waiters::waiting_now)],
 };
 
 fn register(ctx: &Ctx) -> Result<(), String> {
+    waiters::register(ctx)?;
     commands::register_all(ctx)
 }

@@ -6,11 +6,15 @@
 //! `used + c <= limit`. `retry_after_ms` is the first whole millisecond at which the estimate
 //! would admit the same call if nothing else happened.
 //!
+//! With `OFFSET ms` windows start at multiples of `period_ms` plus the offset. The stored
+//! window start then carries the offset (`window_start_ms mod period_ms`), so the format
+//! stays the same and an old key is a key with offset 0.
+//!
 //! State: `period`, the current window's start, and the two counts. A state written with a
 //! different period is ignored (changing the period starts the limiter afresh).
 //! Refunds take from the current window first, then the previous one, never below zero.
 
-use super::math::{narrow, window_start};
+use super::math::{narrow, window_start_at};
 use super::verdict::{Next, Outcome, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,10 +29,11 @@ pub fn decide(
     now: i64,
     limit: i64,
     period: i64,
+    offset: i64,
     cost: i64,
     stored: Option<State>,
 ) -> Outcome<State> {
-    let ws = window_start(now, period);
+    let ws = window_start_at(now, period, offset);
     let (prev0, cur0) = match stored {
         Some(s) if s.period_ms == period => {
             if s.window_start_ms == ws {
@@ -165,7 +170,7 @@ mod tests {
             for period in [1, MAX_HORIZON_MS] {
                 for (prev, cur) in [(i64::MAX, i64::MAX), (i64::MIN, i64::MIN), (0, i64::MAX)] {
                     for cost in [MAX_AMOUNT, -MAX_AMOUNT, 1] {
-                        let ws = window_start(now, period);
+                        let ws = super::super::math::window_start(now, period);
                         for window_start_ms in [ws, ws.saturating_sub(period), i64::MIN] {
                             let s = State {
                                 period_ms: period,
@@ -173,8 +178,8 @@ mod tests {
                                 prev,
                                 cur,
                             };
-                            decide(now, MAX_AMOUNT, period, cost, Some(s));
-                            decide(now, 1, period, cost, Some(s));
+                            decide(now, MAX_AMOUNT, period, 0, cost, Some(s));
+                            decide(now, 1, period, 0, cost, Some(s));
                         }
                     }
                 }
@@ -197,7 +202,7 @@ mod tests {
     fn fills_a_window_then_denies() {
         let mut s = None;
         for i in 0..4 {
-            let o = decide(10_100, 4, P, 1, s);
+            let o = decide(10_100, 4, P, 0, 1, s);
             assert!(o.verdict.allowed, "hit {i}");
             assert_eq!(o.verdict.remaining, 3 - i);
             if let Next::Store {
@@ -209,7 +214,7 @@ mod tests {
                 s = Some(state);
             }
         }
-        let o = decide(10_100, 4, P, 1, s);
+        let o = decide(10_100, 4, P, 0, 1, s);
         assert!(!o.verdict.allowed);
         assert_eq!(o.next, Next::Keep);
         // Next window at e'' with 4*(1000-e'') <= 3*1000 -> e'' >= 250 -> 11_250.
@@ -221,7 +226,7 @@ mod tests {
     fn previous_window_decays_without_rounding_down() {
         // prev = 4 in the previous window, now 100 ms into the current one:
         // used = 4 * 900/1000 = 3.6 -> one hit (4.6) is over the limit of 4.
-        let o = decide(11_100, 4, P, 1, st(10_000, 0, 4));
+        let o = decide(11_100, 4, P, 0, 1, st(10_000, 0, 4));
         assert!(
             !o.verdict.allowed,
             "3.6 + 1 > 4 must deny (no rounding down)"
@@ -229,7 +234,7 @@ mod tests {
         // Admitted once 4 * (1000 - e) <= 3000 -> e >= 250.
         assert_eq!(o.verdict.retry_after_ms, 150);
         assert_eq!(o.verdict.remaining, 0);
-        let o = decide(11_250, 4, P, 1, st(10_000, 0, 4));
+        let o = decide(11_250, 4, P, 0, 1, st(10_000, 0, 4));
         assert!(o.verdict.allowed);
         assert_eq!(
             o.next,
@@ -247,7 +252,7 @@ mod tests {
 
     #[test]
     fn old_state_is_forgotten_and_other_periods_ignored() {
-        let o = decide(15_000, 4, P, 1, st(10_000, 4, 4));
+        let o = decide(15_000, 4, P, 0, 1, st(10_000, 4, 4));
         assert_eq!(o.verdict.to_array(), [1, 4, 3, -1, 2000]);
         let other = Some(State {
             period_ms: 500,
@@ -255,22 +260,22 @@ mod tests {
             prev: 9,
             cur: 9,
         });
-        let o = decide(15_000, 4, P, 1, other);
+        let o = decide(15_000, 4, P, 0, 1, other);
         assert_eq!(o.verdict.remaining, 3);
     }
 
     #[test]
     fn never_admissible_and_cost_zero() {
-        let o = decide(10_000, 4, P, 5, None);
+        let o = decide(10_000, 4, P, 0, 5, None);
         assert_eq!(o.verdict.to_array(), [0, 4, 4, -1, 0]);
-        let o = decide(10_500, 4, P, 0, st(10_000, 2, 2));
+        let o = decide(10_500, 4, P, 0, 0, st(10_000, 2, 2));
         assert_eq!(o.verdict.to_array(), [1, 4, 1, -1, 1500]);
         assert_eq!(o.next, Next::Keep);
     }
 
     #[test]
     fn refunds_take_current_then_previous() {
-        let o = decide(10_500, 4, P, -3, st(10_000, 2, 2));
+        let o = decide(10_500, 4, P, 0, -3, st(10_000, 2, 2));
         assert_eq!(
             o.next,
             Next::Store {
@@ -283,7 +288,7 @@ mod tests {
                 expire_at_ms: 11_000
             }
         );
-        let o = decide(10_500, 4, P, -9, st(10_000, 2, 2));
+        let o = decide(10_500, 4, P, 0, -9, st(10_000, 2, 2));
         assert_eq!(o.next, Next::Clear);
         assert_eq!(o.verdict.to_array(), [1, 4, 4, -1, 0]);
     }
@@ -291,10 +296,10 @@ mod tests {
     #[test]
     fn denied_when_current_full_retries_in_next_window() {
         // cur = 4 (full), prev = 0: next window needs 4*(1000-e) <= 3000 -> e >= 250.
-        let o = decide(10_900, 4, P, 1, st(10_000, 0, 4));
+        let o = decide(10_900, 4, P, 0, 1, st(10_000, 0, 4));
         assert_eq!(o.verdict.retry_after_ms, 11_250 - 10_900);
         // Cost equal to the limit: the current count must fully decay -> window after next.
-        let o = decide(10_900, 4, P, 4, st(10_000, 0, 1));
+        let o = decide(10_900, 4, P, 0, 4, st(10_000, 0, 1));
         assert_eq!(o.verdict.retry_after_ms, 12_000 - 10_900);
     }
 
@@ -307,22 +312,50 @@ mod tests {
                     for e in [0, 1, 137, 500, 999] {
                         let now = 20_000 + e;
                         let s = st(20_000, prev, cur);
-                        let o = decide(now, 5, P, cost, s);
+                        let o = decide(now, 5, P, 0, cost, s);
                         if o.verdict.allowed || o.verdict.retry_after_ms < 0 {
                             continue;
                         }
                         let t = now + o.verdict.retry_after_ms;
                         assert!(
-                            decide(t, 5, P, cost, s).verdict.allowed,
+                            decide(t, 5, P, 0, cost, s).verdict.allowed,
                             "at retry {prev} {cur} {cost} {e}"
                         );
                         assert!(
-                            !decide(t - 1, 5, P, cost, s).verdict.allowed,
+                            !decide(t - 1, 5, P, 0, cost, s).verdict.allowed,
                             "before retry {prev} {cur} {cost} {e}"
                         );
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn offset_windows() {
+        // Windows start at ...300, 1300, ...: at 10_350 the window is [10_300, 11_300).
+        let o = decide(10_350, 4, P, 300, 1, None);
+        assert_eq!(
+            o.next,
+            Next::Store {
+                state: State {
+                    period_ms: P,
+                    window_start_ms: 10_300,
+                    prev: 0,
+                    cur: 1
+                },
+                expire_at_ms: 12_300
+            }
+        );
+        // One window later the count is the previous one.
+        let s = Some(State {
+            period_ms: P,
+            window_start_ms: 10_300,
+            prev: 0,
+            cur: 4,
+        });
+        let o = decide(11_300, 4, P, 300, 1, s);
+        assert!(!o.verdict.allowed);
+        assert_eq!(o.verdict.retry_after_ms, 250);
     }
 }

@@ -4,8 +4,10 @@
 use crate::module::command::register;
 use crate::module::ctx::Ctx;
 
+pub mod quota;
 pub mod ratehit;
 
 pub fn register_all(ctx: &Ctx) -> Result<(), String> {
-    register::<ratehit::RateHit>(ctx)
+    register::<ratehit::RateHit>(ctx)?;
+    register::<quota::Quota>(ctx)
 }

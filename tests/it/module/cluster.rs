@@ -113,6 +113,55 @@ fn families_work_through_redirects_and_reject_crossslot() {
         v, 3,
         "served by the slot's owner directly (UNION is not a key)"
     );
+    // HACK.QUOTA: hash-tagged keys work through the cluster client from any node (it routes
+    // by the first argument, numkeys, and follows the MOVED the server answers from the key
+    // specs); keys in different slots are CROSSSLOT.
+    for i in 0..10 {
+        let (a, b) = (format!("{{org{i}}}:proj"), format!("{{org{i}}}:org"));
+        let v: Value = q(
+            &mut c,
+            &[
+                "HACK.QUOTA",
+                "2",
+                &a,
+                &b,
+                "5",
+                "60000",
+                "9",
+                "60000",
+                "ALGO",
+                "GCRA",
+            ],
+        )
+        .unwrap();
+        assert!(format!("{v:?}").contains("allowed"), "{v:?}");
+        let r: Vec<i64> = q(&mut c, &["HACK.RATEHIT", &a, "5", "60000"]).unwrap();
+        assert_eq!(r[2], 3, "QUOTA charged the same key RATEHIT reads");
+    }
+    for node in 0..cl.nodes.len() {
+        if !cl.masters().contains(&node) {
+            continue;
+        }
+        let mut direct = cl.nodes[node].conn();
+        let e = q::<Value>(
+            &mut direct,
+            &[
+                "HACK.QUOTA",
+                "2",
+                "a:rl",
+                "b:rl",
+                "5",
+                "60000",
+                "5",
+                "60000",
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:?}").to_uppercase().contains("CROSSSLOT"),
+            "{e:?}"
+        );
+    }
     // Fan-out of many sums across shards in one cluster pipeline (the README's example).
     let mut pipe = redis::cluster::cluster_pipe();
     for i in 0..30 {

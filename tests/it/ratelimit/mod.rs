@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
+mod quota;
+mod wait;
+
 fn hit(con: &mut Connection, key: &str, rest: &[&str]) -> [i64; 5] {
     let mut c = redis::cmd("HACK.RATEHIT");
     c.arg(key);

@@ -1,0 +1,113 @@
+//! `HACK.QUOTA numkeys key [key ...] limit period_ms [ALGO ...] [BURST n] [OFFSET ms]
+//! [limit period_ms [...] ...] [COST n] [PARTIAL] [PEEK] [WAIT timeout_ms]`: several rate
+//! limits checked and charged in one atomic step, all or nothing.
+//!
+//! Each key is an ordinary HACK.RATEHIT key (same encodings and checks). Every argument and
+//! every key is validated, and every limit decided, before any key is written.
+
+use crate::module::args::{Args, RStr};
+use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::ctx::Ctx;
+use crate::module::error::CmdError;
+
+use crate::ratelimit::call::{self, Call};
+use crate::ratelimit::request::{self, MAX_KEYS};
+use crate::ratelimit::{stats, waiters};
+
+pub struct Quota;
+
+const ALGOS: &[ArgDoc] = &[
+    ArgDoc::token(c"fixed", c"FIXED"),
+    ArgDoc::token(c"sliding", c"SLIDING"),
+    ArgDoc::token(c"gcra", c"GCRA"),
+];
+
+const GROUP: &[ArgDoc] = &[
+    ArgDoc::int(c"limit"),
+    ArgDoc::int(c"period_ms"),
+    ArgDoc::one_of(c"algo", Some(c"ALGO"), ALGOS).optional(),
+    ArgDoc::int_option(c"burst", c"BURST"),
+    ArgDoc::int_option(c"offset", c"OFFSET"),
+];
+
+const ARGS: &[ArgDoc] = &[
+    ArgDoc::int(c"numkeys"),
+    ArgDoc::key(c"key").multiple(),
+    ArgDoc::block(c"limits", GROUP).multiple(),
+    ArgDoc::int_option(c"cost", c"COST"),
+    ArgDoc::token(c"partial", c"PARTIAL").optional(),
+    ArgDoc::token(c"peek", c"PEEK").optional(),
+    ArgDoc::int_option(c"timeout_ms", c"WAIT"),
+];
+
+/// Words after the keys: 8 per limit group at most, then 7 for the call options.
+const MAX_WORDS: usize = MAX_KEYS * 8 + 7;
+
+impl Command for Quota {
+    const DEF: CommandDef = CommandDef {
+        name: c"HACK.QUOTA",
+        flags: c"write deny-oom fast",
+        arity: -5,
+        keys: KeySpec::numkeys_at(1, KeySpec::UPDATE),
+        summary: c"Checks and charges several rate limits (one per key, FIXED, SLIDING or GCRA) in one atomic call: all or nothing, or the largest PARTIAL grant; with WAIT, a denied call queues server-side (FIFO) until admitted. Replies allowed, granted, denied, retry_after_ms and each limit's state.",
+        complexity: c"O(N) where N is the number of keys",
+        since: c"0.2.0",
+        args: ARGS,
+        max_argc: 2 + MAX_KEYS + MAX_WORDS,
+        ..CommandDef::BASE
+    };
+
+    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+        let n = request::numkeys(args.bytes(1)?, args.len())?;
+        let mut names: [Option<RStr>; MAX_KEYS] = [None; MAX_KEYS];
+        let mut bytes: [&[u8]; MAX_KEYS] = [&[]; MAX_KEYS];
+        for i in 0..n {
+            let at = i.saturating_add(2);
+            let b = args.bytes(at)?;
+            if bytes.iter().take(i).any(|&prev| prev == b) {
+                return Err(CmdError::msg(format!(
+                    "ERR keys must be distinct: key {} repeats an earlier key",
+                    i.saturating_add(1)
+                )));
+            }
+            if let (Some(slot), Some(bslot)) = (names.get_mut(i), bytes.get_mut(i)) {
+                *slot = Some(args.raw(at)?);
+                *bslot = b;
+            }
+        }
+        let first_word = n.saturating_add(2);
+        let q = request::parse_quota_with(n, |i| args.bytes(first_word.saturating_add(i)).ok())?;
+
+        let mut rs: [RStr; MAX_KEYS] = [args.raw(2)?; MAX_KEYS];
+        for (slot, name) in rs.iter_mut().zip(names.iter()).take(n) {
+            if let Some(name) = name {
+                *slot = *name;
+            }
+        }
+        let c = Call {
+            names: rs.get(..n).unwrap_or(&[]),
+            limits: q.limits(),
+            cost: q.cost,
+            partial: q.partial,
+            peek: q.peek,
+        };
+        let now_us = ctx.now_us()?;
+        let answer = if q.wait_ms > 0 || waiters::any_waiting() {
+            let b = bytes.get(..n).unwrap_or(&[]);
+            match waiters::call_or_block(ctx, c, b, q.wait_ms, now_us, waiters::Reply::Quota)? {
+                Some(a) => a,
+                None => return Ok(()),
+            }
+        } else {
+            call::run(ctx, c, now_us, 0)?
+        };
+        if q.peek {
+            stats::QUOTA_PEEKS.incr();
+        } else if answer.allowed {
+            stats::QUOTA_ALLOWED.incr();
+        } else {
+            stats::QUOTA_DENIED.incr();
+        }
+        waiters::reply_quota(ctx, &answer)
+    }
+}
