@@ -1,6 +1,6 @@
 //! Locks: `HACK.LOCK`, `HACK.UNLOCK`, `HACK.EXTEND`, `HACK.LOCKINFO` (and the internal
-//! `HACK.LOCKSET`, the replicated effect of every acquisition); semaphores (their pure
-//! core so far: `HACK.SEMACQUIRE`, `HACK.SEMRELEASE`, `HACK.SEMEXTEND`, `HACK.SEMINFO`).
+//! `HACK.LOCKSET`, the replicated effect of every acquisition); semaphores
+//! (`HACK.SEMACQUIRE`, `HACK.SEMRELEASE`, `HACK.SEMEXTEND`, `HACK.SEMINFO`).
 //!
 //! - `lease.rs`: what each command does given the lock's state, pure Rust;
 //! - `token.rs`: fencing tokens, strictly increasing per key name across deletion,
@@ -32,14 +32,22 @@ pub static FAMILY: Family = Family {
     register,
     settings: &[],
     info: stats::FIELDS,
-    gauges: &[(c"lock_waiters_now", waiting_now)],
+    gauges: &[
+        (c"lock_waiters_now", waiting_now),
+        (c"sem_waiters_now", sem_waiting_now),
+    ],
 };
 
 fn register(ctx: &Ctx) -> Result<(), String> {
     crate::module::datatype::register::<lease::Lock>(ctx)?;
+    crate::module::datatype::register::<semaphore::holders::Semaphore>(ctx)?;
     waiters::register(ctx)?;
     effect::init()?;
     commands::register_all(ctx)
+}
+
+fn sem_waiting_now() -> u64 {
+    semaphore::wait::waiting_now() as u64
 }
 
 fn waiting_now() -> u64 {

@@ -1,6 +1,7 @@
-//! Semaphores: `HACK.SEMACQUIRE`, `HACK.SEMRELEASE`, `HACK.SEMEXTEND`, `HACK.SEMINFO`, the
-//! pure-Rust core only (no command is registered yet; the server glue comes later).
+//! Semaphores: `HACK.SEMACQUIRE`, `HACK.SEMRELEASE`, `HACK.SEMEXTEND`, `HACK.SEMINFO` (the
+//! commands are in `lock/commands/`, with the internal effect `HACK.SEMSET`).
 //!
+//! The pure core:
 //! - `holders.rs`: the value of a semaphore key (its holders, their permits, tokens, leases
 //!   and connection bindings), the size bounds, and what `SEMINFO` shows;
 //! - `admit.rs`: what acquire, release, extend, expiry and a disconnect do, and the FIFO
@@ -8,6 +9,13 @@
 //! - `parts.rs`: the value as plain fields for RDB, AOF and replication, and its validated
 //!   rebuilding;
 //! - `args.rs`: argument parsing and validation, with the error replies.
+//!
+//! The server glue:
+//! - `datatype.rs`: the `hacks-sem` data type (RDB, AOF rewrite, digest, copy, memory);
+//! - `effect.rs`: writing the value back and replicating it as `HACK.SEMSET ... PXAT`/`DEL`;
+//! - `wait.rs`: every change with its admission of waiters, blocking, expiry timers;
+//! - `bound.rs`: BOUND (the client index, disconnects, stale bindings after a restart or
+//!   a promotion).
 //!
 //! The rules (every one is decided here, the glue only applies them):
 //! - A semaphore admits holders while the permits they hold total at most the limit.
@@ -34,8 +42,12 @@
 
 pub mod admit;
 pub mod args;
+pub mod bound;
+pub mod datatype;
+pub mod effect;
 pub mod holders;
 pub mod parts;
+pub mod wait;
 
 #[cfg(test)]
 mod model_tests;
