@@ -618,7 +618,10 @@ unsafe extern "C" fn on_keyspace_event(
             // SAFETY: the event name the server passed: a NUL-terminated static string.
             let name = unsafe { std::ffi::CStr::from_ptr(event) }.to_bytes();
             if matches!(name, b"rename_to" | b"move_to" | b"copy_to") {
-                super::semaphore::bound::reindex(&c, key, id);
+                // SAFETY: `key` is the event's key name, valid for this callback, which the
+                // `RStr` does not outlive.
+                let name = unsafe { RStr::from_raw(key) };
+                super::semaphore::bound::reindex(&c, name, id);
             }
         }
     });
@@ -641,9 +644,7 @@ unsafe extern "C" fn on_server_event(
         if eid.id == raw::REDISMODULE_EVENT_CLIENT_CHANGE {
             // Every connection's close passes here: nothing is allocated unless it had
             // BOUND semaphore permits.
-            if subevent == raw::REDISMODULE_SUBEVENT_CLIENT_CHANGE_DISCONNECTED
-                && !data.is_null()
-            {
+            if subevent == raw::REDISMODULE_SUBEVENT_CLIENT_CHANGE_DISCONNECTED && !data.is_null() {
                 // SAFETY: for this event the server passes a `RedisModuleClientInfo`
                 // (version 1, the only one) valid for the callback; only `id` is read.
                 let client = unsafe { (*data.cast::<raw::RedisModuleClientInfo>()).id };

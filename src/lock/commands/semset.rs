@@ -66,7 +66,10 @@ impl Command for SemSet {
                 if !is_keyword(args.bytes(at)?, "PXAT") {
                     return Err(crate::module::args::unknown_option(args.bytes(at)?));
                 }
-                (at, Some(args.int_in(at.saturating_add(1), "PXAT", 1, I64_MAX)?))
+                (
+                    at,
+                    Some(args.int_in(at.saturating_add(1), "PXAT", 1, I64_MAX)?),
+                )
             }
             _ => return Err(CmdError::arity("HACK.SEMSET")),
         };

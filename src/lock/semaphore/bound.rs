@@ -140,9 +140,7 @@ fn release_in(ctx: &Ctx, id: &KeyId, client: u64) -> Result<(), crate::module::e
 
 /// A semaphore arrived under the name `key` (RENAME, MOVE, COPY): its BOUND holders'
 /// connections now also hold it under that name. Reads only (inside a keyspace event).
-pub fn reindex(ctx: &Ctx, key: *mut RedisModuleString, id: KeyId) {
-    // SAFETY: `key` is the event's key name, valid for the callback this runs in.
-    let name = unsafe { RStr::from_raw(key) };
+pub fn reindex(ctx: &Ctx, name: RStr, id: KeyId) {
     let Ok(k) = TypedKey::open(ctx, name, &SEM_TYPE, false) else {
         return;
     };
@@ -283,6 +281,7 @@ unsafe extern "C" fn on_key(
     // SAFETY: `data` is the `Vec` `stale_keys` passed, alive and not otherwise borrowed
     // during the scan; `p` points to `len` bytes, copied at once.
     unsafe {
-        (*data.cast::<Vec<Vec<u8>>>()).push(std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec());
+        (*data.cast::<Vec<Vec<u8>>>())
+            .push(std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec());
     }
 }

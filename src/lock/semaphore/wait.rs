@@ -110,9 +110,7 @@ fn admit(sem: &mut Semaphore, id: &KeyId, now_ms: i64) -> (Vec<Served>, Option<T
             orphan = left.orphaned_timer.or(orphan);
             let w = left.waiter;
             let outcome = match o {
-                Admission::New { token } | Admission::Renewed { token } => {
-                    Outcome::Granted(token)
-                }
+                Admission::New { token } | Admission::Renewed { token } => Outcome::Granted(token),
                 Admission::Rejected(e) => Outcome::Failed(e.to_cmd_error()),
             };
             served.push(Served {
