@@ -33,7 +33,10 @@ impl ModuleType for Lock {
         let token = io.unsigned()?;
         // A token no clock made (e.g. 2^64-1 in a crafted RESTORE) would pin every later
         // token: refuse the value.
-        token::observe(token).then_some(Lock { owner, token })
+        token::observe(token).then_some(Lock {
+            owner: owner.into(),
+            token,
+        })
     }
 
     fn save(&self, io: &Saver) {

@@ -13,7 +13,9 @@ use redis_module::raw;
 use crate::module::args::RStr;
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
+use crate::module::ffi::rm;
 use crate::module::io::StrVec;
+use crate::module::num::IntText;
 use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
@@ -33,6 +35,68 @@ pub fn semset_args(sem: &Semaphore, args: &mut StrVec) -> bool {
             && args.push_int(i128::from(bound_flag(h)));
     }
     ok
+}
+
+/// The common case, one holder, replicated without building an argument vector (the
+/// owner by pointer, numbers as integers: small ones are the server's shared objects).
+/// False when the state has another number of holders (the caller builds the vector).
+fn replicate_one(
+    ctx: &Ctx,
+    name: RStr,
+    sem: Option<&Semaphore>,
+    at: i64,
+) -> Result<bool, CmdError> {
+    let Some((limit, holders)) = sem.map(Semaphore::to_parts) else {
+        return Ok(false);
+    };
+    let pxat = crate::lock::effect::pxat();
+    let (Some(h), 1, false) = (holders.first(), holders.len(), pxat.is_null()) else {
+        return Ok(false);
+    };
+    let f = rm!(RedisModule_Replicate);
+    // Numbers as text (`b`): one embedded string each, where `l` costs an sds and an object.
+    let num = |v: u64| IntText::new(i64::try_from(v).unwrap_or(i64::MAX));
+    let (limit, permits, token) = (num(limit), num(h.permits), num(h.token));
+    let (deadline, flag, at) = (
+        IntText::new(h.expires_at_ms),
+        num(bound_flag(h)),
+        IntText::new(at),
+    );
+    let [l, p, t, d, b, a] =
+        [&limit, &permits, &token, &deadline, &flag, &at].map(IntText::as_slice);
+    // SAFETY: live context; format `sbbbbbbsb` matches the varargs: the key (a server string
+    // valid for this call), then limit, owner, permits, token, deadline and BOUND flag each as
+    // pointer + `size_t` length (stack buffers and the stored value's owner, alive during the
+    // call), the shared `PXAT` string (created once at load, never freed), `at` likewise.
+    let status = unsafe {
+        f(
+            ctx.raw(),
+            c"HACK.SEMSET".as_ptr(),
+            c"sbbbbbbsb".as_ptr(),
+            name.as_ptr(),
+            l.as_ptr(),
+            l.len(),
+            h.owner.as_ptr(),
+            h.owner.len(),
+            p.as_ptr(),
+            p.len(),
+            t.as_ptr(),
+            t.len(),
+            d.as_ptr(),
+            d.len(),
+            b.as_ptr(),
+            b.len(),
+            pxat,
+            a.as_ptr(),
+            a.len(),
+        )
+    };
+    if status != raw::REDISMODULE_OK as c_int {
+        return Err(CmdError::Static(
+            "ERR internal error: could not replicate HACK.SEMSET",
+        ));
+    }
+    Ok(true)
 }
 
 /// Put the state back into `key` after a change and replicate it: `fresh` is the value the
@@ -67,6 +131,10 @@ pub fn persist(
     }
     let at = last.unwrap_or(0);
     key.set_abs_expire(Some(at))?;
+    if replicate_one(ctx, name, key.get()?, at)? {
+        ctx.signal_modified(name)?;
+        return ctx.notify(raw::REDISMODULE_NOTIFY_MODULE as c_int, c"hack.sem", name);
+    }
     let mut args = StrVec::with_capacity(8);
     let built = match key.get()? {
         Some(s) => semset_args(s, &mut args),
