@@ -348,7 +348,8 @@ pub fn hand_off(
     let w = left.waiter;
     stop_wake(ctx, &w);
     let at = lease::expiry(now_ms, w.ttl_ms);
-    let installed = token::allocate().and_then(|token| {
+    // The token's clock term is the hand-off's own clock read (`now_ms`), as its expiry.
+    let installed = token::allocate_at(now_ms.saturating_mul(1000)).and_then(|token| {
         effect::install(ctx, key, name, effect::Owner::Bytes(&w.owner), token, at)?;
         Ok(token)
     });

@@ -90,11 +90,12 @@ impl Command for SemAcquire {
             db: ctx.selected_db()?,
             name: req.key,
         };
-        let now_ms = ctx.now_us()?.div_euclid(1000);
+        let now_us = ctx.now_us()?;
+        let now_ms = now_us.div_euclid(1000);
         let mut key = TypedKey::open(ctx, name, &SEM_TYPE, true)?;
         let outcome = wait::change(ctx, &mut key, name, &sem_name, now_ms, |sem, ahead| {
             let mut exhausted = false;
-            let r = sem.acquire(&ask, now_ms, ahead, || match token::allocate() {
+            let r = sem.acquire(&ask, now_ms, ahead, || match token::allocate_at(now_us) {
                 Ok(t) => t,
                 Err(_) => {
                     exhausted = true;

@@ -99,7 +99,7 @@ fn admit(sem: &mut Semaphore, id: &KeyId, now_ms: i64) -> (Vec<Served>, Option<T
             return (Vec::new(), None);
         }
         let outcomes = sem.admit(q.iter(id).map(SemWaiter::ask), now_ms, || {
-            token::allocate().unwrap_or(MAX_ID)
+            token::allocate_at(now_ms.saturating_mul(1000)).unwrap_or(MAX_ID)
         });
         let mut served = Vec::with_capacity(outcomes.len());
         let mut orphan = None;
@@ -129,7 +129,7 @@ fn admit(sem: &mut Semaphore, id: &KeyId, now_ms: i64) -> (Vec<Served>, Option<T
 /// write's error if that failed).
 fn deliver(ctx: &Ctx, id: &KeyId, served: Vec<Served>, failed: Option<&CmdError>) {
     for s in served {
-        waiters::stop_wake_timer(ctx, s.wake);
+        stop_deadline(ctx, s.wake);
         let outcome = match (failed, s.outcome) {
             (Some(e), _) => Outcome::Failed(e.clone()),
             (None, Outcome::Granted(token)) => {
@@ -228,11 +228,16 @@ pub fn block(
     sem: Option<&Semaphore>,
     now_ms: i64,
 ) -> Result<(), CmdError> {
-    let handle = waiters::block_client(ctx, timeout_ms)?;
-    let wake = waiters::wake_at_deadline(ctx, timeout_ms);
+    // No server-side timeout: the module times the wait out itself (`on_deadline`). Redis
+    // 7.0 checks blocked clients' timeouts just before it runs the replies of clients a
+    // module unblocked, so a waiter admitted in the same event-loop iteration its timeout
+    // passed was unblocked with no reply at all (seen under 1,000 waiters); with one timer
+    // owning the timeout, a waiter is either admitted or timed out, never both.
+    let handle = waiters::block_client(ctx, 0)?;
+    let wake = deadline_timer(ctx, handle, timeout_ms);
     let waiter = SemWaiter::new(handle, ask, wake);
     if with_q(|q| q.push(id.clone(), waiter)).flatten().is_none() {
-        waiters::stop_wake_timer(ctx, wake);
+        stop_deadline(ctx, wake);
         let e = CmdError::Static("ERR internal error: could not queue the client");
         waiters::unblock(handle, Some(Outcome::Failed(e)));
         return Ok(());
@@ -252,7 +257,7 @@ pub fn leave(ctx: &Ctx, handle: usize) -> bool {
     if let Some(t) = left.orphaned_timer {
         waiters::stop_timer(ctx, t);
     }
-    waiters::stop_wake_timer(ctx, left.waiter.wake);
+    stop_deadline(ctx, left.waiter.wake);
     waiters::unblock(handle, None);
     if queued(&left.key) > 0 {
         if let Some(now) = now_ms() {
@@ -271,10 +276,69 @@ pub fn fail_all(ctx: &Ctx, id: &KeyId, err: &CmdError) {
         waiters::stop_timer(ctx, t);
     }
     for w in all {
-        waiters::stop_wake_timer(ctx, w.wake);
+        stop_deadline(ctx, w.wake);
         stats::WAIT_ERRORS.incr();
         waiters::unblock(w.handle, Some(Outcome::Failed(err.clone())));
     }
+}
+
+/// A timer that ends the wait of `handle` after `timeout_ms` (none for 0: no limit).
+fn deadline_timer(ctx: &Ctx, handle: usize, timeout_ms: i64) -> Option<u64> {
+    if timeout_ms <= 0 {
+        return None;
+    }
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
+    let create = unsafe { raw::RedisModule_CreateTimer }?;
+    let data = Box::into_raw(Box::new(handle));
+    // SAFETY: a live context; `data` is a `Box<usize>`, reclaimed exactly once: by
+    // `on_deadline` when the timer fires or by `stop_deadline` when stopping it succeeds.
+    Some(unsafe { create(ctx.raw(), timeout_ms, Some(on_deadline), data.cast()) })
+}
+
+/// Stop a waiter's deadline timer (it left another way) and free its data.
+fn stop_deadline(ctx: &Ctx, wake: Option<u64>) {
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
+    let (Some(id), Some(stop)) = (wake, unsafe { raw::RedisModule_StopTimer }) else {
+        return;
+    };
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a live context; `data` is a valid out-pointer, set only on success.
+    if unsafe { stop(ctx.raw(), id, &mut data) } == raw::REDISMODULE_OK as c_int && !data.is_null()
+    {
+        // SAFETY: stopped before firing, so its `Box<usize>` (from `deadline_timer`) is ours
+        // again and `on_deadline` never runs for it.
+        drop(unsafe { Box::from_raw(data.cast::<usize>()) });
+    }
+}
+
+/// # Safety
+/// Called by the server when a timer from `deadline_timer` fires, with its data.
+unsafe extern "C" fn on_deadline(ctx: *mut RedisModuleCtx, data: *mut c_void) {
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: the data of every `on_deadline` timer is a `Box<usize>` (`deadline_timer`),
+    // reclaimed here once (a stopped timer never fires).
+    let handle = *unsafe { Box::from_raw(data.cast::<usize>()) };
+    waiters::guarded("semaphore wait timeout", || {
+        // SAFETY: `ctx` is the live timer context of this callback; `c` stays in the closure.
+        let c = unsafe { Ctx::from_raw(ctx) };
+        // Still queued: nobody admitted it, so its wait ends here (reply nil). Every other
+        // way out of the queue stops this timer first, so the handle is still this waiter.
+        let Some(left) = with_q(|q| q.remove(handle)).flatten() else {
+            return;
+        };
+        if let Some(t) = left.orphaned_timer {
+            waiters::stop_timer(&c, t);
+        }
+        stats::WAIT_TIMEOUTS.incr();
+        waiters::unblock(handle, None);
+        if queued(&left.key) > 0 {
+            if let Some(now) = now_ms() {
+                poke(&c, &left.key, now);
+            }
+        }
+    });
 }
 
 fn now_ms() -> Option<i64> {

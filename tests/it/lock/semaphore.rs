@@ -417,6 +417,20 @@ fn a_thousand_waiters_and_random_releases() {
         .unwrap();
         socks.push(t);
     }
+    // Every call reached the server (connections beyond the listen backlog may be accepted
+    // seconds late on a loaded machine): from here on, a missing reply is a lost wake-up.
+    wait_until("all 1000 calls processed", 60_000, || {
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut c)
+            .unwrap();
+        stats
+            .to_ascii_lowercase()
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_hack.semacquire:calls="))
+            .and_then(|v| v.split(',').next().and_then(|v| v.parse::<usize>().ok()))
+            .is_some_and(|calls| calls >= n)
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let releaser = {
         let stop = stop.clone();
@@ -442,7 +456,19 @@ fn a_thousand_waiters_and_random_releases() {
         let mut buf = Vec::new();
         let mut byte = [0u8; 1];
         while !buf.ends_with(b"\r\n") {
-            t.read_exact(&mut byte).expect("a waiter hung");
+            if let Err(e) = t.read_exact(&mut byte) {
+                let me = t.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+                let line = list
+                    .lines()
+                    .find(|l| l.contains(&me))
+                    .unwrap_or("not connected")
+                    .to_string();
+                panic!(
+                    "a waiter hung ({e}); got {buf:?}; its client: {line}; semaphore: {:?}",
+                    info(&mut c, "k")
+                );
+            }
             buf.push(byte[0]);
         }
         let line = String::from_utf8_lossy(&buf).trim().to_string();
