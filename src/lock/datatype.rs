@@ -37,7 +37,10 @@ impl ModuleType for Lock {
         if owner.is_empty() || token == 0 {
             return None;
         }
-        token::observe(token).then_some(Lock { owner, token })
+        token::observe(token).then_some(Lock {
+            owner: owner.into(),
+            token,
+        })
     }
 
     fn save(&self, io: &Saver) {

@@ -2,7 +2,7 @@
 //! extension and hand-off has, `HACK.LOCKSET key owner token PXAT <abs ms>`, with the
 //! master's absolute expiry (replicas and AOF replay never read their own clock).
 
-use std::os::raw::{c_int, c_longlong};
+use std::os::raw::c_int;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::raw::{self, RedisModuleString};
@@ -11,6 +11,7 @@ use crate::module::args::RStr;
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::ffi::rm;
+use crate::module::num::IntText;
 use crate::module::typedkey::TypedKey;
 
 use super::lease::Lock;
@@ -33,6 +34,11 @@ impl Owner<'_> {
 
 /// `PXAT`, created once: replicated by reference instead of a new string per call.
 static PXAT: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The shared `PXAT` string (null before `init`): semaphores replicate with it too.
+pub(crate) fn pxat() -> *mut RedisModuleString {
+    PXAT.load(Ordering::Relaxed)
+}
 
 /// Create the shared strings (module load only).
 pub fn init() -> Result<(), String> {
@@ -58,15 +64,14 @@ pub fn store(
 ) -> Result<(), CmdError> {
     match key.get_mut()? {
         Some(l) => {
-            if l.owner != owner {
-                l.owner.clear();
-                l.owner.extend_from_slice(owner);
+            if l.owner.as_slice() != owner {
+                l.owner.set(owner);
             }
             l.token = token;
         }
         None => {
             key.create(Lock {
-                owner: owner.to_vec(),
+                owner: super::lease::OwnerBytes::new(owner),
                 token,
             })?;
         }
@@ -99,42 +104,53 @@ pub fn replicate_lockset(
     at_ms: i64,
 ) -> Result<(), CmdError> {
     let f = rm!(RedisModule_Replicate);
-    let token = c_longlong::try_from(token).unwrap_or(c_longlong::MAX);
-    let at = at_ms as c_longlong;
+    // Numbers go as text (`b`): an `l` argument costs the server an sds and an object
+    // (`sdsfromlonglong`), a `b` one a single embedded string.
+    let (tok, at) = (
+        IntText::new(i64::try_from(token).unwrap_or(i64::MAX)),
+        IntText::new(at_ms),
+    );
+    let (tok, at) = (tok.as_slice(), at.as_slice());
     let pxat = PXAT.load(Ordering::Relaxed);
     let cmd = c"HACK.LOCKSET".as_ptr();
     let status = match owner {
         // Fewest allocations: the key, the owner and PXAT go by reference.
-        // SAFETY: live context (`Ctx::from_raw`); format `sslsl` matches the varargs: `name`
-        // and `arg` server strings valid for this callback, the token as a long long, `pxat`
-        // (non-null, created once at load and never freed), `at` as a long long.
+        // SAFETY: live context (`Ctx::from_raw`); format `ssbsb` matches the varargs: `name`
+        // and `arg` server strings valid for this callback, the token as pointer + `size_t`
+        // length (a stack buffer alive during the call), `pxat` (non-null, created once at
+        // load and never freed), `at` as pointer + length.
         Owner::Arg(arg, _) if !pxat.is_null() => unsafe {
             f(
                 ctx.raw(),
                 cmd,
-                c"sslsl".as_ptr(),
+                c"ssbsb".as_ptr(),
                 name.as_ptr(),
                 arg.as_ptr(),
-                token,
+                tok.as_ptr(),
+                tok.len(),
                 pxat,
-                at,
+                at.as_ptr(),
+                at.len(),
             )
         },
         _ => {
             let b = owner.bytes();
-            // SAFETY: live context; format `sblcl` matches the varargs: the server string
-            // `name`, `b` as pointer + `size_t` length, the token, a static C string, `at`.
+            // SAFETY: live context; format `sbbcb` matches the varargs: the server string
+            // `name`, `b`, the token and `at` as pointer + `size_t` length (alive during the
+            // call), a static C string.
             unsafe {
                 f(
                     ctx.raw(),
                     cmd,
-                    c"sblcl".as_ptr(),
+                    c"sbbcb".as_ptr(),
                     name.as_ptr(),
                     b.as_ptr(),
                     b.len(),
-                    token,
+                    tok.as_ptr(),
+                    tok.len(),
                     c"PXAT".as_ptr(),
-                    at,
+                    at.as_ptr(),
+                    at.len(),
                 )
             }
         }

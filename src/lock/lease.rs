@@ -17,17 +17,101 @@ pub const MAX_MS: i64 = 10_000_000_000_000;
 /// The lock as stored in its key (the expiry is the key's own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
-    pub owner: Vec<u8>,
+    pub owner: OwnerBytes,
     pub token: u64,
 }
 
 impl Lock {
     pub fn is_held_by(&self, owner: &[u8]) -> bool {
-        self.owner == owner
+        self.owner.as_slice() == owner
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.owner.capacity()
+        self.owner.heap_bytes()
+    }
+}
+
+/// Owners up to this many bytes are stored inside the value (a UUID, `host:pid:thread`):
+/// acquiring a free lock then allocates nothing for the owner (one allocation and one free
+/// fewer per lock than a `Vec`, measured as a few % of HACK.LOCK's throughput).
+const INLINE_OWNER: usize = 46;
+
+/// An owner's bytes, inline when short, on the heap otherwise.
+#[derive(Clone)]
+pub enum OwnerBytes {
+    Inline { len: u8, buf: [u8; INLINE_OWNER] },
+    Heap(Vec<u8>),
+}
+
+impl OwnerBytes {
+    pub fn new(b: &[u8]) -> Self {
+        match u8::try_from(b.len()) {
+            Ok(len) if b.len() <= INLINE_OWNER => {
+                let mut buf = [0u8; INLINE_OWNER];
+                if let Some(dst) = buf.get_mut(..b.len()) {
+                    dst.copy_from_slice(b);
+                }
+                OwnerBytes::Inline { len, buf }
+            }
+            _ => OwnerBytes::Heap(b.to_vec()),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            OwnerBytes::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or(&[]),
+            OwnerBytes::Heap(v) => v,
+        }
+    }
+
+    /// Replace the bytes (in place when they fit where they are).
+    pub fn set(&mut self, b: &[u8]) {
+        if let OwnerBytes::Heap(v) = self {
+            if b.len() > INLINE_OWNER {
+                v.clear();
+                v.extend_from_slice(b);
+                return;
+            }
+        }
+        *self = OwnerBytes::new(b);
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            OwnerBytes::Inline { .. } => 0,
+            OwnerBytes::Heap(v) => v.capacity(),
+        }
+    }
+}
+
+impl From<Vec<u8>> for OwnerBytes {
+    fn from(v: Vec<u8>) -> Self {
+        if v.len() <= INLINE_OWNER {
+            OwnerBytes::new(&v)
+        } else {
+            OwnerBytes::Heap(v)
+        }
+    }
+}
+
+impl std::ops::Deref for OwnerBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for OwnerBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for OwnerBytes {}
+
+impl std::fmt::Debug for OwnerBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
     }
 }
 
@@ -107,7 +191,7 @@ mod tests {
 
     fn lock(owner: &str, token: u64) -> Lock {
         Lock {
-            owner: owner.as_bytes().to_vec(),
+            owner: OwnerBytes::new(owner.as_bytes()),
             token,
         }
     }
@@ -144,6 +228,21 @@ mod tests {
         assert!(may_extend(Some(&held), b"a"));
         assert!(!may_extend(Some(&held), b"b"));
         assert!(!may_extend(None, b"a"));
+    }
+
+    #[test]
+    fn owners_inline_or_on_the_heap() {
+        for n in [0, 1, 45, 46, 47, 300] {
+            let b: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let mut o = OwnerBytes::new(&b);
+            assert_eq!(o.as_slice(), &b[..]);
+            assert_eq!(o.heap_bytes() > 0, n > 46, "{n}");
+            assert_eq!(OwnerBytes::from(b.clone()), o);
+            o.set(b"short");
+            assert_eq!(&*o, b"short");
+            o.set(&b);
+            assert_eq!(o.as_slice(), &b[..]);
+        }
     }
 
     #[test]

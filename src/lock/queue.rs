@@ -9,6 +9,10 @@
 //!   O(log n), and a handle index finds a waiter's queue in O(1).
 //! - Each queue remembers the one timer that will look at its lock again (at the holder's
 //!   expiry); when the queue goes, its timer is handed back so the glue can stop it.
+//! - The waiter type is a parameter (anything [`Queued`]): `HACK.LOCK` queues [`Waiter`]s
+//!   (the default), semaphores queue their own (`semaphore::admit::SemWaiter`, which also
+//!   carries the permits asked for). [`Queues::iter`] shows a queue in order without taking
+//!   anything out, so a semaphore can decide how many waiters at the front to admit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
@@ -25,6 +29,18 @@ pub struct Waiter<H> {
     pub wake: Option<u64>,
 }
 
+/// What a queue needs to know of a waiter: the handle it is found by (unique among all
+/// waiters of all keys).
+pub trait Queued<H> {
+    fn handle(&self) -> H;
+}
+
+impl<H: Copy> Queued<H> for Waiter<H> {
+    fn handle(&self) -> H {
+        self.handle
+    }
+}
+
 /// A scheduled look at a lock: the server's timer id and when it fires (Unix ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timer {
@@ -33,33 +49,33 @@ pub struct Timer {
 }
 
 #[derive(Debug)]
-struct KeyQueue<H> {
-    waiting: BTreeMap<u64, Waiter<H>>,
+struct KeyQueue<W> {
+    waiting: BTreeMap<u64, W>,
     timer: Option<Timer>,
 }
 
 #[derive(Debug)]
-pub struct Queues<H> {
-    queues: HashMap<KeyId, KeyQueue<H>>,
+pub struct Queues<H, W = Waiter<H>> {
+    queues: HashMap<KeyId, KeyQueue<W>>,
     index: HashMap<H, (KeyId, u64)>,
     next_seq: u64,
 }
 
 /// A waiter taken out of its queue, and the queue's timer if the queue is now gone.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Left<H> {
+pub struct Left<W> {
     pub key: KeyId,
-    pub waiter: Waiter<H>,
+    pub waiter: W,
     pub orphaned_timer: Option<Timer>,
 }
 
-impl<H: Copy + Eq + Hash> Default for Queues<H> {
+impl<H: Copy + Eq + Hash, W: Queued<H>> Default for Queues<H, W> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<H: Copy + Eq + Hash> Queues<H> {
+impl<H: Copy + Eq + Hash, W: Queued<H>> Queues<H, W> {
     pub fn new() -> Self {
         Queues {
             queues: HashMap::new(),
@@ -84,14 +100,15 @@ impl<H: Copy + Eq + Hash> Queues<H> {
 
     /// Queue a waiter at the back; returns its position (1 = next in line). A handle that
     /// is already queued is not queued twice (returns `None`).
-    pub fn push(&mut self, key: KeyId, waiter: Waiter<H>) -> Option<usize> {
-        if self.index.contains_key(&waiter.handle) {
+    pub fn push(&mut self, key: KeyId, waiter: W) -> Option<usize> {
+        let handle = waiter.handle();
+        if self.index.contains_key(&handle) {
             return None;
         }
         let seq = self.next_seq;
         // 2^64 waiters never queue up; wrapping keeps this total regardless.
         self.next_seq = self.next_seq.wrapping_add(1);
-        self.index.insert(waiter.handle, (key.clone(), seq));
+        self.index.insert(handle, (key.clone(), seq));
         let q = self.queues.entry(key).or_insert_with(|| KeyQueue {
             waiting: BTreeMap::new(),
             timer: None,
@@ -101,10 +118,10 @@ impl<H: Copy + Eq + Hash> Queues<H> {
     }
 
     /// Take the first waiter of `key`.
-    pub fn pop_front(&mut self, key: &KeyId) -> Option<Left<H>> {
+    pub fn pop_front(&mut self, key: &KeyId) -> Option<Left<W>> {
         let q = self.queues.get_mut(key)?;
         let (_, waiter) = q.waiting.pop_first()?;
-        self.index.remove(&waiter.handle);
+        self.index.remove(&waiter.handle());
         let orphaned_timer = self.drop_if_empty(key);
         Some(Left {
             key: key.clone(),
@@ -115,7 +132,7 @@ impl<H: Copy + Eq + Hash> Queues<H> {
 
     /// Take a waiter out wherever it is (timeout, disconnect). `None` if it is not queued
     /// (already served).
-    pub fn remove(&mut self, handle: H) -> Option<Left<H>> {
+    pub fn remove(&mut self, handle: H) -> Option<Left<W>> {
         let (key, seq) = self.index.remove(&handle)?;
         let waiter = self.queues.get_mut(&key)?.waiting.remove(&seq)?;
         let orphaned_timer = self.drop_if_empty(&key);
@@ -127,15 +144,23 @@ impl<H: Copy + Eq + Hash> Queues<H> {
     }
 
     /// Take every waiter of `key` out, in order (they all get an error), with the timer.
-    pub fn take_all(&mut self, key: &KeyId) -> (Vec<Waiter<H>>, Option<Timer>) {
+    pub fn take_all(&mut self, key: &KeyId) -> (Vec<W>, Option<Timer>) {
         let Some(q) = self.queues.remove(key) else {
             return (Vec::new(), None);
         };
-        let waiters: Vec<Waiter<H>> = q.waiting.into_values().collect();
+        let waiters: Vec<W> = q.waiting.into_values().collect();
         for w in &waiters {
-            self.index.remove(&w.handle);
+            self.index.remove(&w.handle());
         }
         (waiters, q.timer)
+    }
+
+    /// The waiters of `key`, first in line first, left where they are.
+    pub fn iter(&self, key: &KeyId) -> impl Iterator<Item = &W> {
+        self.queues
+            .get(key)
+            .into_iter()
+            .flat_map(|q| q.waiting.values())
     }
 
     /// Every lock somebody waits for.
@@ -262,5 +287,18 @@ mod tests {
         assert_eq!(q.total(), 1);
         assert_eq!(q.remove(1), None);
         assert_eq!(q.keys(), vec![k("b")]);
+    }
+
+    #[test]
+    fn iter_shows_a_queue_in_order_and_takes_nothing() {
+        let mut q = Queues::new();
+        for h in [5, 2, 9] {
+            q.push(k("a"), w(h));
+        }
+        q.push(k("b"), w(1));
+        let order: Vec<u32> = q.iter(&k("a")).map(|w| w.handle).collect();
+        assert_eq!(order, vec![5, 2, 9]);
+        assert_eq!(q.len(&k("a")), 3);
+        assert_eq!(q.iter(&k("c")).count(), 0);
     }
 }

@@ -30,6 +30,12 @@ pub fn allocate() -> Result<u64, crate::module::error::CmdError> {
     TOKENS.take().ok_or(ID_SPACE_EXHAUSTED)
 }
 
+/// [`allocate`] with the command's own clock read (`ctx.now_us()`), so acquiring a lock
+/// reads the clock once.
+pub fn allocate_at(now_us: i64) -> Result<u64, crate::module::error::CmdError> {
+    TOKENS.take_at(now_us).ok_or(ID_SPACE_EXHAUSTED)
+}
+
 pub const ID_SPACE_EXHAUSTED: crate::module::error::CmdError =
     crate::module::error::CmdError::Static(
         "ERR fencing tokens are exhausted on this server (the id mark reached 2^63-1)",

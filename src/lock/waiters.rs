@@ -24,6 +24,10 @@
 //!   on error, in the timeout callback or in the disconnect callback, whichever takes it
 //!   out of the queue first.
 //!
+//! - Semaphore waiters (`semaphore/wait.rs`) are blocked with the same callbacks and
+//!   replies; this file's event subscriptions serve them too (one callback per event id),
+//!   plus client disconnects (BOUND permits) and loading/promotion (stale bindings).
+//!
 //! Everything here runs on the server's main thread (commands, timers, event callbacks,
 //! blocked-client callbacks), so the queues live in a thread-local.
 
@@ -46,6 +50,7 @@ use crate::module::typedkey::TypedKey;
 use super::datatype::LOCK_TYPE;
 use super::lease::{self, Lock};
 use super::queue::{KeyId, Queues, Timer, Waiter};
+use super::semaphore::wait as sem_wait;
 use super::{effect, stats, token};
 
 thread_local! {
@@ -86,27 +91,27 @@ fn queued_id(id: &KeyId) -> usize {
     with_queues(|q| q.len(id)).unwrap_or(0)
 }
 
-/// What a blocked client is told when it is unblocked by the module.
-enum Outcome {
+/// What a blocked client is told when it is unblocked by the module (locks and semaphores).
+pub(crate) enum Outcome {
     Granted(u64),
     Failed(CmdError),
 }
 
-const NOT_MASTER: CmdError = CmdError::Static(
+pub(crate) const NOT_MASTER: CmdError = CmdError::Static(
     "ERR this server is no longer a master: the lock cannot be granted here; retry on the master",
 );
-const SLOT_MOVED: CmdError = CmdError::Static(
+pub(crate) const SLOT_MOVED: CmdError = CmdError::Static(
     "ERR the lock's slot is no longer served by this node; retry on the node that serves it",
 );
 
 /// Every callback below runs inside the module's one guard.
-fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
+pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
     crate::module::guard::guarded(format_args!("lock {what}"), f)
 }
 
 /// Release the blocked client `handle` (a `RedisModuleBlockedClient` from `block`, taken out
 /// of the queues by the caller: each handle reaches here exactly once).
-fn unblock(handle: usize, outcome: Option<Outcome>) {
+pub(crate) fn unblock(handle: usize, outcome: Option<Outcome>) {
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let Some(f) = (unsafe { raw::RedisModule_UnblockClient }) else {
         return;
@@ -137,28 +142,8 @@ pub fn block(
     holder_expiry_ms: Option<i64>,
     now_ms: i64,
 ) -> Result<(), CmdError> {
-    let block_client = rm!(RedisModule_BlockClient);
-    let on_disconnect = rm!(RedisModule_SetDisconnectCallback);
-    // SAFETY: the live context of the calling command; the callbacks have the signatures the
-    // server calls them with.
-    let bc = unsafe {
-        block_client(
-            ctx.raw(),
-            Some(reply_callback),
-            Some(timeout_callback),
-            Some(free_privdata),
-            timeout_ms,
-        )
-    };
-    if bc.is_null() {
-        return Err(CmdError::Static(
-            "ERR internal error: could not block the client",
-        ));
-    }
-    // SAFETY: `bc` is the non-null blocked client just created.
-    unsafe { on_disconnect(bc, Some(disconnect_callback)) };
+    let handle = block_client(ctx, timeout_ms)?;
     let key = &lock.id();
-    let handle = bc as usize;
     let waiter = Waiter {
         handle,
         owner: owner.to_vec(),
@@ -180,11 +165,37 @@ pub fn block(
     Ok(())
 }
 
+/// Block the calling client with this file's callbacks (reply, timeout, disconnect: a
+/// semaphore waiter is blocked the same way); returns its handle, which the caller queues.
+pub(crate) fn block_client(ctx: &Ctx, timeout_ms: i64) -> Result<usize, CmdError> {
+    let block_client = rm!(RedisModule_BlockClient);
+    let on_disconnect = rm!(RedisModule_SetDisconnectCallback);
+    // SAFETY: the live context of the calling command; the callbacks have the signatures the
+    // server calls them with.
+    let bc = unsafe {
+        block_client(
+            ctx.raw(),
+            Some(reply_callback),
+            Some(timeout_callback),
+            Some(free_privdata),
+            timeout_ms,
+        )
+    };
+    if bc.is_null() {
+        return Err(CmdError::Static(
+            "ERR internal error: could not block the client",
+        ));
+    }
+    // SAFETY: `bc` is the non-null blocked client just created.
+    unsafe { on_disconnect(bc, Some(disconnect_callback)) };
+    Ok(bc as usize)
+}
+
 /// Redis checks blocked clients' timeouts when its event loop wakes up, which an idle
 /// server does only at `hz` (every 100 ms by default): a timer just past the WAIT deadline
 /// wakes it, so a timeout is answered within a millisecond or two. The timer does nothing
 /// itself (the timeout callback does the work) and is stopped when the waiter leaves early.
-fn wake_at_deadline(ctx: &Ctx, timeout_ms: i64) -> Option<u64> {
+pub(crate) fn wake_at_deadline(ctx: &Ctx, timeout_ms: i64) -> Option<u64> {
     if timeout_ms <= 0 {
         return None;
     }
@@ -200,8 +211,13 @@ fn wake_at_deadline(ctx: &Ctx, timeout_ms: i64) -> Option<u64> {
 unsafe extern "C" fn on_wake(_ctx: *mut RedisModuleCtx, _data: *mut c_void) {}
 
 fn stop_wake(ctx: &Ctx, w: &Waiter<usize>) {
+    stop_wake_timer(ctx, w.wake);
+}
+
+/// Stop a waiter's wake timer (from [`wake_at_deadline`]), if it has one.
+pub(crate) fn stop_wake_timer(ctx: &Ctx, wake: Option<u64>) {
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
-    if let (Some(id), Some(stop)) = (w.wake, unsafe { raw::RedisModule_StopTimer }) {
+    if let (Some(id), Some(stop)) = (wake, unsafe { raw::RedisModule_StopTimer }) {
         // Fails harmlessly when the timer already fired (it is what woke us for a timeout).
         let mut data: *mut c_void = std::ptr::null_mut();
         // SAFETY: a live context; `data` is a valid out-pointer (a wake timer's data is null,
@@ -285,7 +301,8 @@ unsafe extern "C" fn disconnect_callback(
 /// was no longer queued (it was already served: that path unblocked it).
 fn leave(ctx: &Ctx, handle: usize) -> bool {
     let Some(left) = with_queues(|q| q.remove(handle)).flatten() else {
-        return false;
+        // Not a lock waiter: perhaps a semaphore's.
+        return super::semaphore::wait::leave(ctx, handle);
     };
     if let Some(t) = left.orphaned_timer {
         stop_timer(ctx, t);
@@ -331,7 +348,8 @@ pub fn hand_off(
     let w = left.waiter;
     stop_wake(ctx, &w);
     let at = lease::expiry(now_ms, w.ttl_ms);
-    let installed = token::allocate().and_then(|token| {
+    // The token's clock term is the hand-off's own clock read (`now_ms`), as its expiry.
+    let installed = token::allocate_at(now_ms.saturating_mul(1000)).and_then(|token| {
         effect::install(ctx, key, name, effect::Owner::Bytes(&w.owner), token, at)?;
         Ok(token)
     });
@@ -413,7 +431,7 @@ fn ensure_timer(ctx: &Ctx, id: &KeyId, due_ms: i64, now_ms: i64) {
     }
 }
 
-fn stop_timer(ctx: &Ctx, t: Timer) {
+pub(crate) fn stop_timer(ctx: &Ctx, t: Timer) {
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let Some(stop) = (unsafe { raw::RedisModule_StopTimer }) else {
         return;
@@ -514,7 +532,7 @@ fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
 
 /// In Cluster: whether this node serves `key`'s slot now. `RedisModule_Call` refuses a
 /// command on a key of a slot served elsewhere (or being migrated away).
-fn key_is_local(ctx: &Ctx, key: &[u8]) -> bool {
+pub(crate) fn key_is_local(ctx: &Ctx, key: &[u8]) -> bool {
     // SAFETY: copies of API-table entries, written once at load (see `ffi::rm!`).
     let (Some(call), Some(free)) = (unsafe { raw::RedisModule_Call }, unsafe {
         raw::RedisModule_FreeCallReply
@@ -556,10 +574,13 @@ fn key_is_local(ctx: &Ctx, key: &[u8]) -> bool {
 unsafe extern "C" fn on_keyspace_event(
     ctx: *mut RedisModuleCtx,
     _type: c_int,
-    _event: *const c_char,
+    event: *const c_char,
     key: *mut RedisModuleString,
 ) -> c_int {
-    if with_queues(|q| q.is_empty()).unwrap_or(true) {
+    if with_queues(|q| q.is_empty()).unwrap_or(true)
+        && sem_wait::idle()
+        && !super::semaphore::bound::any()
+    {
         return raw::REDISMODULE_OK as c_int;
     }
     guarded("keyspace event", || {
@@ -585,10 +606,24 @@ unsafe extern "C" fn on_keyspace_event(
             // SAFETY: non-null pointer to the `len` bytes of `key`, copied at once.
             unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }.to_vec(),
         );
+        // SAFETY: an API function present (checked above); it takes no arguments.
+        let now = unsafe { ms() };
         if queued_id(&id) > 0 {
-            // SAFETY: an API function present (checked above); it takes no arguments.
-            let now = unsafe { ms() };
             ensure_timer(&c, &id, now, now);
+        }
+        if sem_wait::queued(&id) > 0 {
+            sem_wait::poke(&c, &id, now);
+        }
+        // A semaphore that arrived under a new name keeps its BOUND holders' connections.
+        if !event.is_null() {
+            // SAFETY: the event name the server passed: a NUL-terminated static string.
+            let name = unsafe { std::ffi::CStr::from_ptr(event) }.to_bytes();
+            if matches!(name, b"rename_to" | b"move_to" | b"copy_to") {
+                // SAFETY: `key` is the event's key name, valid for this callback, which the
+                // `RStr` does not outlive.
+                let name = unsafe { RStr::from_raw(key) };
+                super::semaphore::bound::reindex(&c, name, id);
+            }
         }
     });
     raw::REDISMODULE_OK as c_int
@@ -602,18 +637,43 @@ unsafe extern "C" fn on_server_event(
     ctx: *mut RedisModuleCtx,
     eid: RedisModuleEvent,
     subevent: u64,
-    _data: *mut c_void,
+    data: *mut c_void,
 ) {
     guarded("server event", || {
         // SAFETY: `ctx` is the live context of this event; `c` stays in the closure.
         let c = unsafe { Ctx::from_raw(ctx) };
+        if eid.id == raw::REDISMODULE_EVENT_CLIENT_CHANGE {
+            // Every connection's close passes here: nothing is allocated unless it had
+            // BOUND semaphore permits.
+            if subevent == raw::REDISMODULE_SUBEVENT_CLIENT_CHANGE_DISCONNECTED && !data.is_null() {
+                // SAFETY: for this event the server passes a `RedisModuleClientInfo`
+                // (version 1, the only one) valid for the callback; only `id` is read.
+                let client = unsafe { (*data.cast::<raw::RedisModuleClientInfo>()).id };
+                super::semaphore::bound::disconnected(&c, client);
+            }
+            return;
+        }
         let keys = with_queues(|q| q.keys()).unwrap_or_default();
+        let sem_keys = sem_wait::keys();
         if eid.id == raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED
             && subevent == raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_REPLICA
         {
             for id in &keys {
                 fail_all(&c, id, &NOT_MASTER);
             }
+            for id in &sem_keys {
+                sem_wait::fail_all(&c, id, &NOT_MASTER);
+            }
+        } else if eid.id == raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED
+            && subevent == raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_MASTER
+        {
+            // Client ids of the old master mean nothing here: release its BOUND holders.
+            super::semaphore::bound::schedule_sweep(&c);
+        } else if eid.id == raw::REDISMODULE_EVENT_LOADING
+            && subevent == raw::REDISMODULE_SUBEVENT_LOADING_ENDED
+        {
+            // Nor do the client ids of the process that wrote the RDB/AOF.
+            super::semaphore::bound::schedule_sweep(&c);
         } else if eid.id == raw::REDISMODULE_EVENT_FLUSHDB
             && subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_END
         {
@@ -625,6 +685,9 @@ unsafe extern "C" fn on_server_event(
             let now = unsafe { ms() };
             for id in &keys {
                 ensure_timer(&c, id, now, now);
+            }
+            for id in &sem_keys {
+                sem_wait::poke(&c, id, now);
             }
         }
     });
@@ -647,9 +710,13 @@ pub fn register(ctx: &Ctx) -> Result<(), String> {
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let server = unsafe { raw::RedisModule_SubscribeToServerEvent }
         .ok_or("no RedisModule_SubscribeToServerEvent")?;
+    // One callback per event id for the whole module: semaphores are served from here too
+    // (client disconnects for BOUND; loading and promotion for stale bindings).
     for id in [
         raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
         raw::REDISMODULE_EVENT_FLUSHDB,
+        raw::REDISMODULE_EVENT_CLIENT_CHANGE,
+        raw::REDISMODULE_EVENT_LOADING,
     ] {
         let event = RedisModuleEvent { id, dataver: 1 };
         // SAFETY: the live load context; a known event id; `on_server_event` has the

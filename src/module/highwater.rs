@@ -49,7 +49,13 @@ impl HighWater {
 
     /// Hand out a new id (master only; the caller replicates it).
     pub fn take(&self) -> Option<u64> {
-        let id = self.peek()?;
+        self.take_at(super::clock::wall_us())
+    }
+
+    /// [`HighWater::take`] with the clock already read by the caller (a command's one
+    /// clock read, `ctx.now_us()`): saves a second read on a hot path.
+    pub fn take_at(&self, clock_us: i64) -> Option<u64> {
+        let id = next_after(self.last(), clock_us)?;
         self.0.store(id, Ordering::Relaxed);
         Some(id)
     }

@@ -47,6 +47,45 @@ pub fn parse_i128(s: &[u8]) -> Option<i128> {
     Some(if neg { v.checked_neg()? } else { v })
 }
 
+/// An `i64` as decimal text in a stack buffer (u64 arithmetic: `Buf::push_int`'s i128
+/// division costs several times more on a hot path such as replicating a lock).
+pub struct IntText {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl IntText {
+    pub fn new(v: i64) -> Self {
+        let mut bytes = [0u8; 20];
+        let mut i = bytes.len();
+        let mut n = v.unsigned_abs();
+        loop {
+            i = i.saturating_sub(1);
+            if let Some(slot) = bytes.get_mut(i) {
+                // `n % 10 < 10`: the digit's byte cannot wrap.
+                *slot = b'0'.wrapping_add((n % 10) as u8);
+            }
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        // 19 digits at most for |i64| (20 for i64::MIN, whose sign then does not fit: never
+        // used with one, the callers format non-negative times and counts).
+        if v < 0 && i > 0 {
+            i = i.saturating_sub(1);
+            if let Some(slot) = bytes.get_mut(i) {
+                *slot = b'-';
+            }
+        }
+        IntText { bytes, start: i }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes.get(self.start..).unwrap_or(&[])
+    }
+}
+
 /// A small stack buffer for building stored values (no heap allocation on the hot path).
 pub struct Buf {
     bytes: [u8; 128],
@@ -134,6 +173,23 @@ mod tests {
             b"99999999999999999999",
         ] {
             assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn int_text() {
+        for v in [
+            0,
+            1,
+            9,
+            10,
+            -1,
+            -10,
+            1796175198977213,
+            i64::MAX,
+            i64::MIN + 1,
+        ] {
+            assert_eq!(IntText::new(v).as_slice(), v.to_string().as_bytes());
         }
     }
 

@@ -60,7 +60,8 @@ impl Command for Lock {
             name: args.bytes(1)?,
         };
         let owner = Owner::Arg(args.raw(2)?, req.owner);
-        let now_ms = ctx.now_us()?.div_euclid(1000);
+        let now_us = ctx.now_us()?;
+        let now_ms = now_us.div_euclid(1000);
         let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
         // At most two rounds: a free lock with waiters goes to the first of them, then the
         // caller is looked at against the new holder.
@@ -68,7 +69,7 @@ impl Command for Lock {
             let step = lease::on_lock(key.get()?, req.owner, waiters::queued(&lock));
             match step {
                 LockStep::Acquire => {
-                    let token = token::allocate()?;
+                    let token = token::allocate_at(now_us)?;
                     let at = lease::expiry(now_ms, req.ttl_ms);
                     effect::install(ctx, &mut key, name, owner, token, at)?;
                     stats::ACQUIRED.incr();

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
+mod semaphore;
+
 /// `HACK.LOCK key owner ttl [WAIT t]` -> Some(token) or None (nil).
 fn lock(c: &mut Connection, key: &str, owner: &str, ttl: u64, wait: Option<u64>) -> Option<i64> {
     let mut r = redis::cmd("HACK.LOCK");
