@@ -108,7 +108,6 @@ fn survives_random_sigkills(db: &dyn TestDb) {
     assert_eq!(nonzero(&db.totals()), nonzero(&sent), "seed {seed}");
 }
 
-
 /// What the producers wrote for one member: INCR sum, MAX, MIN, and the sequence number of
 /// the last SET in the master's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -221,3 +221,79 @@ fn a_row_in_plain_mode_is_rejected(db: &dyn TestDb) {
         "{reason:?}"
     );
 }
+
+/// End to end (run by scripts/bench: `--ignored --nocapture`): 20,000 Sentry-shaped rows
+/// (INCR times_seen, MAX last_seen, SET message 60 bytes, SET data 300 bytes) flushed by one
+/// worker with 1,000-row batches into each database; prints rows/s over the whole run and
+/// over the batches' own time (DRAIN + transaction + ACK, from the worker's log lines).
+#[test]
+#[ignore]
+fn bench_end_to_end() {
+    const N: usize = 20_000;
+    for db in [
+        Box::new(db::Sqlite::new()) as Box<dyn TestDb>,
+        Box::new(db::Postgres::new()),
+    ] {
+        let db = db.as_ref();
+        db.exec(
+            "CREATE TABLE groups (id BIGINT PRIMARY KEY, times_seen INTEGER NOT NULL DEFAULT 0,
+                                  last_seen BIGINT, message TEXT, data TEXT);",
+        );
+        let server = Server::start();
+        let mut con = server.conn();
+        let (msg, data) = ("m".repeat(60), "d".repeat(300));
+        let mut pipe = redis::pipe();
+        for i in 0..N {
+            pipe.cmd("HACK.BUFUPDATE")
+                .arg("pending:groups")
+                .arg(i * 7919 % 1_000_003)
+                .arg("INCR")
+                .arg("times_seen")
+                .arg(1)
+                .arg("MAX")
+                .arg("last_seen")
+                .arg(1_700_000_000 + i)
+                .arg("SET")
+                .arg("message")
+                .arg(&msg)
+                .arg("SET")
+                .arg("data")
+                .arg(&data)
+                .ignore();
+        }
+        pipe.query::<()>(&mut con).expect("load rows");
+        let mut a = args(&["--redis", &redis_url(server.port), "--db", &db.url()]);
+        a.extend(words(
+            "--buffer pending:groups --table groups --columns times_seen,last_seen,message,data \
+             --batch 1000",
+        ));
+        let t = std::time::Instant::now();
+        let done = once(db, a, 0);
+        let wall = t.elapsed().as_secs_f64();
+        let batch_ms: f64 = done
+            .stderr
+            .lines()
+            .filter(|l| l.contains("entries applied"))
+            .filter_map(|l| {
+                l.rsplit(", ")
+                    .next()?
+                    .strip_suffix(" ms")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .sum();
+        assert_eq!(db.int("SELECT count(*) FROM groups"), N as i64);
+        eprintln!(
+            "e2e {}: {N} rows in {wall:.2} s = {:.0} rows/s (whole run, start-up included); \
+             batches alone {:.0} ms = {:.0} rows/s",
+            if db.url().starts_with("sqlite") {
+                "SQLite"
+            } else {
+                "PostgreSQL"
+            },
+            N as f64 / wall,
+            batch_ms,
+            N as f64 / (batch_ms / 1000.0)
+        );
+    }
+}

@@ -208,6 +208,60 @@ pub fn upsert_sql(m: &Mapping, id_param: &str, value_param: &str) -> String {
     )
 }
 
+/// The batched form of [`row_sql`] (`--missing insert`, PostgreSQL): one upsert for `n` rows
+/// with the same columns and ops, `VALUES (...), (...)`; parameters row by row (id first).
+/// The ids of one batch are distinct, so no row is affected twice by one statement.
+pub fn rows_sql_pg(target: &Target, cells: &[(usize, Op, Param)], n: usize) -> String {
+    let m = &target.mapping;
+    let (t, id) = (quote(&m.table), quote(&m.id_column));
+    let id_cast = match &target.kind {
+        IdKind::Int { .. } => "bigint",
+        IdKind::Text { .. } => "text",
+    };
+    let cols: Vec<(String, &'static str, Op)> = cells
+        .iter()
+        .filter_map(|(i, op, _)| {
+            let (name, kind) = target.columns.get(*i)?;
+            let cast = match kind {
+                ColKind::Text { .. } => "text",
+                ColKind::Bytes => "bytea",
+                ColKind::Int { .. } => "bigint",
+            };
+            Some((quote(name), cast, *op))
+        })
+        .collect();
+    let width = cols.len() + 1;
+    let values: Vec<String> = (0..n)
+        .map(|r| {
+            let mut v = vec![format!("${}::{id_cast}", r * width + 1)];
+            for (j, (_, cast, _)) in cols.iter().enumerate() {
+                v.push(format!("${}::{cast}", r * width + j + 2));
+            }
+            format!("({})", v.join(", "))
+        })
+        .collect();
+    let sets: Vec<String> = cols
+        .iter()
+        .map(|(name, _, op)| {
+            let (old, new) = (format!("{t}.{name}"), format!("excluded.{name}"));
+            let e = match op {
+                Op::Incr => format!("COALESCE({old}, 0) + {new}"),
+                Op::Max => format!("GREATEST(COALESCE({old}, {new}), {new})"),
+                Op::Min => format!("LEAST(COALESCE({old}, {new}), {new})"),
+                Op::Set => new,
+            };
+            format!("{name} = {e}")
+        })
+        .collect();
+    let names: Vec<&str> = cols.iter().map(|(n, _, _)| n.as_str()).collect();
+    format!(
+        "INSERT INTO {t} ({id}, {}) VALUES {} ON CONFLICT ({id}) DO UPDATE SET {}",
+        names.join(", "),
+        values.join(", "),
+        sets.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

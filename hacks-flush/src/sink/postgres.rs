@@ -6,11 +6,18 @@ use std::time::Duration;
 use postgres::{Client, NoTls, Statement};
 
 use super::{
-    row_sql, upsert_sql, ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate, Sink,
-    SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+    row_sql, rows_sql_pg, upsert_sql, ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate,
+    Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
 };
 use crate::args::{Mapping, Missing};
 use crate::member::{Id, IdKind};
+
+/// Rows per multi-row upsert (PostgreSQL takes at most 65,535 parameters a statement; a row
+/// has at most 1 + the allow-list's length).
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// The columns and ops of a row: rows that share it share a statement.
+type Signature = Vec<(usize, crate::batch::Op)>;
 
 pub struct PgSink {
     url: String,
@@ -337,31 +344,54 @@ impl Sink for PgSink {
         rejects: &[Reject],
     ) -> Result<(Outcome, u64), SinkError> {
         let st = self.bookkeeping()?;
-        // Prepared before the transaction (cached per connection): one per column signature.
-        let mut prepared: Vec<Statement> = Vec::with_capacity(rows.len());
-        for (_, cells) in rows {
-            prepared.push(self.statement(&row_sql(target, cells, Dialect::Postgres))?);
+        // Insert mode: rows with the same columns and ops go in multi-row upserts of up to
+        // ROWS_PER_STATEMENT (one round trip each instead of one per row: measured faster,
+        // see the README); skip mode: one UPDATE per row (its row count says what was
+        // missing). Statements are prepared before the transaction (cached per connection).
+        let mut groups: Vec<(Statement, Vec<&(Id, RowUpdate)>)> = Vec::new();
+        if target.mapping.missing == Missing::Insert {
+            let mut by_sig: Vec<(Signature, Vec<&(Id, RowUpdate)>)> = Vec::new();
+            for row in rows {
+                let sig: Vec<_> = row.1.iter().map(|(i, op, _)| (*i, *op)).collect();
+                match by_sig.iter_mut().find(|(s, _)| *s == sig) {
+                    Some((_, v)) => v.push(row),
+                    None => by_sig.push((sig, vec![row])),
+                }
+            }
+            for (sig, members) in by_sig {
+                let per = (65_535 / (sig.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
+                for chunk in members.chunks(per) {
+                    let Some(first) = chunk.first() else { continue };
+                    let sql = rows_sql_pg(target, &first.1, chunk.len());
+                    groups.push((self.statement(&sql)?, chunk.to_vec()));
+                }
+            }
+        } else {
+            for row in rows {
+                let sql = row_sql(target, &row.1, Dialect::Postgres);
+                groups.push((self.statement(&sql)?, vec![row]));
+            }
         }
         let mut skipped = 0u64;
         let client = self.client()?;
         let r = apply_tx(client, &st, record, rejects, |tx| {
-            for ((id, cells), statement) in rows.iter().zip(&prepared) {
-                let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                    Vec::with_capacity(cells.len() + 1);
-                params.push(match id {
-                    Id::Int(n) => n,
-                    Id::Text(s) => s,
-                });
-                for (_, _, p) in cells {
-                    params.push(match p {
-                        Param::Int(n) => n,
-                        Param::Text(s) => s,
-                        Param::Bytes(b) => b,
+            for (statement, members) in &groups {
+                let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
+                for (id, cells) in members.iter().copied() {
+                    params.push(match id {
+                        Id::Int(n) => n,
+                        Id::Text(s) => s,
                     });
+                    for (_, _, p) in cells {
+                        params.push(match p {
+                            Param::Int(n) => n,
+                            Param::Text(s) => s,
+                            Param::Bytes(b) => b,
+                        });
+                    }
                 }
-                if tx.execute(statement, &params)? == 0 {
-                    skipped += 1;
-                }
+                let n = tx.execute(statement, &params)?;
+                skipped += (members.len() as u64).saturating_sub(n);
             }
             Ok(())
         });
