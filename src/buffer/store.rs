@@ -453,11 +453,17 @@ impl Buffer {
     }
 
     /// Allocations to free (for the lazy-free decision).
+    /// A row's columns are allocations of their own, so pending columns count, not members.
     pub fn free_effort(&self) -> usize {
         self.batches
             .values()
-            .map(|b| b.entries.len().saturating_add(1))
-            .fold(self.pending.len(), usize::saturating_add)
+            .map(|b| {
+                b.entries
+                    .iter()
+                    .map(|(_, v)| v.columns())
+                    .fold(1, usize::saturating_add)
+            })
+            .fold(self.columns.max(self.pending.len()), usize::saturating_add)
     }
 }
 

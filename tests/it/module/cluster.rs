@@ -105,6 +105,8 @@ fn slot_migration_under_load_keeps_exact_totals() {
         std::collections::BTreeMap::<String, i64>::new(),
         0i64,
         0i64,
+        // Rows (HACK.BUFUPDATE): member -> (INCR sum, MAX).
+        std::collections::BTreeMap::<String, (i64, i64)>::new(),
     )));
     let mut writers = vec![];
     for w in 0..3 {
@@ -124,7 +126,29 @@ fn slot_migration_under_load_keeps_exact_totals() {
                 .is_ok()
                 {
                     let mut p = produced.lock().unwrap();
-                    *p.0.entry(member).or_insert(0) += inc;
+                    *p.0.entry(member.clone()).or_insert(0) += inc;
+                }
+                let hi = (n * 31 % 1000) as i64;
+                if q::<i64>(
+                    &mut c,
+                    &[
+                        "HACK.BUFUPDATE",
+                        "{mig}:rows",
+                        &member,
+                        "INCR",
+                        "n",
+                        &inc.to_string(),
+                        "MAX",
+                        "hi",
+                        &hi.to_string(),
+                    ],
+                )
+                .is_ok()
+                {
+                    let mut p = produced.lock().unwrap();
+                    let e = p.3.entry(member.clone()).or_insert((0, i64::MIN));
+                    e.0 += inc;
+                    e.1 = e.1.max(hi);
                 }
                 if q::<i64>(&mut c, &["HACK.TSINCR", "{mig}:ts", &inc.to_string()]).is_ok() {
                     produced.lock().unwrap().1 += inc;
@@ -200,7 +224,7 @@ fn slot_migration_under_load_keeps_exact_totals() {
     }
     assert_eq!(cl.owner_of(slot, 0), target);
     let mut c = cl.client();
-    let (want_buf, want_ts, last_token) = produced.lock().unwrap().clone();
+    let (want_buf, want_ts, last_token, want_rows) = produced.lock().unwrap().clone();
     assert!(last_token > 0, "locks were taken during the move");
     assert_eq!(
         drain_all(&mut c, "{mig}:buf"),
@@ -209,6 +233,21 @@ fn slot_migration_under_load_keeps_exact_totals() {
     );
     let sum: i64 = q(&mut c, &["HACK.TSSUM", "{mig}:ts", "-", "+"]).unwrap();
     assert_eq!(sum, want_ts, "series sum after migration");
+    // Rows travel with their op kinds: one drain holds every member (13 < COUNT).
+    let v: Vec<(String, Vec<(String, (String, i64))>)> =
+        q(&mut c, &["HACK.DRAIN", "{mig}:rows", "COUNT", "1000"]).unwrap();
+    let got: std::collections::BTreeMap<String, (i64, i64)> = v
+        .into_iter()
+        .map(|(m, cols)| {
+            let col = |name: &str, op: &str| {
+                let (_, (o, n)) = cols.iter().find(|(c, _)| c == name).unwrap();
+                assert_eq!(o, op);
+                *n
+            };
+            (m, (col("n", "INCR"), col("hi", "MAX")))
+        })
+        .collect();
+    assert_eq!(got, want_rows, "rows after migration");
 }
 
 #[test]
