@@ -234,8 +234,9 @@ fn slot_migration_under_load_keeps_exact_totals() {
     let sum: i64 = q(&mut c, &["HACK.TSSUM", "{mig}:ts", "-", "+"]).unwrap();
     assert_eq!(sum, want_ts, "series sum after migration");
     // Rows travel with their op kinds: one drain holds every member (13 < COUNT).
-    let v: Vec<(String, Vec<(String, (String, i64))>)> =
-        q(&mut c, &["HACK.DRAIN", "{mig}:rows", "COUNT", "1000"]).unwrap();
+    // member -> [(column, (op, value))]
+    type Drained = Vec<(String, Vec<(String, (String, i64))>)>;
+    let v: Drained = q(&mut c, &["HACK.DRAIN", "{mig}:rows", "COUNT", "1000"]).unwrap();
     let got: std::collections::BTreeMap<String, (i64, i64)> = v
         .into_iter()
         .map(|(m, cols)| {
