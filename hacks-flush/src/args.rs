@@ -1,11 +1,12 @@
-//! Command-line flags. Each `--buffer` starts a new mapping; the `--table`, `--column` and
-//! `--id-column` flags after it apply to that mapping.
+//! Command-line flags. Each `--buffer` starts a new mapping; the `--table`, `--column` /
+//! `--columns`, `--id-column` and `--missing` flags after it apply to that mapping.
 
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: hacks-flush --redis URL --db DB \\
-                   --buffer KEY --table TABLE --column COLUMN [--id-column ID] \\
+                   --buffer KEY --table TABLE (--column COLUMN | --columns C1,C2,...) \\
+                   [--id-column ID] [--missing insert|skip] \\
                    [--buffer KEY --table ... ...] \\
                    [--batch N] [--lease-ms MS] [--interval-ms MS] [--once]
 
@@ -17,7 +18,14 @@ transaction that also records the batch id in hacks_flushed_batches.
   --db DB             sqlite:PATH, a plain SQLite file path, or postgres://user@host:port/db
   --buffer KEY        a buffer key; starts a new mapping
   --table TABLE       target table of the current mapping
-  --column COLUMN     integer column that receives the increments
+  --column COLUMN     integer column that receives the increments (plain buffers)
+  --columns C1,C2     rows (HACK.BUFUPDATE): the buffered columns that may be written, each
+                      a column of the table: INCR c = c + v, MAX c = greatest(c, v), MIN
+                      likewise (NULL-safe), SET c = v; a row with any other column goes to
+                      hacks_flush_rejects. Batches of such a buffer apply in id order (a
+                      batch left in flight by a crash is waited for), so SET keeps the last
+                      value written; run one worker per such buffer
+  --missing MODE      rows mode: insert (default) a missing row, or skip it (counted)
   --id-column ID      column the members are matched against (default id); it must be
                       PRIMARY KEY or UNIQUE, integer (members are decimal integers) or text
   --batch N           entries per HACK.DRAIN (default 1000)
@@ -35,8 +43,18 @@ Exit status: 0 done or stopped by SIGTERM/SIGINT; 1 a batch could not be applied
 pub struct Mapping {
     pub buffer: String,
     pub table: String,
+    /// `--column` (plain mode); empty in rows mode.
     pub column: String,
     pub id_column: String,
+    /// `--columns` (rows mode): the allow-list.
+    pub columns: Option<Vec<String>>,
+    pub missing: Missing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    Insert,
+    Skip,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +86,8 @@ struct Partial {
     table: Option<String>,
     column: Option<String>,
     id_column: Option<String>,
+    columns: Option<String>,
+    missing: Option<String>,
 }
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Config, ArgsError> {
@@ -101,6 +121,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Config, ArgsError
             "--table",
             "--column",
             "--id-column",
+            "--columns",
+            "--missing",
             "--batch",
             "--lease-ms",
             "--interval-ms",
@@ -130,6 +152,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Config, ArgsError
                     table: None,
                     column: None,
                     id_column: None,
+                    columns: None,
+                    missing: None,
                 });
             }
             _ => {
@@ -142,6 +166,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Config, ArgsError
                 let slot = match flag.as_str() {
                     "--table" => &mut current.table,
                     "--column" => &mut current.column,
+                    "--columns" => &mut current.columns,
+                    "--missing" => &mut current.missing,
                     _ => &mut current.id_column,
                 };
                 if slot.is_some() {
@@ -165,13 +191,48 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Config, ArgsError
         let table = p
             .table
             .ok_or_else(|| bad(format!("--table is required for buffer {}", p.buffer)))?;
-        let column = p
-            .column
-            .ok_or_else(|| bad(format!("--column is required for buffer {}", p.buffer)))?;
         let id_column = p.id_column.unwrap_or_else(|| "id".into());
-        if id_column == column {
+        let (column, columns) = match (p.column, p.columns) {
+            (Some(_), Some(_)) => {
+                return Err(bad(format!(
+                    "--column and --columns both given for buffer {}",
+                    p.buffer
+                )))
+            }
+            (None, None) => {
+                return Err(bad(format!(
+                    "--column (or --columns) is required for buffer {}",
+                    p.buffer
+                )))
+            }
+            (Some(c), None) => (c, None),
+            (None, Some(list)) => {
+                let cols: Vec<String> = list.split(',').map(str::to_string).collect();
+                if cols.iter().any(String::is_empty) {
+                    return Err(bad(format!("--columns {list}: an empty name")));
+                }
+                for (i, c) in cols.iter().enumerate() {
+                    if cols[..i].contains(c) {
+                        return Err(bad(format!("--columns {list}: {c} given twice")));
+                    }
+                }
+                (String::new(), Some(cols))
+            }
+        };
+        if id_column == column || columns.as_ref().is_some_and(|c| c.contains(&id_column)) {
             return Err(bad(format!(
                 "--column and --id-column are the same for buffer {}",
+                p.buffer
+            )));
+        }
+        let missing = match p.missing.as_deref() {
+            None | Some("insert") => Missing::Insert,
+            Some("skip") => Missing::Skip,
+            Some(other) => return Err(bad(format!("--missing {other}: use insert or skip"))),
+        };
+        if columns.is_none() && missing == Missing::Skip {
+            return Err(bad(format!(
+                "--missing applies to --columns mappings (buffer {})",
                 p.buffer
             )));
         }
@@ -180,6 +241,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Config, ArgsError
             table,
             column,
             id_column,
+            columns,
+            missing,
         });
     }
     Ok(Config {
@@ -260,13 +323,17 @@ mod tests {
                     buffer: "pending:groups".into(),
                     table: "groups".into(),
                     column: "times_seen".into(),
-                    id_column: "id".into()
+                    id_column: "id".into(),
+                    columns: None,
+                    missing: Missing::Insert,
                 },
                 Mapping {
                     buffer: "pending:users".into(),
                     table: "users".into(),
                     column: "logins".into(),
-                    id_column: "name".into()
+                    id_column: "name".into(),
+                    columns: None,
+                    missing: Missing::Insert,
                 }
             ]
         );
@@ -322,5 +389,22 @@ mod tests {
         );
         assert!(bad("--redis r --db d --buffer b --table t --column id").contains("same"));
         assert_eq!(p("--redis r --help"), Err(ArgsError::Help));
+        assert!(
+            bad("--redis r --db d --buffer b --table t --column c --columns x").contains("both")
+        );
+        assert!(bad("--redis r --db d --buffer b --table t --columns a,,b").contains("empty"));
+        assert!(bad("--redis r --db d --buffer b --table t --columns a,a").contains("twice"));
+        assert!(bad("--redis r --db d --buffer b --table t --columns a,id").contains("same"));
+        assert!(
+            bad("--redis r --db d --buffer b --table t --columns a --missing x")
+                .contains("insert or skip")
+        );
+        assert!(
+            bad("--redis r --db d --buffer b --table t --column a --missing skip")
+                .contains("--columns")
+        );
+        let c = p("--redis r --db d --buffer b --table t --columns a,b --missing skip").unwrap();
+        assert_eq!(c.mappings[0].columns, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(c.mappings[0].missing, Missing::Skip);
     }
 }

@@ -90,6 +90,37 @@ impl Source {
         batch::from_reply(v).map_err(Failure::Reply)
     }
 
+    /// The longest remaining lease among the buffer's batches in flight, in ms (0 when none
+    /// is leased: nothing in flight, or only expired batches, which DRAIN hands out first).
+    pub fn longest_lease(&mut self, buffer: &str) -> Result<i64, Failure> {
+        let v = self.query(redis::cmd("HACK.BUFINFO").arg(buffer))?;
+        let Value::Array(fields) = v else {
+            return Ok(0);
+        };
+        let mut longest = 0i64;
+        let mut it = fields.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            if k != Value::BulkString(b"batches".to_vec()) {
+                continue;
+            }
+            let Value::Array(batches) = v else {
+                return Err(Failure::Reply("unexpected HACK.BUFINFO batches".into()));
+            };
+            for b in batches {
+                let Value::Array(bf) = b else { continue };
+                let mut bi = bf.into_iter();
+                while let (Some(k), Some(v)) = (bi.next(), bi.next()) {
+                    if let (true, Value::Int(ms)) =
+                        (k == Value::BulkString(b"lease_remaining_ms".to_vec()), v)
+                    {
+                        longest = longest.max(ms);
+                    }
+                }
+            }
+        }
+        Ok(longest)
+    }
+
     /// True when the batch was in flight and is now gone, false when it was already acked.
     pub fn ack(&mut self, buffer: &str, batch_id: i64) -> Result<bool, Failure> {
         match self.query(redis::cmd("HACK.ACK").arg(buffer).arg(batch_id))? {

@@ -4,11 +4,14 @@ use std::time::{Duration, Instant};
 
 use crate::args::Config;
 use crate::backoff::Backoff;
-use crate::batch::{self, Batch};
+use crate::batch::{self, Batch, CellVal, Entry, Op};
 use crate::log::show;
 use crate::member::to_id;
 use crate::signals;
-use crate::sink::{self, Outcome, Record, Reject, Sink, SinkError, Target, REJECTS_TABLE};
+use crate::sink::{
+    self, ColKind, Outcome, Param, Record, Reject, RowUpdate, Sink, SinkError, Target,
+    REJECTS_TABLE,
+};
 use crate::source::{Failure, Source};
 
 /// A batch could not be applied (--once only; the daemon keeps going).
@@ -67,7 +70,38 @@ pub fn run(cfg: &Config) -> i32 {
                 return stopped();
             }
             let buffer = &target.mapping.buffer;
-            match step(cfg, &mut source, sink.as_mut(), target) {
+            // Rows mode applies batches in id order (so SET keeps the last value written):
+            // after a start or any failure, a batch may be in flight unapplied (a crash
+            // between DRAIN and COMMIT); wait until its lease runs out and DRAIN hands it
+            // out again before leasing anything newer.
+            if target.mapping.columns.is_some() && !st.settled {
+                match source.longest_lease(buffer) {
+                    Ok(0) => st.settled = true,
+                    Ok(ms) => {
+                        st.retry_at = Some(
+                            Instant::now()
+                                + Duration::from_millis(ms.unsigned_abs().saturating_add(5)),
+                        );
+                        busy = true;
+                        continue;
+                    }
+                    Err(Failure::Down(e)) | Err(Failure::Reply(e)) => {
+                        let d = st.backoff.next_delay();
+                        log!(
+                            "{buffer}: HACK.BUFINFO failed ({e}): retrying in {} ms",
+                            d.as_millis()
+                        );
+                        st.retry_at = Some(Instant::now() + d);
+                        busy = true;
+                        continue;
+                    }
+                }
+            }
+            let step = step(cfg, &mut source, sink.as_mut(), target);
+            if !matches!(step, Step::Batch | Step::Empty) {
+                st.settled = false;
+            }
+            match step {
                 Step::Batch => {
                     busy = true;
                     down.reset();
@@ -132,6 +166,8 @@ struct BufferState {
     /// After an error reply: not before then.
     retry_at: Option<Instant>,
     backoff: Backoff,
+    /// Rows mode: no unapplied batch can be in flight before the next DRAIN.
+    settled: bool,
 }
 
 impl BufferState {
@@ -140,6 +176,7 @@ impl BufferState {
             done: false,
             retry_at: None,
             backoff: Backoff::new(),
+            settled: false,
         }
     }
 
@@ -163,9 +200,15 @@ fn prepare(sink: &mut dyn Sink, cfg: &Config) -> Result<Vec<Target>, i32> {
             let mut targets = Vec::new();
             for m in &cfg.mappings {
                 let kind = sink.check(m)?;
+                let kinds = match m.columns {
+                    Some(_) => sink.check_columns(m)?,
+                    None => vec![],
+                };
+                let columns = m.columns.iter().flatten().cloned().zip(kinds).collect();
                 targets.push(Target {
                     mapping: m.clone(),
                     kind,
+                    columns,
                 });
             }
             sink.create_bookkeeping()?;
@@ -226,7 +269,14 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
         Err(Failure::Reply(e)) => return Step::RedisError(e),
     };
     let started = Instant::now();
-    let (rows, rejects) = split(target, &batch);
+    let rows_mode = target.mapping.columns.is_some();
+    let (rows, row_updates, rejects) = if rows_mode {
+        let (u, r) = split_rows(target, &batch);
+        (vec![], u, r)
+    } else {
+        let (p, r) = split(target, &batch);
+        (p, vec![], r)
+    };
     let record = Record {
         buffer,
         batch_id: batch.id,
@@ -237,8 +287,18 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
     // A stop request does not interrupt a batch that applies: it finishes (quickly). Only a
     // batch stuck retrying is abandoned; its lease brings it back.
     let mut backoff = Backoff::new();
+    let mut skipped = 0u64;
     let outcome = loop {
-        match sink.apply(target, &record, &rows, &rejects) {
+        let applied = if rows_mode {
+            sink.apply_rows(target, &record, &row_updates, &rejects)
+                .map(|(o, s)| {
+                    skipped = s;
+                    o
+                })
+        } else {
+            sink.apply(target, &record, &rows, &rejects)
+        };
+        match applied {
             Ok(o) => break o,
             Err(SinkError::Retry(msg) | SinkError::Config(msg)) => {
                 let d = backoff.next_delay();
@@ -266,8 +326,13 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
                     r.reason
                 );
             }
+            let missing = if rows_mode {
+                format!(", {skipped} missing rows skipped")
+            } else {
+                String::new()
+            };
             format!(
-                "{n} entries applied ({} rejected), delivery {d}",
+                "{n} entries applied ({} rejected{missing}), delivery {d}",
                 rejects.len()
             )
         }
@@ -297,22 +362,154 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
     Step::Batch
 }
 
-/// The rows to apply, sorted by id, and the members that map to no id.
+/// The rows to apply, sorted by id, and the members that map to no id (plain mode: a row
+/// entry is rejected, it needs `--columns`).
 fn split(target: &Target, batch: &Batch) -> (Vec<(crate::member::Id, i64)>, Vec<Reject>) {
     let mut rows = Vec::with_capacity(batch.entries.len());
     let mut rejects = Vec::new();
-    for (member, value) in &batch.entries {
+    for (member, entry) in &batch.entries {
+        let value = match entry {
+            Entry::Plain(v) => *v,
+            Entry::Row(_) => {
+                rejects.push(Reject {
+                    member: member.clone(),
+                    value: 0,
+                    reason: format!(
+                        "a row (HACK.BUFUPDATE), not a plain counter: map this buffer with \
+                         --columns; row: {}",
+                        render(entry)
+                    ),
+                });
+                continue;
+            }
+        };
         match to_id(&target.kind, member) {
-            Ok(id) => rows.push((id, *value)),
+            Ok(id) => rows.push((id, value)),
             Err(reason) => rejects.push(Reject {
                 member: member.clone(),
-                value: *value,
+                value,
                 reason,
             }),
         }
     }
     rows.sort();
     (rows, rejects)
+}
+
+/// Rows mode: each entry's columns checked against the allow-list and the column types, as
+/// parameters; a row that cannot be written whole goes to the rejects (with its contents).
+fn split_rows(
+    target: &Target,
+    batch: &Batch,
+) -> (Vec<(crate::member::Id, RowUpdate)>, Vec<Reject>) {
+    let mut rows = Vec::with_capacity(batch.entries.len());
+    let mut rejects = Vec::new();
+    for (member, entry) in &batch.entries {
+        let plain_value = match entry {
+            Entry::Plain(v) => *v,
+            Entry::Row(_) => 0,
+        };
+        let converted =
+            to_id(&target.kind, member).and_then(|id| Ok((id, row_update(target, entry)?)));
+        match converted {
+            Ok(row) => rows.push(row),
+            Err(reason) => rejects.push(Reject {
+                member: member.clone(),
+                value: plain_value,
+                reason: format!("{reason}; row: {}", render(entry)),
+            }),
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    (rows, rejects)
+}
+
+fn row_update(target: &Target, entry: &Entry) -> Result<RowUpdate, String> {
+    let plain;
+    let cells: &[batch::Cell] = match entry {
+        Entry::Plain(v) => {
+            plain = [batch::Cell {
+                column: b"value".to_vec(),
+                op: Op::Incr,
+                value: CellVal::Int(*v),
+            }];
+            &plain
+        }
+        Entry::Row(cells) => cells,
+    };
+    let mut out = Vec::with_capacity(cells.len());
+    for c in cells {
+        let name = String::from_utf8_lossy(&c.column);
+        let Some(i) = target
+            .columns
+            .iter()
+            .position(|(n, _)| n.as_bytes() == c.column)
+        else {
+            return Err(format!("column {name:?} is not in --columns"));
+        };
+        let kind = target.columns.get(i).map(|(_, k)| k);
+        let param = match (c.op, &c.value, kind) {
+            (Op::Incr | Op::Max | Op::Min, CellVal::Int(n), Some(ColKind::Int { min, max })) => {
+                if c.op != Op::Incr && (n < min || n > max) {
+                    return Err(format!("{name}: {n} is out of the column's range"));
+                }
+                Param::Int(*n)
+            }
+            (Op::Set, CellVal::Bytes(b), Some(ColKind::Int { min, max })) => {
+                let n = std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok().filter(|n| n.to_string() == s))
+                    .filter(|n| n >= min && n <= max)
+                    .ok_or_else(|| format!("{name}: SET value is no integer the column holds"))?;
+                Param::Int(n)
+            }
+            (Op::Set, CellVal::Bytes(b), Some(ColKind::Text { max_chars })) => {
+                let s = std::str::from_utf8(b)
+                    .map_err(|_| format!("{name}: SET value is not valid UTF-8"))?;
+                if s.contains('\0') {
+                    return Err(format!("{name}: SET value contains a NUL byte"));
+                }
+                if max_chars.is_some_and(|m| s.chars().count() > m) {
+                    return Err(format!("{name}: SET value is longer than the column"));
+                }
+                Param::Text(s.to_string())
+            }
+            (Op::Set, CellVal::Bytes(b), Some(ColKind::Bytes)) => Param::Bytes(b.clone()),
+            (op, _, _) => {
+                return Err(format!(
+                    "{name}: {} does not fit the column's type",
+                    op.word()
+                ))
+            }
+        };
+        out.push((i, c.op, param));
+    }
+    Ok(out)
+}
+
+/// An entry for log lines and the rejects table (long values cut).
+fn render(entry: &Entry) -> String {
+    match entry {
+        Entry::Plain(v) => v.to_string(),
+        Entry::Row(cells) => cells
+            .iter()
+            .map(|c| {
+                let v = match &c.value {
+                    CellVal::Int(n) => n.to_string(),
+                    CellVal::Bytes(b) => {
+                        let s = show(b);
+                        if s.len() > 200 {
+                            format!("{}...", s.chars().take(200).collect::<String>())
+                        } else {
+                            s
+                        }
+                    }
+                };
+                format!("{} {} {v}", show(&c.column), c.op.word())
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// The URL without its password, for log lines.
@@ -346,16 +543,24 @@ mod tests {
                 table: "t".into(),
                 column: "c".into(),
                 id_column: "id".into(),
+                columns: None,
+                missing: crate::args::Missing::Insert,
             },
             kind: IdKind::Int {
                 min: i64::MIN,
                 max: i64::MAX,
             },
+            columns: vec![],
         };
+        let p = Entry::Plain;
         let batch = Batch {
             id: 1,
             deliveries: 1,
-            entries: vec![(b"9".to_vec(), 1), (b"x".to_vec(), 2), (b"-3".to_vec(), 3)],
+            entries: vec![
+                (b"9".to_vec(), p(1)),
+                (b"x".to_vec(), p(2)),
+                (b"-3".to_vec(), p(3)),
+            ],
         };
         let (rows, rejects) = split(&target, &batch);
         assert_eq!(rows, [(Id::Int(-3), 3), (Id::Int(9), 1)]);

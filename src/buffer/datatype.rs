@@ -2,9 +2,11 @@
 //! measures and frees a buffer. Every callback is guarded: a panic here would abort the
 //! server, so it becomes a logged failure instead.
 //!
-//! RDB encoding version 1:
+//! RDB encoding version 2 (written now):
 //! `pending_count, (member, value)* in drain order, batch_count, (id, deadline_ms, delivery,
-//! entry_count, (member, value)*)*`.
+//! entry_count, (member, value)*)*` where a value is `0, i64` (plain) or
+//! `1, column_count, (column, op, i64 | bytes)*` (a row; op 0 INCR, 1 SET, 2 MAX, 3 MIN).
+//! Version 1 (still loaded): the same with every value a bare `i64`.
 //! Module aux data (before the keyspace): the batch-id high-water mark.
 
 use std::os::raw::c_int;
@@ -17,7 +19,10 @@ use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
 
 use super::ids;
+use super::row::{Cell, Op, Row, Value};
+use super::settings;
 use super::store::{Batch, Buffer, Member};
+use super::wire;
 
 pub static BUFFER_TYPE: DataType<Buffer> = DataType::new();
 
@@ -26,22 +31,23 @@ const AOF_CHUNK: usize = 512;
 
 impl ModuleType for Buffer {
     const NAME: &'static std::ffi::CStr = c"hacks-buf";
-    const ENCODING_VERSION: c_int = 1;
+    const ENCODING_VERSION: c_int = 2;
+    const OLDEST_ENCODING: c_int = 1;
     const WHAT: &'static str = "buffer";
 
     fn handle() -> &'static DataType<Self> {
         &BUFFER_TYPE
     }
 
-    fn load(io: &Loader, _encver: c_int) -> Option<Self> {
-        load(io)
+    fn load(io: &Loader, encver: c_int) -> Option<Self> {
+        load(io, encver)
     }
 
     fn save(&self, io: &Saver) {
         io.unsigned(self.pending_len() as u64);
         for (m, v) in self.pending_in_order() {
             io.bytes(m);
-            io.signed(v);
+            save_value(io, v);
         }
         io.unsigned(self.batch_count() as u64);
         for (id, batch) in self.batches() {
@@ -51,7 +57,7 @@ impl ModuleType for Buffer {
             io.unsigned(batch.entries.len() as u64);
             for (m, v) in &batch.entries {
                 io.bytes(m);
-                io.signed(*v);
+                save_value(io, v);
             }
         }
     }
@@ -66,19 +72,36 @@ impl ModuleType for Buffer {
                 && args.push_int(i128::from(batch.deadline_ms))
                 && args.push_int(i128::from(batch.delivery));
             for (m, v) in &batch.entries {
-                ok = ok && args.push(m) && args.push_int(i128::from(*v));
+                ok = ok && wire::push_entry(&mut args, m, v);
             }
             if ok {
                 aof.emit(c"HACK.BUFBATCH", key, &mut args);
             }
         }
+        // Plain members in runs of BUFINCR; a row as one BUFUPDATE that rebuilds it with its
+        // op kinds. Emitted in drain order, so the order survives.
         let mut args = StrVec::with_capacity(2 * AOF_CHUNK);
         for (m, v) in self.pending_in_order() {
-            args.push(m);
-            args.push_int(i128::from(v));
-            if args.len() >= 2 * AOF_CHUNK {
-                aof.emit(c"HACK.BUFINCR", key, &mut args);
-                args.clear();
+            match v {
+                Value::Plain(n) => {
+                    args.push(m);
+                    args.push_int(i128::from(*n));
+                    if args.len() >= 2 * AOF_CHUNK {
+                        aof.emit(c"HACK.BUFINCR", key, &mut args);
+                        args.clear();
+                    }
+                }
+                Value::Row(_) => {
+                    if !args.is_empty() {
+                        aof.emit(c"HACK.BUFINCR", key, &mut args);
+                        args.clear();
+                    }
+                    let mut row =
+                        StrVec::with_capacity(v.columns().saturating_mul(3).saturating_add(1));
+                    if row.push(m) && wire::push_cells(&mut row, v) {
+                        aof.emit(c"HACK.BUFUPDATE", key, &mut row);
+                    }
+                }
             }
         }
         if !args.is_empty() {
@@ -89,11 +112,11 @@ impl ModuleType for Buffer {
     /// Order-independent for pending entries (members sorted), so a master and a replica
     /// that hold the same entries digest alike whatever their internal queue order.
     fn digest(&self, d: &Digest) {
-        let mut pending: Vec<(&Member, i64)> = self.pending_in_order().collect();
+        let mut pending: Vec<(&Member, &Value)> = self.pending_in_order().collect();
         pending.sort_unstable_by(|x, y| x.0.cmp(y.0));
         for (m, v) in pending {
             d.bytes(m);
-            d.int(v);
+            digest_value(d, v);
             d.end_sequence();
         }
         for (id, batch) in self.batches() {
@@ -102,7 +125,7 @@ impl ModuleType for Buffer {
             d.int(batch.delivery as i64);
             for (m, v) in &batch.entries {
                 d.bytes(m);
-                d.int(*v);
+                digest_value(d, v);
             }
             d.end_sequence();
         }
@@ -126,16 +149,85 @@ impl ModuleType for Buffer {
     }
 }
 
-fn load_entry(io: &Loader) -> Option<(Vec<u8>, i64)> {
-    Some((io.bytes()?, io.signed()?))
+fn save_value(io: &Saver, v: &Value) {
+    match v {
+        Value::Plain(n) => {
+            io.unsigned(0);
+            io.signed(*n);
+        }
+        Value::Row(r) => {
+            io.unsigned(1);
+            io.unsigned(r.len() as u64);
+            for (c, cell) in r.iter() {
+                io.bytes(c);
+                io.unsigned(cell.op().code());
+                match cell {
+                    Cell::Set(b) => io.bytes(b),
+                    other => io.signed(other.int().unwrap_or(0)),
+                }
+            }
+        }
+    }
 }
 
-fn load(io: &Loader) -> Option<Buffer> {
+fn digest_value(d: &Digest, v: &Value) {
+    match v {
+        Value::Plain(n) => d.int(*n),
+        Value::Row(_) => {
+            for (c, op, val) in v.cells() {
+                d.bytes(c);
+                d.bytes(op.word().as_bytes());
+                match val {
+                    super::row::CellRef::Int(n) => d.int(n),
+                    super::row::CellRef::Bytes(b) => d.bytes(b),
+                }
+            }
+        }
+    }
+}
+
+/// One value as saved by encoding `encver`, validated: a count is a claim (capped by what
+/// any server could have admitted, never reserved up front), ops and names must be valid.
+fn load_value(io: &Loader, encver: c_int) -> Option<Value> {
+    if encver < 2 {
+        return Some(Value::Plain(io.signed()?));
+    }
+    match io.unsigned()? {
+        0 => Some(Value::Plain(io.signed()?)),
+        1 => {
+            let (max_columns, max_value) = settings::hard_limits();
+            let n = io.count()?;
+            if n == 0 || n > max_columns {
+                return None;
+            }
+            let mut row: Row = Vec::with_capacity(n.min(16));
+            for _ in 0..n {
+                let c = io.bytes()?;
+                let cell = match Op::from_code(io.unsigned()?)? {
+                    Op::Incr => Cell::Incr(io.signed()?),
+                    Op::Max => Cell::Max(io.signed()?),
+                    Op::Min => Cell::Min(io.signed()?),
+                    Op::Set => Cell::Set(io.bytes()?.into()),
+                };
+                row.push((c.into(), cell));
+            }
+            Value::from_row(row, max_columns, max_value)
+        }
+        _ => None,
+    }
+}
+
+fn load_entry(io: &Loader, encver: c_int) -> Option<(Member, Value)> {
+    let m = io.bytes()?;
+    Some((Rc::from(m), load_value(io, encver)?))
+}
+
+fn load(io: &Loader, encver: c_int) -> Option<Buffer> {
     let mut b = Buffer::new();
     let pending_count = io.count()?;
-    let mut pending: Vec<(Vec<u8>, i64)> = Vec::with_capacity(pending_count.min(1 << 16));
+    let mut pending: Vec<(Member, Value)> = Vec::with_capacity(pending_count.min(1 << 16));
     for _ in 0..pending_count {
-        pending.push(load_entry(io)?);
+        pending.push(load_entry(io, encver)?);
     }
     // Batches go in first: installing a batch takes its members out of pending, and a member
     // may be both in flight and pending again (increments that arrived during the lease).
@@ -145,10 +237,9 @@ fn load(io: &Loader) -> Option<Buffer> {
         let deadline_ms = io.signed()?;
         let delivery = io.unsigned()?;
         let n = io.count()?;
-        let mut entries: Vec<(Member, i64)> = Vec::with_capacity(n.min(1 << 16));
+        let mut entries: Vec<(Member, Value)> = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
-            let (m, v) = load_entry(io)?;
-            entries.push((Rc::from(m), v));
+            entries.push(load_entry(io, encver)?);
         }
         // What no drain could have made (and HACK.BUFBATCH, the AOF rewrite's replay, would
         // refuse) is refused here too: id 0, delivery 0 or beyond i64, an empty batch, a
@@ -176,15 +267,13 @@ fn load(io: &Loader) -> Option<Buffer> {
     if pending.is_empty() && batches == 0 {
         return None;
     }
-    for chunk in pending.chunks(AOF_CHUNK) {
-        apply_pending(&mut b, chunk)?;
+    for (m, v) in pending {
+        // A member twice in pending: no real value holds that.
+        if !b.insert_loaded(&m, v) {
+            return None;
+        }
     }
     Some(b)
-}
-
-fn apply_pending(b: &mut Buffer, chunk: &[(Vec<u8>, i64)]) -> Option<()> {
-    let pairs: Vec<(&[u8], i64)> = chunk.iter().map(|(m, v)| (m.as_slice(), *v)).collect();
-    b.incr(&pairs, None).ok().map(|_| ())
 }
 
 /// A copy that shares no member names with the original (the copy may be freed on another
@@ -196,7 +285,7 @@ fn deep_copy(b: &Buffer) -> Buffer {
         let entries = batch
             .entries
             .iter()
-            .map(|(m, v)| (Rc::from(&m[..]), *v))
+            .map(|(m, v)| (Rc::from(&m[..]), v.clone()))
             .collect();
         c.put_batch(
             id,
@@ -207,8 +296,8 @@ fn deep_copy(b: &Buffer) -> Buffer {
             },
         );
     }
-    let pending: Vec<(Vec<u8>, i64)> = b.pending_in_order().map(|(m, v)| (m.to_vec(), v)).collect();
-    let pairs: Vec<(&[u8], i64)> = pending.iter().map(|(m, v)| (m.as_slice(), *v)).collect();
-    let _ = c.incr(&pairs, None);
+    for (m, v) in b.pending_in_order() {
+        let _ = c.insert_loaded(m, v.clone());
+    }
     c
 }

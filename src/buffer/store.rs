@@ -14,12 +14,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 
+use super::row::{self, Cell, Op, DEFAULT_COLUMN};
+pub use super::row::{Limits, Update, UpdateError, Value};
+
 /// A member name (shared between the pending map and the order queue).
 pub type Member = Rc<[u8]>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
-    pub entries: Vec<(Member, i64)>,
+    pub entries: Vec<(Member, Value)>,
     /// Absolute Unix ms at which the lease runs out.
     pub deadline_ms: i64,
     /// 1 on first hand-out, +1 on each hand-out after the lease expired.
@@ -29,20 +32,18 @@ pub struct Batch {
 #[derive(Debug, Default, Clone)]
 pub struct Buffer {
     /// member -> (pending value, sequence number of its order slot)
-    pending: HashMap<Member, (i64, u64)>,
+    pending: HashMap<Member, (Value, u64)>,
     order: VecDeque<(u64, Member)>,
     next_seq: u64,
+    /// Columns over all pending members (a plain member counts one).
+    columns: usize,
     batches: BTreeMap<u64, Batch>,
     /// (deadline, batch id): finds an expired batch in O(log n).
     deadlines: BTreeSet<(i64, u64)>,
 }
 
-/// Why an increment was refused (nothing was changed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncrError {
-    Overflow,
-    TooManyMembers { max: i64 },
-}
+/// Kept for callers of the BUFINCR-era name.
+pub type IncrError = UpdateError;
 
 /// What a leased drain hands out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,11 @@ impl Buffer {
         self.pending.len()
     }
 
+    /// Columns held by pending members (a plain member counts one).
+    pub fn pending_columns(&self) -> usize {
+        self.columns
+    }
+
     pub fn batch_count(&self) -> usize {
         self.batches.len()
     }
@@ -71,8 +77,16 @@ impl Buffer {
         self.pending.is_empty() && self.batches.is_empty()
     }
 
+    /// The pending integer of a plain member.
     pub fn pending_value(&self, member: &[u8]) -> Option<i64> {
-        self.pending.get(member).map(|(v, _)| *v)
+        match self.pending.get(member) {
+            Some((Value::Plain(v), _)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn pending(&self, member: &[u8]) -> Option<&Value> {
+        self.pending.get(member).map(|(v, _)| v)
     }
 
     pub fn batches(&self) -> impl Iterator<Item = (u64, &Batch)> {
@@ -88,23 +102,52 @@ impl Buffer {
     }
 
     /// Pending entries, oldest first.
-    pub fn pending_in_order(&self) -> impl Iterator<Item = (&Member, i64)> {
+    pub fn pending_in_order(&self) -> impl Iterator<Item = (&Member, &Value)> {
         self.order
             .iter()
             .filter_map(move |(seq, m)| match self.pending.get(m) {
-                Some((v, s)) if s == seq => Some((m, *v)),
+                Some((v, s)) if s == seq => Some((m, v)),
                 _ => None,
             })
     }
 
-    /// Add `pairs` atomically: either every increment applies or none does. Returns the new
-    /// pending values in order. `max_members` bounds pending members (`None`: no bound, for
-    /// replicated and replayed writes, which must apply whatever this server's setting).
+    fn insert_new(&mut self, m: &[u8], v: Value) {
+        let name: Member = Rc::from(m);
+        let seq = self.next_seq;
+        // 2^64 insertions never happen; wrapping keeps this total regardless.
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.order.push_back((seq, name.clone()));
+        self.columns = self.columns.saturating_add(v.columns());
+        self.pending.insert(name, (v, seq));
+    }
+
+    fn remove_pending(&mut self, m: &[u8]) -> Option<(Value, u64)> {
+        let out = self.pending.remove(m);
+        if let Some((v, _)) = &out {
+            self.columns = self.columns.saturating_sub(v.columns());
+        }
+        out
+    }
+
+    /// Install a pending member as loaded (RDB, copy): false if it is already pending
+    /// (a real value never holds a member twice).
+    pub fn insert_loaded(&mut self, m: &[u8], v: Value) -> bool {
+        if self.pending.contains_key(m) {
+            return false;
+        }
+        self.insert_new(m, v);
+        true
+    }
+
+    /// Add `pairs` to the default column atomically: either every increment applies or
+    /// none does. Returns the new pending values in order. `limits` bounds pending members
+    /// and columns (`None`: no bound, for replicated and replayed writes, which must apply
+    /// whatever this server's settings).
     pub fn incr(
         &mut self,
         pairs: &[(&[u8], i64)],
-        max_members: Option<i64>,
-    ) -> Result<Vec<i64>, IncrError> {
+        limits: Option<&Limits>,
+    ) -> Result<Vec<i64>, UpdateError> {
         // Validate first: final values (members may repeat within one call) and new members.
         let mut staged: Vec<i64> = Vec::with_capacity(pairs.len());
         let mut new_members = 0i64;
@@ -122,42 +165,102 @@ impl Buffer {
             let base = match earlier.and_then(|j| staged.get(j)) {
                 Some(v) => *v,
                 None => match self.pending.get(*m) {
-                    Some((v, _)) => *v,
+                    Some((Value::Plain(v), _)) => *v,
+                    Some((Value::Row(r), _)) => {
+                        match r.iter().find(|(c, _)| &c[..] == DEFAULT_COLUMN) {
+                            Some((_, Cell::Incr(v))) => *v,
+                            Some((_, cell)) => {
+                                return Err(UpdateError::OpConflict {
+                                    at: i,
+                                    held: cell.op(),
+                                    wanted: Op::Incr,
+                                })
+                            }
+                            None => {
+                                if let Some(l) = limits {
+                                    if r.len() >= l.max_columns {
+                                        return Err(UpdateError::TooManyColumns {
+                                            max: l.max_columns,
+                                        });
+                                    }
+                                }
+                                0
+                            }
+                        }
+                    }
                     None => {
                         new_members = new_members.saturating_add(1);
                         0
                     }
                 },
             };
-            staged.push(base.checked_add(*inc).ok_or(IncrError::Overflow)?);
+            staged.push(base.checked_add(*inc).ok_or(UpdateError::Overflow)?);
         }
-        if let Some(max) = max_members {
-            if new_members > 0 && (self.pending.len() as i64).saturating_add(new_members) > max {
-                return Err(IncrError::TooManyMembers { max });
+        if let Some(l) = limits {
+            if new_members > 0
+                && (self.pending.len() as i64).saturating_add(new_members) > l.max_members
+            {
+                return Err(UpdateError::TooManyMembers { max: l.max_members });
             }
         }
         for ((m, _), v) in pairs.iter().zip(&staged) {
             match self.pending.get_mut(*m) {
-                Some(slot) => slot.0 = *v,
-                None => {
-                    let name: Member = Rc::from(*m);
-                    let seq = self.next_seq;
-                    // 2^64 insertions never happen; wrapping keeps this total regardless.
-                    self.next_seq = self.next_seq.wrapping_add(1);
-                    self.order.push_back((seq, name.clone()));
-                    self.pending.insert(name, (*v, seq));
+                Some((Value::Plain(p), _)) => *p = *v,
+                Some((Value::Row(r), _)) => {
+                    match r.iter_mut().find(|(c, _)| &c[..] == DEFAULT_COLUMN) {
+                        Some((_, cell)) => *cell = Cell::Incr(*v),
+                        None => {
+                            r.push((DEFAULT_COLUMN.into(), Cell::Incr(*v)));
+                            self.columns = self.columns.saturating_add(1);
+                        }
+                    }
                 }
+                None => self.insert_new(m, Value::Plain(*v)),
             }
         }
         Ok(staged)
     }
 
+    /// Apply column updates to one member atomically, in order (`HACK.BUFUPDATE`). Returns
+    /// the number of columns the pending member now holds.
+    pub fn update(
+        &mut self,
+        member: &[u8],
+        updates: &[Update<'_>],
+        limits: Option<&Limits>,
+    ) -> Result<usize, UpdateError> {
+        let current = self.pending.get(member).map(|(v, _)| v);
+        let (staged, new_columns) = row::stage(current, updates, limits)?;
+        if current.is_none() {
+            if let Some(l) = limits {
+                if (self.pending.len() as i64).saturating_add(1) > l.max_members {
+                    return Err(UpdateError::TooManyMembers { max: l.max_members });
+                }
+            }
+        }
+        self.columns = self.columns.saturating_add(new_columns);
+        match self.pending.get_mut(member) {
+            Some((slot, _)) => {
+                let old = std::mem::replace(slot, Value::Plain(0));
+                *slot = row::apply(Some(old), updates, &staged);
+                Ok(slot.columns())
+            }
+            None => {
+                let v = row::apply(None, updates, &staged);
+                let n = v.columns();
+                // insert_new counts the columns itself.
+                self.columns = self.columns.saturating_sub(new_columns);
+                self.insert_new(member, v);
+                Ok(n)
+            }
+        }
+    }
+
     /// Remove and return the oldest pending entry.
-    fn pop_oldest(&mut self) -> Option<(Member, i64)> {
+    fn pop_oldest(&mut self) -> Option<(Member, Value)> {
         while let Some((seq, m)) = self.order.pop_front() {
-            if let Some((v, s)) = self.pending.get(&m).copied() {
-                if s == seq {
-                    self.pending.remove(&m);
+            if matches!(self.pending.get(&m), Some((_, s)) if *s == seq) {
+                if let Some((v, _)) = self.remove_pending(&m) {
                     return Some((m, v));
                 }
             }
@@ -167,7 +270,7 @@ impl Buffer {
 
     /// Plain drain: remove up to `n` pending entries, oldest first. Leased batches are never
     /// touched.
-    pub fn drain(&mut self, n: usize) -> Vec<(Member, i64)> {
+    pub fn drain(&mut self, n: usize) -> Vec<(Member, Value)> {
         let mut out = Vec::with_capacity(n.min(self.pending.len()));
         while out.len() < n {
             match self.pop_oldest() {
@@ -182,7 +285,7 @@ impl Buffer {
     /// Remove the named members from pending (replication of a drain decided elsewhere).
     pub fn take_members(&mut self, members: &[&[u8]]) {
         for m in members {
-            self.pending.remove(*m);
+            self.remove_pending(m);
         }
         self.compact_order();
     }
@@ -251,7 +354,7 @@ impl Buffer {
     /// members leave pending.
     pub fn put_batch(&mut self, id: u64, batch: Batch) {
         for (m, _) in &batch.entries {
-            self.pending.remove(m);
+            self.remove_pending(m);
         }
         if let Some(old) = self.batches.remove(&id) {
             self.deadlines.remove(&(old.deadline_ms, id));
@@ -297,8 +400,10 @@ impl Buffer {
         let round = |n: usize| n.div_ceil(16).saturating_mul(16);
         let names: usize = self
             .pending
-            .keys()
-            .map(|m| round(RC_HEADER.saturating_add(m.len())))
+            .iter()
+            .map(|(m, (v, _))| {
+                round(RC_HEADER.saturating_add(m.len())).saturating_add(v.heap_bytes())
+            })
             .fold(0, usize::saturating_add);
         // The hash table allocates a power of two of slots (7/8 usable) plus one control byte
         // per slot and a 16-byte group tail.
@@ -309,7 +414,7 @@ impl Buffer {
         let map = if slots == 0 {
             0
         } else {
-            let slot = std::mem::size_of::<(Member, (i64, u64))>().saturating_add(1);
+            let slot = std::mem::size_of::<(Member, (Value, u64))>().saturating_add(1);
             round(slots.saturating_mul(slot).saturating_add(16))
         };
         let queue = self
@@ -323,11 +428,15 @@ impl Buffer {
                 let names = b
                     .entries
                     .iter()
-                    .map(|(m, _)| RC_HEADER.saturating_add(m.len()))
+                    .map(|(m, v)| {
+                        RC_HEADER
+                            .saturating_add(m.len())
+                            .saturating_add(v.heap_bytes())
+                    })
                     .fold(0, usize::saturating_add);
                 b.entries
                     .capacity()
-                    .saturating_mul(std::mem::size_of::<(Member, i64)>())
+                    .saturating_mul(std::mem::size_of::<(Member, Value)>())
                     .saturating_add(64)
                     .saturating_add(names)
             })
@@ -344,11 +453,17 @@ impl Buffer {
     }
 
     /// Allocations to free (for the lazy-free decision).
+    /// A row's columns are allocations of their own, so pending columns count, not members.
     pub fn free_effort(&self) -> usize {
         self.batches
             .values()
-            .map(|b| b.entries.len().saturating_add(1))
-            .fold(self.pending.len(), usize::saturating_add)
+            .map(|b| {
+                b.entries
+                    .iter()
+                    .map(|(_, v)| v.columns())
+                    .fold(1, usize::saturating_add)
+            })
+            .fold(self.columns.max(self.pending.len()), usize::saturating_add)
     }
 }
 
@@ -360,11 +475,22 @@ mod tests {
         v.iter().map(|(m, i)| (m.as_bytes(), *i)).collect()
     }
 
-    fn names(entries: &[(Member, i64)]) -> Vec<(String, i64)> {
+    fn names(entries: &[(Member, Value)]) -> Vec<(String, i64)> {
         entries
             .iter()
-            .map(|(m, v)| (String::from_utf8_lossy(m).into_owned(), *v))
+            .map(|(m, v)| {
+                let Value::Plain(v) = v else { panic!("row") };
+                (String::from_utf8_lossy(m).into_owned(), *v)
+            })
             .collect()
+    }
+
+    fn cap(max_members: i64) -> Limits {
+        Limits {
+            max_members,
+            max_columns: 4,
+            max_value_bytes: 16,
+        }
     }
 
     #[test]
@@ -399,9 +525,10 @@ mod tests {
     #[test]
     fn member_bound_counts_new_members_only() {
         let mut b = Buffer::new();
-        b.incr(&pairs(&[("a", 1), ("b", 1)]), Some(2)).unwrap();
+        b.incr(&pairs(&[("a", 1), ("b", 1)]), Some(&cap(2)))
+            .unwrap();
         assert_eq!(
-            b.incr(&pairs(&[("a", 1), ("c", 1)]), Some(2)),
+            b.incr(&pairs(&[("a", 1), ("c", 1)]), Some(&cap(2))),
             Err(IncrError::TooManyMembers { max: 2 })
         );
         assert_eq!(
@@ -410,7 +537,7 @@ mod tests {
             "refused call changed nothing"
         );
         assert_eq!(
-            b.incr(&pairs(&[("a", 5)]), Some(2)),
+            b.incr(&pairs(&[("a", 5)]), Some(&cap(2))),
             Ok(vec![6]),
             "existing members still grow"
         );
@@ -500,10 +627,17 @@ mod tests {
             .unwrap();
         b.take_members(&[b"b"]);
         b.incr(&pairs(&[("b", 9)]), None).unwrap();
-        let order: Vec<_> = b.pending_in_order().map(|(m, v)| (m.to_vec(), v)).collect();
+        let order: Vec<_> = b
+            .pending_in_order()
+            .map(|(m, v)| (m.to_vec(), v.clone()))
+            .collect();
         assert_eq!(
             order,
-            vec![(b"a".to_vec(), 1), (b"c".to_vec(), 3), (b"b".to_vec(), 9)]
+            vec![
+                (b"a".to_vec(), Value::Plain(1)),
+                (b"c".to_vec(), Value::Plain(3)),
+                (b"b".to_vec(), Value::Plain(9))
+            ]
         );
         assert_eq!(
             names(&b.drain(10)),
@@ -531,16 +665,63 @@ mod tests {
         assert_eq!(replica.batch(42), master.batch(42));
         let a: Vec<_> = master
             .pending_in_order()
-            .map(|(m, v)| (m.to_vec(), v))
+            .map(|(m, v)| (m.to_vec(), v.clone()))
             .collect();
         let b: Vec<_> = replica
             .pending_in_order()
-            .map(|(m, v)| (m.to_vec(), v))
+            .map(|(m, v)| (m.to_vec(), v.clone()))
             .collect();
         assert_eq!(a, b);
         assert!(replica.set_lease(42, 500, 2));
         assert!(!replica.set_lease(43, 500, 2));
         assert_eq!(replica.expired_batch(499), None);
         assert_eq!(replica.expired_batch(500), Some(42));
+    }
+
+    fn upd<'a>(op: Op, c: &'a str, v: &'a str) -> Update<'a> {
+        Update {
+            column: c.as_bytes(),
+            op,
+            int: v.parse().unwrap_or(0),
+            bytes: if op == Op::Set { v.as_bytes() } else { &[] },
+        }
+    }
+
+    #[test]
+    fn rows_and_plain_members_share_order_caps_and_counts() {
+        let mut b = Buffer::new();
+        b.incr(&pairs(&[("p", 1)]), None).unwrap();
+        assert_eq!(
+            b.update(
+                b"r",
+                &[upd(Op::Incr, "n", "1"), upd(Op::Set, "s", "x")],
+                Some(&cap(2))
+            ),
+            Ok(2)
+        );
+        assert_eq!(b.pending_columns(), 3);
+        assert_eq!(
+            b.update(b"q", &[upd(Op::Incr, "n", "1")], Some(&cap(2))),
+            Err(UpdateError::TooManyMembers { max: 2 })
+        );
+        // BUFINCR on a row adds its default column (a new column, capped).
+        assert_eq!(b.incr(&pairs(&[("r", 5)]), Some(&cap(2))), Ok(vec![5]));
+        assert_eq!(b.pending_columns(), 4);
+        assert_eq!(
+            b.update(b"r", &[upd(Op::Max, "value", "1")], None),
+            Err(UpdateError::OpConflict {
+                at: 0,
+                held: Op::Incr,
+                wanted: Op::Max
+            })
+        );
+        // Plain member gains a row through BUFUPDATE.
+        assert_eq!(b.update(b"p", &[upd(Op::Min, "lo", "-3")], None), Ok(2));
+        assert_eq!(b.pending_columns(), 5);
+        let drained = b.drain(10);
+        assert_eq!(drained.len(), 2);
+        assert_eq!(&drained[0].0[..], b"p");
+        assert_eq!(b.pending_columns(), 0);
+        assert!(b.is_empty());
     }
 }

@@ -14,7 +14,8 @@
 mod postgres;
 mod sqlite;
 
-use crate::args::{Db, Mapping};
+use crate::args::{Db, Mapping, Missing};
+use crate::batch::Op;
 use crate::member::{Id, IdKind};
 
 pub const BATCHES_TABLE: &str = "hacks_flushed_batches";
@@ -33,6 +34,101 @@ pub enum SinkError {
 pub struct Target {
     pub mapping: Mapping,
     pub kind: IdKind,
+    /// Rows mode: the allowed columns (as given in `--columns`) and what each accepts.
+    pub columns: Vec<(String, ColKind)>,
+}
+
+/// What a column of a rows-mode mapping accepts, read from the schema at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ColKind {
+    Int { min: i64, max: i64 },
+    Text { max_chars: Option<usize> },
+    Bytes,
+}
+
+/// A value bound to a statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Param {
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// One row of a rows-mode batch: (index into `Target::columns`, op, value), in the row's
+/// column order.
+pub type RowUpdate = Vec<(usize, Op, Param)>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The statement applying one row with these columns and ops: an upsert (`--missing
+/// insert`) or an UPDATE that touches nothing when the row is missing (`--missing skip`).
+/// Parameters: 1 the id, then one per cell in order. Identifiers come from the flags and
+/// were checked against the schema at start; they are quoted.
+pub fn row_sql(target: &Target, cells: &[(usize, Op, Param)], d: Dialect) -> String {
+    let m = &target.mapping;
+    let (t, id) = (quote(&m.table), quote(&m.id_column));
+    let param = |i: usize, kind: Option<&ColKind>| match (d, kind) {
+        (Dialect::Sqlite, _) => format!("?{i}"),
+        (Dialect::Postgres, Some(ColKind::Text { .. })) => format!("${i}::text"),
+        (Dialect::Postgres, Some(ColKind::Bytes)) => format!("${i}::bytea"),
+        (Dialect::Postgres, _) => format!("${i}::bigint"),
+    };
+    let id_param = match (d, &target.kind) {
+        (Dialect::Sqlite, _) => "?1".to_string(),
+        (Dialect::Postgres, IdKind::Int { .. }) => "$1::bigint".to_string(),
+        (Dialect::Postgres, IdKind::Text { .. }) => "$1::text".to_string(),
+    };
+    let (greatest, least) = match d {
+        Dialect::Sqlite => ("MAX", "MIN"),
+        Dialect::Postgres => ("GREATEST", "LEAST"),
+    };
+    // NULL-safe: a NULL in the table takes the buffered value.
+    let expr = |op: Op, old: &str, new: &str| match op {
+        Op::Incr => format!("COALESCE({old}, 0) + {new}"),
+        Op::Max => format!("{greatest}(COALESCE({old}, {new}), {new})"),
+        Op::Min => format!("{least}(COALESCE({old}, {new}), {new})"),
+        Op::Set => new.to_string(),
+    };
+    let col = |i: usize| {
+        target
+            .columns
+            .get(i)
+            .map(|(name, kind)| (quote(name), kind))
+    };
+    let mut names = Vec::with_capacity(cells.len());
+    let mut params = Vec::with_capacity(cells.len());
+    let mut sets = Vec::with_capacity(cells.len());
+    for (k, (i, op, _)) in cells.iter().enumerate() {
+        let Some((name, kind)) = col(*i) else {
+            continue;
+        };
+        let p = param(k + 2, Some(kind));
+        match m.missing {
+            Missing::Insert => sets.push(format!(
+                "{name} = {}",
+                expr(*op, &format!("{t}.{name}"), &format!("excluded.{name}"))
+            )),
+            Missing::Skip => sets.push(format!("{name} = {}", expr(*op, &name, &p))),
+        }
+        names.push(name);
+        params.push(p);
+    }
+    match m.missing {
+        Missing::Insert => format!(
+            "INSERT INTO {t} ({id}, {}) VALUES ({id_param}, {}) ON CONFLICT ({id}) DO UPDATE SET {}",
+            names.join(", "),
+            params.join(", "),
+            sets.join(", ")
+        ),
+        Missing::Skip => format!(
+            "UPDATE {t} SET {} WHERE {id} = {id_param}",
+            sets.join(", ")
+        ),
+    }
 }
 
 /// The batch as recorded in `hacks_flushed_batches`.
@@ -67,6 +163,18 @@ pub trait Sink {
     fn check(&mut self, m: &Mapping) -> Result<IdKind, SinkError>;
     /// Creates the bookkeeping tables when missing.
     fn create_bookkeeping(&mut self) -> Result<(), SinkError>;
+    /// Rows mode: what each allowed column accepts (config error for a missing column or a
+    /// type that cannot take buffered values).
+    fn check_columns(&mut self, m: &Mapping) -> Result<Vec<ColKind>, SinkError>;
+    /// Rows mode: applies one batch of rows in one transaction (see [`row_sql`]); returns
+    /// the outcome and the rows skipped as missing (`--missing skip`).
+    fn apply_rows(
+        &mut self,
+        target: &Target,
+        record: &Record,
+        rows: &[(Id, RowUpdate)],
+        rejects: &[Reject],
+    ) -> Result<(Outcome, u64), SinkError>;
     /// Applies one batch in one transaction; `rows` are sorted by id (a stable lock order
     /// between concurrent workers).
     fn apply(
@@ -100,6 +208,60 @@ pub fn upsert_sql(m: &Mapping, id_param: &str, value_param: &str) -> String {
     )
 }
 
+/// The batched form of [`row_sql`] (`--missing insert`, PostgreSQL): one upsert for `n` rows
+/// with the same columns and ops, `VALUES (...), (...)`; parameters row by row (id first).
+/// The ids of one batch are distinct, so no row is affected twice by one statement.
+pub fn rows_sql_pg(target: &Target, cells: &[(usize, Op, Param)], n: usize) -> String {
+    let m = &target.mapping;
+    let (t, id) = (quote(&m.table), quote(&m.id_column));
+    let id_cast = match &target.kind {
+        IdKind::Int { .. } => "bigint",
+        IdKind::Text { .. } => "text",
+    };
+    let cols: Vec<(String, &'static str, Op)> = cells
+        .iter()
+        .filter_map(|(i, op, _)| {
+            let (name, kind) = target.columns.get(*i)?;
+            let cast = match kind {
+                ColKind::Text { .. } => "text",
+                ColKind::Bytes => "bytea",
+                ColKind::Int { .. } => "bigint",
+            };
+            Some((quote(name), cast, *op))
+        })
+        .collect();
+    let width = cols.len() + 1;
+    let values: Vec<String> = (0..n)
+        .map(|r| {
+            let mut v = vec![format!("${}::{id_cast}", r * width + 1)];
+            for (j, (_, cast, _)) in cols.iter().enumerate() {
+                v.push(format!("${}::{cast}", r * width + j + 2));
+            }
+            format!("({})", v.join(", "))
+        })
+        .collect();
+    let sets: Vec<String> = cols
+        .iter()
+        .map(|(name, _, op)| {
+            let (old, new) = (format!("{t}.{name}"), format!("excluded.{name}"));
+            let e = match op {
+                Op::Incr => format!("COALESCE({old}, 0) + {new}"),
+                Op::Max => format!("GREATEST(COALESCE({old}, {new}), {new})"),
+                Op::Min => format!("LEAST(COALESCE({old}, {new}), {new})"),
+                Op::Set => new,
+            };
+            format!("{name} = {e}")
+        })
+        .collect();
+    let names: Vec<&str> = cols.iter().map(|(n, _, _)| n.as_str()).collect();
+    format!(
+        "INSERT INTO {t} ({id}, {}) VALUES {} ON CONFLICT ({id}) DO UPDATE SET {}",
+        names.join(", "),
+        values.join(", "),
+        sets.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,11 +275,53 @@ mod tests {
             table: "t".into(),
             column: "n".into(),
             id_column: "id".into(),
+            columns: None,
+            missing: Missing::Insert,
         };
         assert_eq!(
             upsert_sql(&m, "?1", "?2"),
             "INSERT INTO \"t\" (\"id\", \"n\") VALUES (?1, ?2) ON CONFLICT (\"id\") \
              DO UPDATE SET \"n\" = COALESCE(\"t\".\"n\", 0) + excluded.\"n\""
+        );
+    }
+
+    #[test]
+    fn row_statements() {
+        let mut target = Target {
+            mapping: Mapping {
+                buffer: "b".into(),
+                table: "g".into(),
+                column: String::new(),
+                id_column: "id".into(),
+                columns: Some(vec!["n".into(), "hi".into(), "s".into()]),
+                missing: Missing::Insert,
+            },
+            kind: IdKind::Int {
+                min: i64::MIN,
+                max: i64::MAX,
+            },
+            columns: vec![
+                ("n".into(), ColKind::Int { min: 0, max: 9 }),
+                ("hi".into(), ColKind::Int { min: 0, max: 9 }),
+                ("s".into(), ColKind::Text { max_chars: None }),
+            ],
+        };
+        let cells: RowUpdate = vec![
+            (0, Op::Incr, Param::Int(1)),
+            (1, Op::Max, Param::Int(2)),
+            (2, Op::Set, Param::Text("x".into())),
+        ];
+        assert_eq!(
+            row_sql(&target, &cells, Dialect::Sqlite),
+            "INSERT INTO \"g\" (\"id\", \"n\", \"hi\", \"s\") VALUES (?1, ?2, ?3, ?4) ON CONFLICT (\"id\") \
+             DO UPDATE SET \"n\" = COALESCE(\"g\".\"n\", 0) + excluded.\"n\", \
+             \"hi\" = MAX(COALESCE(\"g\".\"hi\", excluded.\"hi\"), excluded.\"hi\"), \"s\" = excluded.\"s\""
+        );
+        target.mapping.missing = Missing::Skip;
+        assert_eq!(
+            row_sql(&target, &cells[1..], Dialect::Postgres),
+            "UPDATE \"g\" SET \"hi\" = GREATEST(COALESCE(\"hi\", $2::bigint), $2::bigint), \
+             \"s\" = $3::text WHERE \"id\" = $1::bigint"
         );
     }
 }

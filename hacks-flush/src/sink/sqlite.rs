@@ -6,9 +6,10 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{
-    upsert_sql, Outcome, Record, Reject, Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+    row_sql, upsert_sql, ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate, Sink,
+    SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
 };
-use crate::args::Mapping;
+use crate::args::{Mapping, Missing};
 use crate::member::{Id, IdKind};
 use crate::signals;
 
@@ -176,12 +177,14 @@ impl Sink for SqliteSink {
                 .find(|c| c.name.eq_ignore_ascii_case(name))
                 .ok_or_else(|| SinkError::Config(format!("table {} has no column {name}", m.table)))
         };
-        let value = find(&m.column)?;
-        if affinity(&value.decl_type) != Affinity::Integer {
-            return Err(SinkError::Config(format!(
-                "column {}.{} is {:?}, not an integer column",
-                m.table, m.column, value.decl_type
-            )));
+        if m.columns.is_none() {
+            let value = find(&m.column)?;
+            if affinity(&value.decl_type) != Affinity::Integer {
+                return Err(SinkError::Config(format!(
+                    "column {}.{} is {:?}, not an integer column",
+                    m.table, m.column, value.decl_type
+                )));
+            }
         }
         let id = find(&m.id_column)?;
         let kind = match affinity(&id.decl_type) {
@@ -210,6 +213,11 @@ impl Sink for SqliteSink {
             let rowid = single_pk && c.pk == 1 && c.decl_type.eq_ignore_ascii_case("INTEGER");
             let ours =
                 c.name.eq_ignore_ascii_case(&m.column) || c.name.eq_ignore_ascii_case(&m.id_column);
+            // Rows mode (`m.column` empty): a row may leave any buffered column out, so only
+            // the id is exempt; with --missing skip nothing is ever inserted.
+            if m.missing == Missing::Skip {
+                continue;
+            }
             if c.not_null && !c.has_default && !rowid && !ours {
                 return Err(SinkError::Config(format!(
                     "column {}.{} is NOT NULL without a default: missing rows cannot be inserted",
@@ -241,12 +249,96 @@ impl Sink for SqliteSink {
         .map_err(retry)
     }
 
+    fn check_columns(&mut self, m: &Mapping) -> Result<Vec<ColKind>, SinkError> {
+        let con = self.con()?;
+        let cols = Self::columns(con, &m.table)?;
+        let mut kinds = Vec::new();
+        for name in m.columns.iter().flatten() {
+            let c = cols
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    SinkError::Config(format!("table {} has no column {name}", m.table))
+                })?;
+            let t = c.decl_type.to_ascii_uppercase();
+            kinds.push(match affinity(&c.decl_type) {
+                Affinity::Integer => ColKind::Int {
+                    min: i64::MIN,
+                    max: i64::MAX,
+                },
+                Affinity::Text => ColKind::Text { max_chars: None },
+                Affinity::Other if t.is_empty() || t.contains("BLOB") => ColKind::Bytes,
+                Affinity::Other => {
+                    return Err(SinkError::Config(format!(
+                        "column {}.{name} is {:?}: buffered columns must be integer, text or blob",
+                        m.table, c.decl_type
+                    )))
+                }
+            });
+        }
+        Ok(kinds)
+    }
+
+    fn apply_rows(
+        &mut self,
+        target: &Target,
+        record: &Record,
+        rows: &[(Id, RowUpdate)],
+        rejects: &[Reject],
+    ) -> Result<(Outcome, u64), SinkError> {
+        let mut skipped = 0u64;
+        let outcome = self.transact(record, rejects, |tx| {
+            for (id, cells) in rows {
+                let mut st = tx.prepare_cached(&row_sql(target, cells, Dialect::Sqlite))?;
+                let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 1);
+                params.push(match id {
+                    Id::Int(n) => n,
+                    Id::Text(s) => s,
+                });
+                for (_, _, p) in cells {
+                    params.push(match p {
+                        Param::Int(n) => n,
+                        Param::Text(s) => s,
+                        Param::Bytes(b) => b,
+                    });
+                }
+                if st.execute(params.as_slice())? == 0 {
+                    skipped += 1;
+                }
+            }
+            Ok(())
+        })?;
+        Ok((outcome, skipped))
+    }
+
     fn apply(
         &mut self,
         target: &Target,
         record: &Record,
         rows: &[(Id, i64)],
         rejects: &[Reject],
+    ) -> Result<Outcome, SinkError> {
+        self.transact(record, rejects, |tx| {
+            let mut st = tx.prepare_cached(&upsert_sql(&target.mapping, "?1", "?2"))?;
+            for (id, value) in rows {
+                match id {
+                    Id::Int(n) => st.execute(params![n, value]),
+                    Id::Text(s) => st.execute(params![s, value]),
+                }?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl SqliteSink {
+    /// One transaction: record the batch (or find it recorded), run `body`, record the
+    /// rejects, commit.
+    fn transact(
+        &mut self,
+        record: &Record,
+        rejects: &[Reject],
+        body: impl FnOnce(&rusqlite::Transaction) -> Result<(), rusqlite::Error>,
     ) -> Result<Outcome, SinkError> {
         let result = (|| {
             let con = self.con()?;
@@ -291,17 +383,8 @@ impl Sink for SqliteSink {
                     _ => Outcome::AlreadyApplied,
                 });
             }
+            body(&tx).map_err(retry)?;
             {
-                let mut st = tx
-                    .prepare_cached(&upsert_sql(&target.mapping, "?1", "?2"))
-                    .map_err(retry)?;
-                for (id, value) in rows {
-                    match id {
-                        Id::Int(n) => st.execute(params![n, value]),
-                        Id::Text(s) => st.execute(params![s, value]),
-                    }
-                    .map_err(retry)?;
-                }
                 let mut st = tx
                     .prepare_cached(&format!(
                         "INSERT INTO {REJECTS_TABLE} (buffer, batch_id, member, value, reason) \
@@ -362,6 +445,8 @@ mod tests {
             table: table.into(),
             column: column.into(),
             id_column: id.into(),
+            columns: None,
+            missing: Missing::Insert,
         }
     }
 
@@ -429,6 +514,7 @@ mod tests {
         let target = Target {
             mapping: mapping("g", "n", "id"),
             kind: s.check(&mapping("g", "n", "id")).unwrap(),
+            columns: vec![],
         };
         let rec = Record {
             buffer: "buf",
@@ -471,6 +557,7 @@ mod tests {
         let wt = Target {
             mapping: mapping("w", "n", "name"),
             kind: IdKind::Text { max_chars: None },
+            columns: vec![],
         };
         let wr = Record { buffer: "w", ..rec };
         s.apply(

@@ -1,4 +1,4 @@
-//! `HACK.BUFBATCH key batch_id deadline_ms delivery_count [member value ...]`
+//! `HACK.BUFBATCH key batch_id deadline_ms delivery_count [member value | member ROW n (op column value){n} ...]`
 //!
 //! Internal: the effect of a leased `HACK.DRAIN`, as replicas and the AOF receive it (also
 //! what an AOF rewrite emits for batches in flight). With entries it installs the batch
@@ -14,11 +14,13 @@ use crate::module::typedkey::TypedKey;
 
 use crate::buffer::datatype::BUFFER_TYPE;
 use crate::buffer::ids;
-use crate::buffer::store::{Batch, Buffer, Member};
+use crate::buffer::store::{Batch, Buffer};
+use crate::buffer::wire::parse_entries;
 
 pub struct BufBatch;
 
-const PAIR: &[ArgDoc] = &[ArgDoc::string(c"member"), ArgDoc::int(c"value")];
+// An entry is `member value` (plain) or `member ROW n (op column value){n}` (a row).
+const PAIR: &[ArgDoc] = &[ArgDoc::string(c"member"), ArgDoc::string(c"value")];
 const ARGS: &[ArgDoc] = &[
     ArgDoc::key(c"key"),
     ArgDoc::int(c"batch_id"),
@@ -37,7 +39,6 @@ impl Command for BufBatch {
         complexity: c"O(N) where N is the number of entries",
         since: c"0.1.0",
         args: ARGS,
-        argc_step: 2,
         ..CommandDef::BASE
     };
 
@@ -47,11 +48,7 @@ impl Command for BufBatch {
         let delivery = args
             .int_in(4, "delivery_count", 1, i64::MAX)?
             .unsigned_abs();
-        let mut entries: Vec<(Member, i64)> = Vec::with_capacity(args.len().saturating_sub(5) / 2);
-        for i in (5..args.len()).step_by(2) {
-            let v = args.i64_at(i.saturating_add(1))?;
-            entries.push((Member::from(args.bytes(i)?), v));
-        }
+        let entries = parse_entries(args, 5)?;
         // A client could install a batch under an id already acknowledged, and a worker would
         // then skip it as applied: only the master's stream and AOF loading may run it.
         if !ctx.is_replaying()? {

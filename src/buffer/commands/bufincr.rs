@@ -2,7 +2,8 @@
 
 use redis_module::raw;
 
-use crate::buffer::settings::BUFFER_MAX_MEMBERS;
+use crate::buffer::settings;
+use crate::buffer::wire;
 use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
@@ -12,7 +13,7 @@ use crate::module::typedkey::TypedKey;
 
 use crate::buffer::datatype::BUFFER_TYPE;
 use crate::buffer::stats;
-use crate::buffer::store::{Buffer, IncrError};
+use crate::buffer::store::Buffer;
 
 pub struct BufIncr;
 
@@ -41,7 +42,7 @@ impl Command for BufIncr {
         }
         let name = args.raw(1)?;
         let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
-        let max = BUFFER_MAX_MEMBERS.get();
+        let max = settings::limits();
         let values = match key.get_mut()? {
             Some(buf) => incr(ctx, buf, &pairs, max)?,
             None => {
@@ -76,24 +77,20 @@ fn incr(
     ctx: &Ctx,
     buf: &mut Buffer,
     pairs: &[(&[u8], i64)],
-    max: i64,
+    limits: crate::buffer::row::Limits,
 ) -> Result<Vec<i64>, CmdError> {
-    match buf.incr(pairs, Some(max)) {
+    match buf.incr(pairs, Some(&limits)) {
         Ok(v) => Ok(v),
-        Err(IncrError::Overflow) => Err(CmdError::Static(
-            "ERR increment or decrement would overflow",
-        )),
         // The master already admitted this write: a replica or an AOF replay applies it
-        // whatever its own setting, or the copies would diverge.
-        Err(IncrError::TooManyMembers { .. }) if ctx.is_replaying()? => buf
+        // whatever its own settings, or the copies would diverge.
+        Err(e) if wire::is_cap(&e) && ctx.is_replaying()? => buf
             .incr(pairs, None)
-            .map_err(|_| CmdError::Static("ERR increment or decrement would overflow")),
-        Err(IncrError::TooManyMembers { max }) => {
-            stats::REFUSED_FULL.incr();
-            Err(CmdError::msg(format!(
-                "ERR buffer is full: it holds hacks.buffer-max-members ({max}) pending members; \
-                 drain it or raise the limit (existing members can still be incremented)"
-            )))
+            .map_err(|e| wire::refusal(e, wire::default_column)),
+        Err(e) => {
+            if wire::is_cap(&e) {
+                stats::REFUSED_FULL.incr();
+            }
+            Err(wire::refusal(e, wire::default_column))
         }
     }
 }

@@ -17,8 +17,8 @@ impl Command for BufInfo {
         flags: c"readonly",
         arity: 2,
         keys: KeySpec::one(KeySpec::READ),
-        summary: c"Shows a write buffer's pending members, batches in flight with lease deadlines and delivery counts, and the newest batch id in flight; nil when the key does not exist.",
-        complexity: c"O(B) where B is the number of batches in flight",
+        summary: c"Shows a write buffer's pending members and columns, memory, batches in flight with lease deadlines and delivery counts, and the newest batch id in flight; nil when the key does not exist.",
+        complexity: c"O(P+B) where P is the number of pending members (for memory_bytes) and B the number of batches in flight",
         since: c"0.1.0",
         args: &[ArgDoc::key(c"key")],
         ..CommandDef::BASE
@@ -32,9 +32,13 @@ impl Command for BufInfo {
         // Reading the clock is fine here: nothing is written or replicated.
         let now_ms = ctx.now_us()?.div_euclid(1000);
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        ctx.reply_map(5)?;
+        ctx.reply_map(7)?;
         ctx.reply_bulk(b"pending_members")?;
         ctx.reply_i64(clamp(buf.pending_len() as u64))?;
+        ctx.reply_bulk(b"pending_columns")?;
+        ctx.reply_i64(clamp(buf.pending_columns() as u64))?;
+        ctx.reply_bulk(b"memory_bytes")?;
+        ctx.reply_i64(clamp(buf.heap_bytes() as u64))?;
         ctx.reply_bulk(b"max_pending_members")?;
         ctx.reply_i64(BUFFER_MAX_MEMBERS.get())?;
         // A stable fact (two reads of an unchanged buffer are identical), not a preview of

@@ -11,7 +11,8 @@ use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
 use crate::buffer::datatype::BUFFER_TYPE;
-use crate::buffer::store::{Buffer, Member};
+use crate::buffer::store::Buffer;
+use crate::buffer::wire::{push_entry, reply_entries};
 use crate::buffer::{ids, stats};
 
 pub struct Drain;
@@ -86,16 +87,6 @@ fn parse(args: &Args) -> Result<(usize, Option<i64>), CmdError> {
     Ok((count, lease))
 }
 
-/// Reply entries as a map (RESP3) or a flat `member, value, ...` array (RESP2).
-fn reply_entries(ctx: &Ctx, entries: &[(Member, i64)]) -> Result<(), CmdError> {
-    ctx.reply_map(entries.len())?;
-    for (m, v) in entries {
-        ctx.reply_bulk(m)?;
-        ctx.reply_i64(*v)?;
-    }
-    Ok(())
-}
-
 /// Delete the key once nothing is pending and nothing is in flight.
 fn delete_if_empty(key: &mut TypedKey<'_, Buffer>) -> Result<(), CmdError> {
     if key.get()?.is_some_and(Buffer::is_empty) {
@@ -160,7 +151,7 @@ fn leased(
         stats::BATCHES_LEASED.incr();
         stats::DRAINED_ENTRIES.add(batch.entries.len() as u64);
         for (m, v) in &batch.entries {
-            ok = ok && effect.push(m) && effect.push_int(i128::from(*v));
+            ok = ok && push_entry(&mut effect, m, v);
         }
     } else {
         stats::LEASES_EXPIRED.incr();

@@ -8,10 +8,12 @@ pub mod ack;
 pub mod bufbatch;
 pub mod bufincr;
 pub mod bufinfo;
+pub mod bufupdate;
 pub mod drain;
 
 pub fn register_all(ctx: &Ctx) -> Result<(), String> {
     register::<bufincr::BufIncr>(ctx)?;
+    register::<bufupdate::BufUpdate>(ctx)?;
     register::<drain::Drain>(ctx)?;
     register::<ack::Ack>(ctx)?;
     register::<bufinfo::BufInfo>(ctx)?;

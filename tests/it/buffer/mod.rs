@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::common::*;
 
+mod rows;
+
 /// Entries of a RESP2 flat array or a RESP3 map, in reply order.
 fn entries(v: &Value) -> Vec<(String, i64)> {
     match v {
@@ -296,11 +298,11 @@ fn every_error_leaves_keys_unchanged() {
         ),
         (
             &["HACK.BUFBATCH", "b", "5", "2", "1", "m"],
-            "ERR wrong number of arguments",
+            "ERR malformed batch entry",
         ),
         (
             &["HACK.BUFBATCH", "b", "5", "2", "1", "m", "x"],
-            "ERR value is not an integer",
+            "ERR malformed batch entry",
         ),
         (
             &["HACK.BUFBATCH", "b", "5", "2", "1", "m", "1"],

@@ -185,6 +185,8 @@ fn slot_migration_under_load_keeps_exact_totals() {
         std::collections::BTreeMap::<String, i64>::new(),
         0i64,
         0i64,
+        // Rows (HACK.BUFUPDATE): member -> (INCR sum, MAX).
+        std::collections::BTreeMap::<String, (i64, i64)>::new(),
     )));
     let distinct = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut writers = vec![];
@@ -206,7 +208,29 @@ fn slot_migration_under_load_keeps_exact_totals() {
                 .is_ok()
                 {
                     let mut p = produced.lock().unwrap();
-                    *p.0.entry(member).or_insert(0) += inc;
+                    *p.0.entry(member.clone()).or_insert(0) += inc;
+                }
+                let hi = (n * 31 % 1000) as i64;
+                if q::<i64>(
+                    &mut c,
+                    &[
+                        "HACK.BUFUPDATE",
+                        "{mig}:rows",
+                        &member,
+                        "INCR",
+                        "n",
+                        &inc.to_string(),
+                        "MAX",
+                        "hi",
+                        &hi.to_string(),
+                    ],
+                )
+                .is_ok()
+                {
+                    let mut p = produced.lock().unwrap();
+                    let e = p.3.entry(member.clone()).or_insert((0, i64::MIN));
+                    e.0 += inc;
+                    e.1 = e.1.max(hi);
                 }
                 if q::<i64>(&mut c, &["HACK.TSINCR", "{mig}:ts", &inc.to_string()]).is_ok() {
                     produced.lock().unwrap().1 += inc;
@@ -286,7 +310,7 @@ fn slot_migration_under_load_keeps_exact_totals() {
     }
     assert_eq!(cl.owner_of(slot, 0), target);
     let mut c = cl.client();
-    let (want_buf, want_ts, last_token) = produced.lock().unwrap().clone();
+    let (want_buf, want_ts, last_token, want_rows) = produced.lock().unwrap().clone();
     assert!(last_token > 0, "locks were taken during the move");
     assert_eq!(
         drain_all(&mut c, "{mig}:buf"),
@@ -305,6 +329,22 @@ fn slot_migration_under_load_keeps_exact_totals() {
     let want: i64 = q(&mut c, &["PFCOUNT", "{mig}:check"]).unwrap();
     let got: i64 = q(&mut c, &["HACK.TSCOUNT", "{mig}:d", "-", "+"]).unwrap();
     assert_eq!(got, want, "distinct count after migration");
+    // Rows travel with their op kinds: one drain holds every member (13 < COUNT).
+    // member -> [(column, (op, value))]
+    type Drained = Vec<(String, Vec<(String, (String, i64))>)>;
+    let v: Drained = q(&mut c, &["HACK.DRAIN", "{mig}:rows", "COUNT", "1000"]).unwrap();
+    let got: std::collections::BTreeMap<String, (i64, i64)> = v
+        .into_iter()
+        .map(|(m, cols)| {
+            let col = |name: &str, op: &str| {
+                let (_, (o, n)) = cols.iter().find(|(c, _)| c == name).unwrap();
+                assert_eq!(o, op);
+                *n
+            };
+            (m, (col("n", "INCR"), col("hi", "MAX")))
+        })
+        .collect();
+    assert_eq!(got, want_rows, "rows after migration");
 }
 
 #[test]
