@@ -281,6 +281,16 @@ fn type_id(name: &str, encver: u64) -> u64 {
 }
 
 const TYPES: [&str; 3] = ["hacks-tss", "hacks-buf", "hacks-lck"];
+
+/// The encoding version each type writes today (buffers: 2, rows; version 1 still loads,
+/// and the hand-built edge cases below use it).
+fn encoding_of(ty: &str) -> u64 {
+    if ty == "hacks-buf" {
+        2
+    } else {
+        1
+    }
+}
 const RATELIMIT: &str = "ratelimit";
 
 // ---------------------------------------------------------------------------------------
@@ -661,7 +671,7 @@ fn module_seed(c: &mut Connection, key: &str) -> Seed {
     let d = dump(c, key);
     let (body, rdb_ver) = unseal(&d);
     let value = parse_module_value(&body);
-    assert_eq!(value.id, type_id(ty, 1), "module id of {key}");
+    assert_eq!(value.id, type_id(ty, encoding_of(ty)), "module id of {key}");
     // The encoder reproduces DUMP's bytes for values without int-encoded strings.
     if value.encode(false) == body {
         assert_eq!(seal(&body, rdb_ver), d);
