@@ -497,3 +497,27 @@ fn persistence_keeps_buffers_exactly() {
     let used: i64 = int(&cmd(&mut c, &["MEMORY", "USAGE", "buf:0"]));
     assert!(used > 100, "MEMORY USAGE reports the buffer: {used}");
 }
+
+/// BUFINFO once replied `next_batch_id`, a preview of the clock that changed on every call:
+/// two reads of an unchanged buffer must now be identical, in flight or not.
+#[test]
+fn bufinfo_of_an_unchanged_buffer_reads_the_same() {
+    let s = Server::start();
+    let mut c = s.conn();
+    cmd(&mut c, &["HACK.BUFINCR", "b", "m1", "1", "m2", "2"]);
+    let first = cmd(&mut c, &["HACK.BUFINFO", "b"]);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(cmd(&mut c, &["HACK.BUFINFO", "b"]), first);
+    let leased = lease(&mut c, "b", 1, 60_000).unwrap();
+    let without_remaining = |c: &mut Connection| {
+        let t = format!("{:?}", cmd(c, &["HACK.BUFINFO", "b"]));
+        t[..t.find("lease_remaining_ms").unwrap()].to_string()
+    };
+    let a = without_remaining(&mut c);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(without_remaining(&mut c), a);
+    assert!(
+        a.contains(&leased.0.to_string()),
+        "newest_batch_id is the batch in flight: {a}"
+    );
+}
