@@ -25,7 +25,7 @@ pub struct Waiter<H> {
     pub handle: H,
     pub owner: Vec<u8>,
     pub ttl_ms: i64,
-    /// The server timer that wakes the event loop at the WAIT deadline, if any.
+    /// The module timer that ends the wait at its WAIT deadline, if any.
     pub wake: Option<u64>,
 }
 

@@ -142,13 +142,19 @@ pub fn block(
     holder_expiry_ms: Option<i64>,
     now_ms: i64,
 ) -> Result<(), CmdError> {
-    let handle = block_client(ctx, timeout_ms)?;
+    // No server-side timeout: a module timer owns the deadline (`on_deadline`). Redis 7.0
+    // checks blocked clients' timeouts just before it runs the replies of clients a module
+    // unblocked, so a waiter handed the lock in the iteration its timeout passed was timed
+    // out by the server and its token reply dropped: it held a lock it never heard of.
+    // With one timer owning the timeout, a waiter is handed the lock or times out, never
+    // both (as semaphore waiters, `semaphore/wait.rs`).
+    let handle = block_client(ctx, 0)?;
     let key = &lock.id();
     let waiter = Waiter {
         handle,
         owner: owner.to_vec(),
         ttl_ms,
-        wake: wake_at_deadline(ctx, timeout_ms),
+        wake: deadline_timer(ctx, handle, timeout_ms),
     };
     if with_queues(|q| q.push(key.clone(), waiter))
         .flatten()
@@ -191,38 +197,57 @@ pub(crate) fn block_client(ctx: &Ctx, timeout_ms: i64) -> Result<usize, CmdError
     Ok(bc as usize)
 }
 
-/// Redis checks blocked clients' timeouts when its event loop wakes up, which an idle
-/// server does only at `hz` (every 100 ms by default): a timer just past the WAIT deadline
-/// wakes it, so a timeout is answered within a millisecond or two. The timer does nothing
-/// itself (the timeout callback does the work) and is stopped when the waiter leaves early.
-pub(crate) fn wake_at_deadline(ctx: &Ctx, timeout_ms: i64) -> Option<u64> {
+/// A timer that ends the wait of `handle` after `timeout_ms` (none for 0: no limit).
+fn deadline_timer(ctx: &Ctx, handle: usize, timeout_ms: i64) -> Option<u64> {
     if timeout_ms <= 0 {
         return None;
     }
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
     let create = unsafe { raw::RedisModule_CreateTimer }?;
-    let delay = timeout_ms.saturating_add(1);
-    // SAFETY: the live context of the calling command; `on_wake` ignores its data, so null.
-    Some(unsafe { create(ctx.raw(), delay, Some(on_wake), std::ptr::null_mut()) })
+    let data = Box::into_raw(Box::new(handle));
+    // SAFETY: a live context; `data` is a `Box<usize>`, reclaimed exactly once: by
+    // `on_deadline` when the timer fires or by `stop_wake` when stopping it succeeds.
+    Some(unsafe { create(ctx.raw(), timeout_ms, Some(on_deadline), data.cast()) })
 }
 
 /// # Safety
-/// Called by the server when a wake timer fires; touches nothing.
-unsafe extern "C" fn on_wake(_ctx: *mut RedisModuleCtx, _data: *mut c_void) {}
-
-fn stop_wake(ctx: &Ctx, w: &Waiter<usize>) {
-    stop_wake_timer(ctx, w.wake);
+/// Called by the server when a timer from `deadline_timer` fires, with its data.
+unsafe extern "C" fn on_deadline(ctx: *mut RedisModuleCtx, data: *mut c_void) {
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: the data of every `on_deadline` timer is a `Box<usize>` (`deadline_timer`),
+    // reclaimed here once (a stopped timer never fires).
+    let handle = *unsafe { Box::from_raw(data.cast::<usize>()) };
+    guarded("wait timeout", || {
+        // SAFETY: `ctx` is the live timer context of this callback; `c` stays in the closure.
+        let c = unsafe { Ctx::from_raw(ctx) };
+        // Still queued: nobody handed it the lock, so its wait ends here (reply nil). Every
+        // other way out of the queue stops this timer first.
+        let Some(left) = with_queues(|q| q.remove(handle)).flatten() else {
+            return;
+        };
+        if let Some(t) = left.orphaned_timer {
+            stop_timer(&c, t);
+        }
+        stats::WAIT_TIMEOUTS.incr();
+        unblock(handle, None);
+    });
 }
 
-/// Stop a waiter's wake timer (from [`wake_at_deadline`]), if it has one.
-pub(crate) fn stop_wake_timer(ctx: &Ctx, wake: Option<u64>) {
+/// Stop a waiter's deadline timer (it left another way) and free its data.
+fn stop_wake(ctx: &Ctx, w: &Waiter<usize>) {
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
-    if let (Some(id), Some(stop)) = (wake, unsafe { raw::RedisModule_StopTimer }) {
-        // Fails harmlessly when the timer already fired (it is what woke us for a timeout).
-        let mut data: *mut c_void = std::ptr::null_mut();
-        // SAFETY: a live context; `data` is a valid out-pointer (a wake timer's data is null,
-        // so nothing is leaked).
-        unsafe { stop(ctx.raw(), id, &mut data) };
+    let (Some(id), Some(stop)) = (w.wake, unsafe { raw::RedisModule_StopTimer }) else {
+        return;
+    };
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a live context; `data` is a valid out-pointer, set only on success.
+    if unsafe { stop(ctx.raw(), id, &mut data) } == raw::REDISMODULE_OK as c_int && !data.is_null()
+    {
+        // SAFETY: stopped before firing, so its `Box<usize>` (from `deadline_timer`) is ours
+        // again and `on_deadline` never runs for it.
+        drop(unsafe { Box::from_raw(data.cast::<usize>()) });
     }
 }
 
