@@ -10,6 +10,8 @@
 //!
 //! `cargo run --release --example sembench -- PORT [pairs] [rounds] [clients] [pipeline] [keyspace]`
 
+use hacks_test_support::resp::{encode, parse, Conn, Reply};
+use hacks_test_support::Rng;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -25,114 +27,6 @@ fn now_ms() -> String {
         .map(|d| d.as_millis())
         .unwrap_or(0)
         .to_string()
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    Int(i64),
-    Nil,
-    Ok(String),
-    Err(String),
-    Bulk(Vec<u8>),
-    Array(Vec<Reply>),
-}
-
-/// Parse one reply at the start of `b`: the reply and its length, or None if incomplete.
-fn parse(b: &[u8]) -> Option<(Reply, usize)> {
-    let end = b.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(&b[1..end]).ok()?;
-    let after = end + 2;
-    match b.first()? {
-        b':' => Some((Reply::Int(line.parse().ok()?), after)),
-        b'+' => Some((Reply::Ok(line.to_string()), after)),
-        b'-' => Some((Reply::Err(line.to_string()), after)),
-        b'_' => Some((Reply::Nil, after)),
-        b'$' => {
-            let n: i64 = line.parse().ok()?;
-            if n < 0 {
-                return Some((Reply::Nil, after));
-            }
-            let n = n as usize;
-            if b.len() < after + n + 2 {
-                return None;
-            }
-            Some((Reply::Bulk(b[after..after + n].to_vec()), after + n + 2))
-        }
-        b'*' => {
-            let n: i64 = line.parse().ok()?;
-            if n < 0 {
-                return Some((Reply::Nil, after));
-            }
-            let mut at = after;
-            let mut items = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                let (r, len) = parse(&b[at..])?;
-                items.push(r);
-                at += len;
-            }
-            Some((Reply::Array(items), at))
-        }
-        _ => panic!("unexpected reply byte {:?}", b[0] as char),
-    }
-}
-
-fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// A blocking connection for set-up and latency runs.
-struct Conn {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    fn open(port: u16) -> Conn {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_nodelay(true).expect("nodelay");
-        Conn { s, buf: Vec::new() }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut out = Vec::new();
-        let raw: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        encode(&mut out, &raw);
-        self.s.write_all(&out).expect("write");
-    }
-
-    fn read(&mut self) -> Reply {
-        loop {
-            if let Some((r, len)) = parse(&self.buf) {
-                self.buf.drain(..len);
-                return r;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.s.read(&mut chunk).expect("read");
-            assert!(n > 0, "server closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn call(&mut self, args: &[&str]) -> Reply {
-        self.send(args);
-        self.read()
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[derive(Clone, Copy)]
