@@ -57,6 +57,7 @@ pub mod io;
 pub mod load;
 pub mod num;
 pub mod replicate;
+pub mod slot;
 pub mod stats;
 pub mod strkey;
 pub mod testhooks;

@@ -431,7 +431,9 @@ pub fn writable_here(ctx: &Ctx, id: &KeyId, retry: bool) -> Result<Option<i64>, 
             "ERR internal error: could not select the db",
         ));
     }
-    if flags & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0 && !waiters::key_is_local(ctx, &id.1) {
+    if flags & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0
+        && !crate::module::slot::key_is_local(ctx, &id.1)
+    {
         if retry {
             fail_all(ctx, id, &waiters::SLOT_MOVED);
         }
