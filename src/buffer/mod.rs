@@ -31,6 +31,7 @@ pub static FAMILY: Family = Family {
     ],
     info: stats::FIELDS,
     gauges: &[],
+    events: crate::module::events::Events::NONE,
 };
 
 fn register(ctx: &Ctx) -> Result<(), String> {

@@ -6,8 +6,9 @@
 //! - `token.rs`: fencing tokens, strictly increasing per key name across deletion,
 //!   restart and failover;
 //! - `queue.rs`: the FIFO queues of waiting clients (of locks and of semaphores), pure Rust;
-//! - `waiters.rs`: blocking, hand-off, the expiry timers and keyspace events (the server
-//!   glue of the queues);
+//! - `waiters.rs`: blocking, hand-off and the expiry timers (the server glue of the queues,
+//!   on `module/blocked.rs` and `module/keytimer.rs`);
+//! - `events.rs`: what deletions, `FLUSHALL`, role changes and closed connections do;
 //! - `effect.rs`: writing a held lock and replicating it as `HACK.LOCKSET ... PXAT`;
 //! - `datatype.rs`: the `hacks-lck` data type (RDB, AOF rewrite, digest, copy, memory);
 //! - `commands/`: one file per command;
@@ -20,6 +21,7 @@ use crate::module::family::Family;
 pub mod commands;
 pub mod datatype;
 pub mod effect;
+pub mod events;
 pub mod lease;
 pub mod queue;
 pub mod semaphore;
@@ -36,12 +38,12 @@ pub static FAMILY: Family = Family {
         (c"lock_waiters_now", waiting_now),
         (c"sem_waiters_now", sem_waiting_now),
     ],
+    events: events::EVENTS,
 };
 
 fn register(ctx: &Ctx) -> Result<(), String> {
     crate::module::datatype::register::<lease::Lock>(ctx)?;
     crate::module::datatype::register::<semaphore::holders::Semaphore>(ctx)?;
-    waiters::register(ctx)?;
     effect::init()?;
     commands::register_all(ctx)
 }

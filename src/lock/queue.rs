@@ -17,8 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
-/// A lock's identity: database number and key name.
-pub type KeyId = (i32, Vec<u8>);
+pub use crate::module::keytimer::{KeyId, Timer};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiter<H> {
@@ -39,13 +38,6 @@ impl<H: Copy> Queued<H> for Waiter<H> {
     fn handle(&self) -> H {
         self.handle
     }
-}
-
-/// A scheduled look at a lock: the server's timer id and when it fires (Unix ms).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timer {
-    pub id: u64,
-    pub due_ms: i64,
 }
 
 #[derive(Debug)]

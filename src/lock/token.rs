@@ -31,9 +31,16 @@ pub fn allocate() -> Result<u64, crate::module::error::CmdError> {
 }
 
 /// [`allocate`] with the command's own clock read (`ctx.now_us()`), so acquiring a lock
-/// reads the clock once.
+/// reads the clock once, where that is a microsecond clock (`CachedMicroseconds`, Redis
+/// 7.2+). Redis 7.0 only has the command time in milliseconds: a token from it could equal
+/// one another node handed out in the same millisecond before a slot move (seen under
+/// load), so there the wall clock is read (`module/clock.rs`).
 pub fn allocate_at(now_us: i64) -> Result<u64, crate::module::error::CmdError> {
-    TOKENS.take_at(now_us).ok_or(ID_SPACE_EXHAUSTED)
+    if crate::module::ffi::has_api!(RedisModule_CachedMicroseconds) {
+        TOKENS.take_at(now_us).ok_or(ID_SPACE_EXHAUSTED)
+    } else {
+        allocate()
+    }
 }
 
 pub const ID_SPACE_EXHAUSTED: crate::module::error::CmdError =

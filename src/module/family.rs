@@ -6,6 +6,7 @@
 
 use super::config::Setting;
 use super::ctx::Ctx;
+use super::events::Events;
 use super::stats::Field;
 
 /// A value that is true now (not counted since load), e.g. waiters queued.
@@ -22,4 +23,6 @@ pub struct Family {
     /// `INFO hacks` counters, then gauges.
     pub info: &'static [Field],
     pub gauges: &'static [Gauge],
+    /// Keyspace and server events it listens to (subscribed once for all families).
+    pub events: Events,
 }

@@ -88,7 +88,7 @@ pub fn init(ctx: &Context, args: &[RedisString], families: &'static [&'static Fa
 }
 
 /// Settings of every family (all registered before the server applies configured values),
-/// then each family's data types, commands and events.
+/// then each family's data types and commands, then the events they listen to.
 fn register_everything(
     c: &Ctx,
     opts: &LoadOptions,
@@ -98,6 +98,7 @@ fn register_everything(
     for f in families {
         (f.register)(c).map_err(|e| format!("{}: {e}", f.name))?;
     }
+    super::events::register(c, families)?;
     if opts.test_hooks {
         register::<super::testhooks::TestPanic>(c)?;
     }

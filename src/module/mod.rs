@@ -42,18 +42,21 @@
 //! freed by it exactly once, through the type's `free`.
 
 pub mod args;
+pub mod blocked;
 pub mod clock;
 pub mod command;
 pub mod config;
 pub mod ctx;
 pub mod datatype;
 pub mod error;
+pub mod events;
 pub mod family;
 pub mod ffi;
 pub mod guard;
 pub mod highwater;
 pub mod info;
 pub mod io;
+pub mod keytimer;
 pub mod load;
 pub mod num;
 pub mod replicate;

@@ -4,7 +4,8 @@
 //! - `call.rs`: one call against its keys (read all, decide all, then write all or none,
 //!   replicating the effects);
 //! - `limiter.rs`: one limit against one key's value (dispatch and type checks, pure);
-//! - `waiters.rs` / `queue.rs`: `WAIT` (blocked clients in FIFO queues, timers, events);
+//! - `waiters.rs` / `queue.rs`: `WAIT` (blocked clients in FIFO queues, timers); `events.rs`:
+//!   what deletions, `FLUSHALL` and role changes do to them;
 //! - `request.rs`: parses and validates the arguments;
 //! - `fixed.rs`, `sliding.rs`, `gcra.rs`: the algorithms, pure functions of (clock,
 //!   parameters, stored state) returning a [`verdict::Outcome`];
@@ -17,6 +18,7 @@ use crate::module::family::Family;
 pub mod call;
 pub mod codec;
 pub mod commands;
+pub mod events;
 pub mod fixed;
 pub mod gcra;
 pub mod limiter;
@@ -34,9 +36,9 @@ pub static FAMILY: Family = Family {
     settings: &[],
     info: stats::FIELDS,
     gauges: &[(c"ratelimit_waiters_now", waiters::waiting_now)],
+    events: events::EVENTS,
 };
 
 fn register(ctx: &Ctx) -> Result<(), String> {
-    waiters::register(ctx)?;
     commands::register_all(ctx)
 }

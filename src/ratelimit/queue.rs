@@ -14,15 +14,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-/// A key's identity: database number and key name.
-pub type KeyId = (i32, Vec<u8>);
-
-/// A scheduled look at a queue: the server's timer id and when it fires (Unix ms).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timer {
-    pub id: u64,
-    pub due_ms: i64,
-}
+pub use crate::module::keytimer::{KeyId, Timer};
 
 #[derive(Debug)]
 struct KeyQueue {

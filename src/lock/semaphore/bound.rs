@@ -3,7 +3,7 @@
 //! - The master keeps an index, client id -> semaphore keys where that client took or
 //!   renewed a BOUND holding (or was admitted as a BOUND waiter). It may name keys the
 //!   client no longer holds (released, expired, deleted): harmless, looked up and skipped.
-//! - The lock family's client-change event callback (`waiters.rs`) calls [`disconnected`]
+//! - The lock family's client-change event hook (`lock/events.rs`) is [`disconnected`],
 //!   for every closed connection: a map lookup, nothing more, unless the client has BOUND
 //!   holdings. Then an immediate timer (no writes inside an event callback) releases them in
 //!   each key, admits waiters and replicates the result, in the same event-loop iteration.
@@ -23,12 +23,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis_module::raw::{self, RedisModuleCtx, RedisModuleKey, RedisModuleString};
 
-use crate::lock::queue::KeyId;
 use crate::lock::stats;
-use crate::lock::waiters;
 use crate::module::args::RStr;
 use crate::module::command::log;
 use crate::module::ctx::Ctx;
+use crate::module::guard::guarded;
+use crate::module::keytimer::KeyId;
 use crate::module::typedkey::TypedKey;
 
 use super::datatype::{SEM_TYPE, STALE};
@@ -109,7 +109,7 @@ unsafe extern "C" fn on_job(ctx: *mut RedisModuleCtx, data: *mut c_void) {
     // SAFETY: the data of every `on_job` timer is a `Box<Job>` (`schedule`), never stopped,
     // so reclaimed here exactly once.
     let job = *unsafe { Box::from_raw(data.cast::<Job>()) };
-    waiters::guarded("semaphore disconnect", || {
+    guarded("semaphore disconnect", || {
         // SAFETY: `ctx` is the live timer context of this callback; `c` stays in the closure.
         let c = unsafe { Ctx::from_raw(ctx) };
         for id in &job.keys {
@@ -173,7 +173,7 @@ pub fn schedule_sweep(ctx: &Ctx) {
 /// # Safety
 /// Called by the server when a timer from `schedule_sweep` fires.
 unsafe extern "C" fn on_sweep(ctx: *mut RedisModuleCtx, _data: *mut c_void) {
-    waiters::guarded("semaphore sweep", || {
+    guarded("semaphore sweep", || {
         // SAFETY: `ctx` is the live timer context of this callback; `c` stays in the closure.
         let c = unsafe { Ctx::from_raw(ctx) };
         let Ok(flags) = c.flags() else {

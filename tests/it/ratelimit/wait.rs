@@ -215,6 +215,89 @@ fn one_refund_admits_three_at_once_and_del_wakes() {
 }
 
 #[test]
+fn flushall_wakes_waiters_and_lock_waiters_alike() {
+    // FLUSHALL sends no per-key events: the waiters hear of it through the server event,
+    // which the module subscribes once for every family (a second subscription by one
+    // family would replace the first family's).
+    let s = Server::start();
+    let mut c = s.conn();
+    avoid_window_edge(&mut c, 3_600_000);
+    ratehit(&mut c, &["f", "1", H]);
+    let mut v = vec!["HACK.RATEHIT".to_string()];
+    v.extend(words(&["f", "1", H, "WAIT", "20000"]));
+    let (_, rx) = blocked(&s, &mut c, v, 1);
+    cmd(&mut c, &["HACK.LOCK", "l", "a", "60000"]);
+    let mut lc = s.conn();
+    let (ltx, lrx) = mpsc::channel();
+    thread::spawn(move || {
+        let v = cmd(&mut lc, &["HACK.LOCK", "l", "b", "60000", "WAIT", "20000"]);
+        let _ = ltx.send(v);
+    });
+    wait_for(&mut c, "hacks_lock_waiters_now", 1);
+    cmd(&mut c, &["FLUSHALL"]);
+    let (v, _) = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+    assert_eq!(
+        ints(&v)[..3],
+        [1, 1, 0],
+        "admitted by the flush, not timed out"
+    );
+    let lv = lrx.recv_timeout(Duration::from_secs(15)).unwrap();
+    assert!(
+        matches!(lv, Value::Int(t) if t > 0),
+        "lock handed over: {lv:?}"
+    );
+}
+
+#[test]
+fn timeouts_racing_admissions_never_lose_a_charge() {
+    // A full key (200 per hour) and 200 waiters with deadlines spread over one second, while
+    // a refund every 5 ms admits the head of the queue: many waiters time out in the very
+    // event-loop iteration they would be admitted in. A waiter is charged exactly when it is
+    // told "allowed": the key's final count is 200 - refunds + the allowed replies.
+    let s = Server::start();
+    let mut c = s.conn();
+    avoid_window_edge(&mut c, 3_600_000);
+    ratehit(&mut c, &["race", "200", H, "COST", "200"]);
+    let (tx, rx) = mpsc::channel();
+    let mut rng = Rng(7);
+    for _ in 0..200 {
+        let mut w = s.conn();
+        let wait = (20 + rng.below(1000)).to_string();
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let _ = tx.send(ratehit(&mut w, &["race", "200", H, "WAIT", &wait])[0]);
+        });
+    }
+    drop(tx);
+    let mut refunds = 0;
+    for _ in 0..200 {
+        ratehit(&mut c, &["race", "200", H, "COST", "-1"]);
+        refunds += 1;
+        sleep(Duration::from_millis(5));
+    }
+    let replies: Vec<i64> = rx.iter().collect();
+    assert_eq!(replies.len(), 200, "every waiter answered");
+    let allowed = replies.iter().filter(|&&v| v == 1).count() as i64;
+    let count: i64 = match cmd(&mut c, &["GET", "race"]) {
+        Value::BulkString(b) => String::from_utf8(b).unwrap().parse().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let timed_out = info_field(&mut c, "hacks_ratelimit_waits_timed_out");
+    println!("race: {allowed} allowed, {timed_out} timed out, count {count}");
+    assert_eq!(
+        count,
+        200 - refunds + allowed,
+        "charged exactly the callers told allowed"
+    );
+    assert_eq!(
+        timed_out,
+        200 - allowed,
+        "every other waiter timed out (none admitted unheard)"
+    );
+    assert_eq!(info_field(&mut c, "hacks_ratelimit_waiters_now"), 0);
+}
+
+#[test]
 fn multi_key_waiter_is_not_overtaken_on_any_key() {
     let s = Server::start();
     let mut c = s.conn();
