@@ -10,7 +10,6 @@
 //! Module aux data (before the keyspace): the batch-id high-water mark.
 
 use std::os::raw::c_int;
-use std::rc::Rc;
 
 use crate::module::args::RStr;
 use crate::module::datatype::ModuleType;
@@ -19,7 +18,7 @@ use crate::module::io::{Aof, Digest, Loader, Saver, StrVec};
 use crate::module::typedkey::DataType;
 
 use super::ids;
-use super::row::{Cell, Op, Row, Value};
+use super::row::{Cell, CellRef, Op, Row, Value};
 use super::settings;
 use super::store::{Batch, Buffer, Member};
 use super::wire;
@@ -158,12 +157,12 @@ fn save_value(io: &Saver, v: &Value) {
         Value::Row(r) => {
             io.unsigned(1);
             io.unsigned(r.len() as u64);
-            for (c, cell) in r.iter() {
+            for (c, op, val) in r.iter() {
                 io.bytes(c);
-                io.unsigned(cell.op().code());
-                match cell {
-                    Cell::Set(b) => io.bytes(b),
-                    other => io.signed(other.int().unwrap_or(0)),
+                io.unsigned(op.code());
+                match val {
+                    CellRef::Bytes(b) => io.bytes(b),
+                    CellRef::Int(n) => io.signed(n),
                 }
             }
         }
@@ -219,7 +218,7 @@ fn load_value(io: &Loader, encver: c_int) -> Option<Value> {
 
 fn load_entry(io: &Loader, encver: c_int) -> Option<(Member, Value)> {
     let m = io.bytes()?;
-    Some((Rc::from(m), load_value(io, encver)?))
+    Some((Member::from(m), load_value(io, encver)?))
 }
 
 fn load(io: &Loader, encver: c_int) -> Option<Buffer> {
@@ -276,8 +275,8 @@ fn load(io: &Loader, encver: c_int) -> Option<Buffer> {
     Some(b)
 }
 
-/// A copy that shares no member names with the original (the copy may be freed on another
-/// thread by lazy free, and `Rc` counts are not atomic).
+/// A copy rebuilt entry by entry (its tables sized for what it holds; the copy may be freed
+/// on another thread by lazy free, so it shares nothing with the original).
 fn deep_copy(b: &Buffer) -> Buffer {
     let mut c = Buffer::new();
     // Batches first, as in `load`.
@@ -285,7 +284,7 @@ fn deep_copy(b: &Buffer) -> Buffer {
         let entries = batch
             .entries
             .iter()
-            .map(|(m, v)| (Rc::from(&m[..]), v.clone()))
+            .map(|(m, v)| (m.clone(), v.clone()))
             .collect();
         c.put_batch(
             id,

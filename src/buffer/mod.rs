@@ -4,6 +4,8 @@
 //! - `commands/`: one file per command;
 //! - `store.rs`: the buffer (pending entries in arrival order, leased batches), pure Rust;
 //! - `row.rs`: row values (columns with INCR/SET/MAX/MIN) and their merge rules, pure Rust;
+//!   `packed.rs`: a row's cells in one allocation; `pending.rs`: pending members in arrival
+//!   order, found by name;
 //! - `ids.rs`: batch ids that are never reused;
 //! - `datatype.rs`: the `hacks-buf` data type (RDB, AOF rewrite, digest, copy, memory);
 //! - `settings.rs`: `hacks.buffer-*`; `stats.rs`: its `INFO hacks` fields.
@@ -15,6 +17,8 @@ use crate::module::family::Family;
 pub mod commands;
 pub mod datatype;
 pub mod ids;
+pub mod packed;
+pub mod pending;
 pub mod row;
 pub mod settings;
 pub mod stats;

@@ -3,7 +3,11 @@
 //!
 //! A member is either [`Value::Plain`] (only the default column, an INCR: exactly today's
 //! integer, no allocation) or [`Value::Row`] (named columns in first-update order, each with
-//! one op kind: INCR adds, MAX/MIN keep the extreme, SET keeps the last bytes written).
+//! one op kind: INCR adds, MAX/MIN keep the extreme, SET keeps the last bytes written),
+//! packed into one allocation (`packed.rs`). [`Row`] / [`Cell`] are the unpacked form
+//! loaders and parsers build before validating it into a [`Value`].
+
+use super::packed::{Packed, PackedCell, PackedIter};
 
 /// The column `HACK.BUFINCR` increments; a member holding only this column as INCR drains
 /// as a plain integer.
@@ -90,25 +94,17 @@ impl Cell {
             Op::Set => Cell::Set(value.into()),
         })
     }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Cell::Set(b) => round16(b.len()),
-            _ => 0,
-        }
-    }
 }
 
-/// A row: (column, cell) in first-update order, no column twice, never empty.
+/// A row as loaders build it: (column, cell) in first-update order ([`Value::from_row`]
+/// checks: no column twice, never empty).
 pub type Row = Vec<(Box<[u8]>, Cell)>;
 
 /// A pending member's value (16 bytes: a plain member costs what an integer did).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Plain(i64),
-    // Boxed so the enum stays two words: plain members are the common case.
-    #[allow(clippy::box_collection)]
-    Row(Box<Row>),
+    Row(Packed),
 }
 
 /// One column update of a call.
@@ -173,17 +169,30 @@ impl Value {
 
     /// The columns as (name, op, integer or bytes) in order, plain members included.
     pub fn cells(&self) -> CellIter<'_> {
-        CellIter { value: self, i: 0 }
+        match self {
+            Value::Plain(v) => CellIter::Plain(Some(*v)),
+            Value::Row(r) => CellIter::Row(r.iter()),
+        }
     }
 
     fn find(&self, column: &[u8]) -> Option<(Op, i64)> {
         match self {
             Value::Plain(v) => (column == DEFAULT_COLUMN).then_some((Op::Incr, *v)),
-            Value::Row(r) => r
-                .iter()
-                .find(|(c, _)| &c[..] == column)
-                .map(|(_, cell)| (cell.op(), cell.int().unwrap_or(0))),
+            Value::Row(r) => r.iter().find(|(c, _, _)| *c == column).map(|(_, op, v)| {
+                (
+                    op,
+                    match v {
+                        CellRef::Int(n) => n,
+                        CellRef::Bytes(_) => 0,
+                    },
+                )
+            }),
         }
+    }
+
+    /// The op and integer (0 for SET) of `column`, if the member holds it.
+    pub fn column(&self, column: &[u8]) -> Option<(Op, i64)> {
+        self.find(column)
     }
 
     /// A loaded or received row in canonical form: a row holding only the default column
@@ -205,26 +214,26 @@ impl Value {
         }
         Some(match row.as_slice() {
             [(c, Cell::Incr(v))] if &c[..] == DEFAULT_COLUMN => Value::Plain(*v),
-            _ => Value::Row(Box::new(row)),
+            _ => {
+                let cells: Vec<PackedCell<'_>> = row
+                    .iter()
+                    .map(|(c, cell)| {
+                        let v = match cell {
+                            Cell::Set(b) => CellRef::Bytes(&b[..]),
+                            other => CellRef::Int(other.int().unwrap_or(0)),
+                        };
+                        (&c[..], cell.op(), v)
+                    })
+                    .collect();
+                Value::Row(Packed::build(&cells))
+            }
         })
     }
 
     pub fn heap_bytes(&self) -> usize {
         match self {
             Value::Plain(_) => 0,
-            Value::Row(r) => {
-                let cells = r
-                    .iter()
-                    .map(|(c, cell)| round16(c.len()).saturating_add(cell.heap_bytes()))
-                    .fold(0, usize::saturating_add);
-                round16(std::mem::size_of::<Row>())
-                    .saturating_add(round16(r.capacity().saturating_mul(std::mem::size_of::<(
-                        Box<[u8]>,
-                        Cell,
-                    )>(
-                    ))))
-                    .saturating_add(cells)
-            }
+            Value::Row(r) => round16(r.byte_len()),
         }
     }
 }
@@ -236,25 +245,19 @@ pub enum CellRef<'a> {
     Bytes(&'a [u8]),
 }
 
-pub struct CellIter<'a> {
-    value: &'a Value,
-    i: usize,
+pub enum CellIter<'a> {
+    Plain(Option<i64>),
+    Row(PackedIter<'a>),
 }
 
 impl<'a> Iterator for CellIter<'a> {
     type Item = (&'a [u8], Op, CellRef<'a>);
     fn next(&mut self) -> Option<Self::Item> {
-        let i = self.i;
-        self.i = self.i.saturating_add(1);
-        match self.value {
-            Value::Plain(v) => (i == 0).then_some((DEFAULT_COLUMN, Op::Incr, CellRef::Int(*v))),
-            Value::Row(r) => r.get(i).map(|(c, cell)| {
-                let v = match cell {
-                    Cell::Set(b) => CellRef::Bytes(&b[..]),
-                    other => CellRef::Int(other.int().unwrap_or(0)),
-                };
-                (&c[..], cell.op(), v)
-            }),
+        match self {
+            CellIter::Plain(v) => v
+                .take()
+                .map(|v| (DEFAULT_COLUMN, Op::Incr, CellRef::Int(v))),
+            CellIter::Row(it) => it.next(),
         }
     }
 }
@@ -319,39 +322,48 @@ pub fn stage(
     Ok((staged, new_columns))
 }
 
-fn cell_of(u: &Update<'_>, v: i64) -> Cell {
+fn cell_of<'a>(u: &Update<'a>, v: i64) -> CellRef<'a> {
     match u.op {
-        Op::Incr => Cell::Incr(v),
-        Op::Max => Cell::Max(v),
-        Op::Min => Cell::Min(v),
-        Op::Set => Cell::Set(u.bytes.into()),
+        Op::Set => CellRef::Bytes(u.bytes),
+        _ => CellRef::Int(v),
     }
 }
 
-/// Write staged updates (from [`stage`], which accepted them) into a member's value.
+/// Write staged updates (from [`stage`], which accepted them) into a member's value: a new
+/// packed row (one allocation) unless the member stays plain.
 pub fn apply(current: Option<Value>, updates: &[Update<'_>], staged: &[i64]) -> Value {
     let only_default = |us: &[Update<'_>]| {
         us.iter()
             .all(|u| u.op == Op::Incr && u.column == DEFAULT_COLUMN)
     };
-    let mut value = match current {
-        None if only_default(updates) => Value::Plain(0),
-        None => Value::Row(Box::new(Vec::with_capacity(updates.len()))),
-        Some(Value::Plain(v)) if !only_default(updates) => {
-            Value::Row(Box::new(vec![(DEFAULT_COLUMN.into(), Cell::Incr(v))]))
+    match current {
+        None | Some(Value::Plain(_)) if only_default(updates) => {
+            let base = match current {
+                Some(Value::Plain(v)) => v,
+                _ => 0,
+            };
+            Value::Plain(staged.last().copied().unwrap_or(base))
         }
-        Some(v) => v,
-    };
-    for (u, v) in updates.iter().zip(staged) {
-        match &mut value {
-            Value::Plain(p) => *p = *v,
-            Value::Row(r) => match r.iter_mut().find(|(c, _)| &c[..] == u.column) {
-                Some((_, cell)) => *cell = cell_of(u, *v),
-                None => r.push((u.column.into(), cell_of(u, *v))),
-            },
+        current => {
+            let mut cells: Vec<PackedCell<'_>> = Vec::with_capacity(
+                current
+                    .as_ref()
+                    .map_or(0, Value::columns)
+                    .saturating_add(updates.len()),
+            );
+            if let Some(v) = &current {
+                cells.extend(v.cells());
+            }
+            for (u, v) in updates.iter().zip(staged) {
+                let cell = cell_of(u, *v);
+                match cells.iter_mut().find(|(c, _, _)| *c == u.column) {
+                    Some(slot) => slot.2 = cell,
+                    None => cells.push((u.column, u.op, cell)),
+                }
+            }
+            Value::Row(Packed::build(&cells))
         }
     }
-    value
 }
 
 #[cfg(test)]

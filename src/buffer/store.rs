@@ -2,23 +2,19 @@
 //! batches in flight. The server glue (`command.rs`) only parses, calls these methods and
 //! replicates; every rule lives here and is unit-tested without Redis.
 //!
-//! - Pending members keep first-arrival order, so DRAIN hands out the oldest first. Each
-//!   pending member carries the sequence number of its place in the order queue; a queue
-//!   slot whose number no longer matches (the member was removed by name, through
-//!   replication, and maybe added again) is stale and skipped when met, so every operation
-//!   stays O(what it touches), and the queue is compacted when stale slots dominate.
+//! - Pending members keep first-arrival order, so DRAIN hands out the oldest first
+//!   (`pending.rs`: one slot per member, found by name in O(1)).
 //! - A leased batch owns its entries: increments that arrive meanwhile accumulate as new
 //!   pending values and never join it. An expired batch is handed out again whole, under
 //!   the same id.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::rc::Rc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::row::{self, Cell, Op, DEFAULT_COLUMN};
+use super::row::{self, round16, Op, DEFAULT_COLUMN};
 pub use super::row::{Limits, Update, UpdateError, Value};
 
-/// A member name (shared between the pending map and the order queue).
-pub type Member = Rc<[u8]>;
+pub use super::pending::Member;
+use super::pending::Pending;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
@@ -31,10 +27,7 @@ pub struct Batch {
 
 #[derive(Debug, Default, Clone)]
 pub struct Buffer {
-    /// member -> (pending value, sequence number of its order slot)
-    pending: HashMap<Member, (Value, u64)>,
-    order: VecDeque<(u64, Member)>,
-    next_seq: u64,
+    pending: Pending,
     /// Columns over all pending members (a plain member counts one).
     columns: usize,
     batches: BTreeMap<u64, Batch>,
@@ -80,13 +73,13 @@ impl Buffer {
     /// The pending integer of a plain member.
     pub fn pending_value(&self, member: &[u8]) -> Option<i64> {
         match self.pending.get(member) {
-            Some((Value::Plain(v), _)) => Some(*v),
+            Some(Value::Plain(v)) => Some(*v),
             _ => None,
         }
     }
 
     pub fn pending(&self, member: &[u8]) -> Option<&Value> {
-        self.pending.get(member).map(|(v, _)| v)
+        self.pending.get(member)
     }
 
     pub fn batches(&self) -> impl Iterator<Item = (u64, &Batch)> {
@@ -103,27 +96,17 @@ impl Buffer {
 
     /// Pending entries, oldest first.
     pub fn pending_in_order(&self) -> impl Iterator<Item = (&Member, &Value)> {
-        self.order
-            .iter()
-            .filter_map(move |(seq, m)| match self.pending.get(m) {
-                Some((v, s)) if s == seq => Some((m, v)),
-                _ => None,
-            })
+        self.pending.iter()
     }
 
     fn insert_new(&mut self, m: &[u8], v: Value) {
-        let name: Member = Rc::from(m);
-        let seq = self.next_seq;
-        // 2^64 insertions never happen; wrapping keeps this total regardless.
-        self.next_seq = self.next_seq.wrapping_add(1);
-        self.order.push_back((seq, name.clone()));
         self.columns = self.columns.saturating_add(v.columns());
-        self.pending.insert(name, (v, seq));
+        self.pending.push(m, v);
     }
 
-    fn remove_pending(&mut self, m: &[u8]) -> Option<(Value, u64)> {
+    fn remove_pending(&mut self, m: &[u8]) -> Option<Value> {
         let out = self.pending.remove(m);
-        if let Some((v, _)) = &out {
+        if let Some(v) = &out {
             self.columns = self.columns.saturating_sub(v.columns());
         }
         out
@@ -132,7 +115,7 @@ impl Buffer {
     /// Install a pending member as loaded (RDB, copy): false if it is already pending
     /// (a real value never holds a member twice).
     pub fn insert_loaded(&mut self, m: &[u8], v: Value) -> bool {
-        if self.pending.contains_key(m) {
+        if self.pending.contains(m) {
             return false;
         }
         self.insert_new(m, v);
@@ -164,30 +147,26 @@ impl Buffer {
             };
             let base = match earlier.and_then(|j| staged.get(j)) {
                 Some(v) => *v,
-                None => match self.pending.get(*m) {
-                    Some((Value::Plain(v), _)) => *v,
-                    Some((Value::Row(r), _)) => {
-                        match r.iter().find(|(c, _)| &c[..] == DEFAULT_COLUMN) {
-                            Some((_, Cell::Incr(v))) => *v,
-                            Some((_, cell)) => {
-                                return Err(UpdateError::OpConflict {
-                                    at: i,
-                                    held: cell.op(),
-                                    wanted: Op::Incr,
-                                })
-                            }
-                            None => {
-                                if let Some(l) = limits {
-                                    if r.len() >= l.max_columns {
-                                        return Err(UpdateError::TooManyColumns {
-                                            max: l.max_columns,
-                                        });
-                                    }
-                                }
-                                0
-                            }
+                None => match self.pending.get(m) {
+                    Some(Value::Plain(v)) => *v,
+                    Some(v @ Value::Row(_)) => match v.column(DEFAULT_COLUMN) {
+                        Some((Op::Incr, n)) => n,
+                        Some((held, _)) => {
+                            return Err(UpdateError::OpConflict {
+                                at: i,
+                                held,
+                                wanted: Op::Incr,
+                            })
                         }
-                    }
+                        None => {
+                            if let Some(l) = limits {
+                                if v.columns() >= l.max_columns {
+                                    return Err(UpdateError::TooManyColumns { max: l.max_columns });
+                                }
+                            }
+                            0
+                        }
+                    },
                     None => {
                         new_members = new_members.saturating_add(1);
                         0
@@ -204,16 +183,14 @@ impl Buffer {
             }
         }
         for ((m, _), v) in pairs.iter().zip(&staged) {
-            match self.pending.get_mut(*m) {
-                Some((Value::Plain(p), _)) => *p = *v,
-                Some((Value::Row(r), _)) => {
-                    match r.iter_mut().find(|(c, _)| &c[..] == DEFAULT_COLUMN) {
-                        Some((_, cell)) => *cell = Cell::Incr(*v),
-                        None => {
-                            r.push((DEFAULT_COLUMN.into(), Cell::Incr(*v)));
-                            self.columns = self.columns.saturating_add(1);
-                        }
-                    }
+            match self.pending.get_mut(m) {
+                Some(Value::Plain(p)) => *p = *v,
+                Some(slot @ Value::Row(_)) => {
+                    let before = slot.columns();
+                    let old = std::mem::replace(slot, Value::Plain(0));
+                    *slot = row::apply(Some(old), &[Update::incr(DEFAULT_COLUMN, 0)], &[*v]);
+                    let gained = slot.columns().saturating_sub(before);
+                    self.columns = self.columns.saturating_add(gained);
                 }
                 None => self.insert_new(m, Value::Plain(*v)),
             }
@@ -229,7 +206,7 @@ impl Buffer {
         updates: &[Update<'_>],
         limits: Option<&Limits>,
     ) -> Result<usize, UpdateError> {
-        let current = self.pending.get(member).map(|(v, _)| v);
+        let current = self.pending.get(member);
         let (staged, new_columns) = row::stage(current, updates, limits)?;
         if current.is_none() {
             if let Some(l) = limits {
@@ -240,7 +217,7 @@ impl Buffer {
         }
         self.columns = self.columns.saturating_add(new_columns);
         match self.pending.get_mut(member) {
-            Some((slot, _)) => {
+            Some(slot) => {
                 let old = std::mem::replace(slot, Value::Plain(0));
                 *slot = row::apply(Some(old), updates, &staged);
                 Ok(slot.columns())
@@ -258,14 +235,9 @@ impl Buffer {
 
     /// Remove and return the oldest pending entry.
     fn pop_oldest(&mut self) -> Option<(Member, Value)> {
-        while let Some((seq, m)) = self.order.pop_front() {
-            if matches!(self.pending.get(&m), Some((_, s)) if *s == seq) {
-                if let Some((v, _)) = self.remove_pending(&m) {
-                    return Some((m, v));
-                }
-            }
-        }
-        None
+        let (m, v) = self.pending.pop_oldest()?;
+        self.columns = self.columns.saturating_sub(v.columns());
+        Some((m, v))
     }
 
     /// Plain drain: remove up to `n` pending entries, oldest first. Leased batches are never
@@ -278,7 +250,6 @@ impl Buffer {
                 None => break,
             }
         }
-        self.compact_order();
         out
     }
 
@@ -287,7 +258,6 @@ impl Buffer {
         for m in members {
             self.remove_pending(m);
         }
-        self.compact_order();
     }
 
     /// The batch whose lease ran out first, if any ran out by `now_ms`.
@@ -361,7 +331,6 @@ impl Buffer {
         }
         self.deadlines.insert((batch.deadline_ms, id));
         self.batches.insert(id, batch);
-        self.compact_order();
     }
 
     /// Acknowledge a batch: true if it was in flight (leased or expired) and is now gone.
@@ -375,76 +344,29 @@ impl Buffer {
         }
     }
 
-    /// Drop stale names once they dominate the queue, so it stays O(pending) in size.
-    fn compact_order(&mut self) {
-        let bound = |pending: usize| pending.saturating_mul(2).saturating_add(16);
-        if self.order.len() > bound(self.pending.len()) {
-            let pending = &self.pending;
-            self.order
-                .retain(|(seq, m)| matches!(pending.get(m), Some((_, s)) if s == seq));
-            self.order.shrink_to(bound(self.pending.len()));
-        }
-        if self.pending.is_empty() {
-            // Nothing pending: sequence numbers can start over.
-            self.order.clear();
-        }
-    }
-
     /// Rough heap bytes held (for `MEMORY USAGE`): allocations of names, map slots, queue
     /// slots and batch entries.
     pub fn heap_bytes(&self) -> usize {
         // An estimate of sizes of live allocations: saturating arithmetic can only matter
         // past the address space, where any answer will do.
-        const RC_HEADER: usize = 16;
-        // Allocations come in 16-byte size classes at least.
-        let round = |n: usize| n.div_ceil(16).saturating_mul(16);
-        let names: usize = self
-            .pending
-            .iter()
-            .map(|(m, (v, _))| {
-                round(RC_HEADER.saturating_add(m.len())).saturating_add(v.heap_bytes())
-            })
-            .fold(0, usize::saturating_add);
-        // The hash table allocates a power of two of slots (7/8 usable) plus one control byte
-        // per slot and a 16-byte group tail.
-        let slots = match self.pending.capacity() {
-            0 => 0,
-            c => (c.saturating_mul(8) / 7).next_power_of_two().max(4),
-        };
-        let map = if slots == 0 {
-            0
-        } else {
-            let slot = std::mem::size_of::<(Member, (Value, u64))>().saturating_add(1);
-            round(slots.saturating_mul(slot).saturating_add(16))
-        };
-        let queue = self
-            .order
-            .capacity()
-            .saturating_mul(std::mem::size_of::<(u64, Member)>());
         let batches: usize = self
             .batches
             .values()
             .map(|b| {
-                let names = b
+                let owned = b
                     .entries
                     .iter()
-                    .map(|(m, v)| {
-                        RC_HEADER
-                            .saturating_add(m.len())
-                            .saturating_add(v.heap_bytes())
-                    })
+                    .map(|(m, v)| round16(m.len()).saturating_add(v.heap_bytes()))
                     .fold(0, usize::saturating_add);
                 b.entries
                     .capacity()
                     .saturating_mul(std::mem::size_of::<(Member, Value)>())
                     .saturating_add(64)
-                    .saturating_add(names)
+                    .saturating_add(owned)
             })
             .fold(0, usize::saturating_add);
         [
-            names,
-            map,
-            queue,
+            self.pending.heap_bytes(),
             batches,
             self.deadlines.len().saturating_mul(32),
         ]
@@ -643,13 +565,13 @@ mod tests {
             names(&b.drain(10)),
             vec![("a".into(), 1), ("c".into(), 3), ("b".into(), 9)]
         );
-        // Heavy churn keeps the queue bounded.
+        // Heavy churn leaves nothing behind (holes are bounded: pending.rs tests).
         for i in 0..1000 {
             let m = format!("m{}", i % 3);
             b.incr(&[(m.as_bytes(), 1)], None).unwrap();
             b.take_members(&[m.as_bytes()]);
         }
-        assert!(b.order.len() <= 16 + 2 * b.pending_len());
+        assert_eq!(b.pending_len(), 0);
     }
 
     #[test]
