@@ -1,7 +1,7 @@
 //! Every command family on a real Redis Cluster (3 masters, 3 replicas): MOVED redirection
 //! from any node, CROSSSLOT for keys in different slots, hash tags, slot migration under load
-//! with exact totals afterwards, and a failover that keeps every write acknowledged by
-//! `WAIT 1`.
+//! with exact totals afterwards, waiters answered with an error when their slot moves away,
+//! and a failover that keeps every write acknowledged by `WAIT 1`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -345,6 +345,116 @@ fn slot_migration_under_load_keeps_exact_totals() {
         })
         .collect();
     assert_eq!(got, want_rows, "rows after migration");
+}
+
+/// Start `args` (a call with WAIT) on its own connection to node `node`; its reply (or
+/// error text) comes through the channel.
+fn waiter(cl: &Cluster, node: usize, args: &[&str]) -> std::sync::mpsc::Receiver<String> {
+    let mut c = cl.nodes[node].conn();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let words: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+        let r = match q::<Value>(&mut c, &words) {
+            Ok(v) => format!("{v:?}"),
+            Err(e) => format!("ERR {e}"),
+        };
+        let _ = tx.send(r);
+    });
+    rx
+}
+
+#[test]
+fn waiters_get_an_error_when_their_slot_moves_away() {
+    // Rate-limit, lock and semaphore waiters queue on the node that served their key. When
+    // the slot moves (MIGRATE deletes the keys here, which looks at the queues), they cannot
+    // be admitted here any more: each is answered with an error naming the move, not left
+    // waiting for a key this node no longer has.
+    let cl = Cluster::start(3, 0);
+    let slot = cl.slot_of("{w}");
+    let source = cl.owner_of(slot, 0);
+    let target = (0..3).find(|i| *i != source).unwrap();
+    let mut c = cl.nodes[source].conn();
+    q::<Vec<i64>>(&mut c, &["HACK.RATEHIT", "{w}:rl", "1", "3600000"]).unwrap();
+    q::<i64>(&mut c, &["HACK.LOCK", "{w}:lk", "a", "60000"]).unwrap();
+    q::<i64>(&mut c, &["HACK.SEMACQUIRE", "{w}:sem", "a", "1", "60000"]).unwrap();
+    let rl = waiter(
+        &cl,
+        source,
+        &["HACK.RATEHIT", "{w}:rl", "1", "3600000", "WAIT", "20000"],
+    );
+    let lk = waiter(
+        &cl,
+        source,
+        &["HACK.LOCK", "{w}:lk", "b", "60000", "WAIT", "20000"],
+    );
+    let sem = waiter(
+        &cl,
+        source,
+        &[
+            "HACK.SEMACQUIRE",
+            "{w}:sem",
+            "b",
+            "1",
+            "60000",
+            "WAIT",
+            "20000",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "hacks_ratelimit_waiters_now") < 1
+        || info_field(&mut c, "hacks_lock_waiters_now") < 1
+        || info_field(&mut c, "hacks_sem_waiters_now") < 1
+    {
+        assert!(Instant::now() < deadline, "waiters never queued");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let (src_id, dst_id) = (cl.node_id(source), cl.node_id(target));
+    let slot_s = slot.to_string();
+    let mut dst = cl.nodes[target].conn();
+    q::<()>(
+        &mut dst,
+        &["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &src_id],
+    )
+    .unwrap();
+    q::<()>(
+        &mut c,
+        &["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &dst_id],
+    )
+    .unwrap();
+    let dst_port = cl.nodes[target].port.to_string();
+    for k in ["{w}:rl", "{w}:lk", "{w}:sem"] {
+        q::<Value>(&mut c, &["MIGRATE", "127.0.0.1", &dst_port, k, "0", "5000"]).unwrap();
+    }
+    let start = Instant::now();
+    for (what, rx) in [("rate limit", rl), ("lock", lk), ("semaphore", sem)] {
+        let r = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+        assert!(
+            r.starts_with("ERR") && r.contains("slot"),
+            "{what} waiter told of the move: {r}"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "not by their timeouts"
+    );
+    for k in [
+        "hacks_ratelimit_waiters_now",
+        "hacks_lock_waiters_now",
+        "hacks_sem_waiters_now",
+    ] {
+        assert_eq!(info_field(&mut c, k), 0, "{k}");
+    }
+    for i in 0..3 {
+        let mut n = cl.nodes[i].conn();
+        q::<()>(&mut n, &["CLUSTER", "SETSLOT", &slot_s, "NODE", &dst_id]).unwrap();
+    }
+    // The keys arrived whole: the holder still holds, the limit is still spent.
+    let mut d = cl.nodes[target].conn();
+    let v: Vec<i64> = q(&mut d, &["HACK.RATEHIT", "{w}:rl", "1", "3600000", "PEEK"]).unwrap();
+    assert_eq!(v[0], 0, "the charge moved with the key: {v:?}");
+    let info: Value = q(&mut d, &["HACK.LOCKINFO", "{w}:lk"]).unwrap();
+    assert!(format!("{info:?}").contains('a'), "{info:?}");
 }
 
 #[test]
