@@ -189,13 +189,16 @@ fn slot_migration_under_load_keeps_exact_totals() {
         std::collections::BTreeMap::<String, (i64, i64)>::new(),
     )));
     let distinct = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sem_tokens = Arc::new(Mutex::new(Vec::<i64>::new()));
     let mut writers = vec![];
     for w in 0..3 {
         let mut c = cl.client();
         let (stop, produced) = (stop.clone(), produced.clone());
         let distinct = distinct.clone();
+        let sem_tokens = sem_tokens.clone();
         writers.push(thread::spawn(move || {
             let mut n = 0u64;
+            let mut last_sem = 0i64;
             while !stop.load(Ordering::Relaxed) || n < 50 {
                 n += 1;
                 let member = format!("m{}", (n * 7 + w) % 13);
@@ -249,6 +252,20 @@ fn slot_migration_under_load_keeps_exact_totals() {
                     p.2 = t;
                     drop(p);
                     let _ = q::<i64>(&mut c, &["HACK.UNLOCK", "{mig}:lock", &owner]);
+                }
+                // Semaphore permits (limit 2): each writer's tokens keep increasing, and no
+                // token is handed out twice, across the move.
+                if let Ok(Some(t)) = q::<Option<i64>>(
+                    &mut c,
+                    &["HACK.SEMACQUIRE", "{mig}:sem", &owner, "2", "5000"],
+                ) {
+                    assert!(
+                        t > last_sem,
+                        "semaphore token went backwards: {t} after {last_sem}"
+                    );
+                    last_sem = t;
+                    sem_tokens.lock().unwrap().push(t);
+                    let _ = q::<i64>(&mut c, &["HACK.SEMRELEASE", "{mig}:sem", &owner]);
                 }
                 let _ = q::<Vec<i64>>(
                     &mut c,
@@ -312,6 +329,12 @@ fn slot_migration_under_load_keeps_exact_totals() {
     let mut c = cl.client();
     let (want_buf, want_ts, last_token, want_rows) = produced.lock().unwrap().clone();
     assert!(last_token > 0, "locks were taken during the move");
+    let mut sems = sem_tokens.lock().unwrap().clone();
+    let taken = sems.len();
+    sems.sort_unstable();
+    sems.dedup();
+    assert!(taken > 0, "permits were taken during the move");
+    assert_eq!(sems.len(), taken, "no semaphore token handed out twice");
     assert_eq!(
         drain_all(&mut c, "{mig}:buf"),
         want_buf,
