@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
-pub use crate::module::keytimer::{KeyId, Timer};
+pub use crate::module::keytimer::{KeyId, Timer, TimerSlots};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiter<H> {
@@ -160,29 +160,32 @@ impl<H: Copy + Eq + Hash, W: Queued<H>> Queues<H, W> {
         self.queues.keys().cloned().collect()
     }
 
-    pub fn timer(&self, key: &KeyId) -> Option<Timer> {
+    fn drop_if_empty(&mut self, key: &KeyId) -> Option<Timer> {
+        if self.queues.get(key).is_some_and(|q| q.waiting.is_empty()) {
+            return self.queues.remove(key).and_then(|q| q.timer);
+        }
+        None
+    }
+}
+
+impl<H: Copy + Eq + Hash, W: Queued<H>> TimerSlots for Queues<H, W> {
+    fn waiting(&self, key: &KeyId) -> usize {
+        self.len(key)
+    }
+
+    fn timer(&self, key: &KeyId) -> Option<Timer> {
         self.queues.get(key).and_then(|q| q.timer)
     }
 
-    /// Record the timer of `key`'s queue; returns the one it replaces. Without a queue the
-    /// timer is handed straight back (nobody needs it).
-    pub fn set_timer(&mut self, key: &KeyId, timer: Timer) -> Option<Timer> {
+    fn set_timer(&mut self, key: &KeyId, timer: Timer) -> Option<Timer> {
         match self.queues.get_mut(key) {
             Some(q) => q.timer.replace(timer),
             None => Some(timer),
         }
     }
 
-    /// Forget the timer of `key` (it fired).
-    pub fn clear_timer(&mut self, key: &KeyId) -> Option<Timer> {
+    fn clear_timer(&mut self, key: &KeyId) -> Option<Timer> {
         self.queues.get_mut(key).and_then(|q| q.timer.take())
-    }
-
-    fn drop_if_empty(&mut self, key: &KeyId) -> Option<Timer> {
-        if self.queues.get(key).is_some_and(|q| q.waiting.is_empty()) {
-            return self.queues.remove(key).and_then(|q| q.timer);
-        }
-        None
     }
 }
 

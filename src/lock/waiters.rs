@@ -37,7 +37,7 @@ use crate::module::blocked::{self, Waits};
 use crate::module::command::log;
 use crate::module::ctx::Ctx;
 use crate::module::error::{CmdError, WRONGTYPE};
-use crate::module::keytimer::{self, ensure_timer, stop_timer, Here, KeyId, KeyNames, Timer};
+use crate::module::keytimer::{self, ensure_timer, stop_timer, Here, KeyId, KeyNames};
 use crate::module::typedkey::TypedKey;
 
 use super::datatype::LOCK_TYPE;
@@ -63,7 +63,26 @@ pub struct LockName<'a> {
     pub name: &'a [u8],
 }
 
-impl LockName<'_> {
+impl<'a> LockName<'a> {
+    /// The key a command names at `args[1]`, in the command's database.
+    pub fn of_command(
+        ctx: &Ctx,
+        args: &crate::module::args::Args<'a>,
+    ) -> Result<LockName<'a>, CmdError> {
+        Ok(LockName {
+            db: ctx.selected_db()?,
+            name: args.bytes(1)?,
+        })
+    }
+
+    /// A queued key's name.
+    pub fn of_id(id: &'a KeyId) -> LockName<'a> {
+        LockName {
+            db: id.0,
+            name: &id.1,
+        }
+    }
+
     pub fn id(&self) -> KeyId {
         (self.db, self.name.to_vec())
     }
@@ -167,16 +186,10 @@ impl Waits for LockWaits {
         }
     }
 
-    fn queue_timer(id: &KeyId) -> Option<Option<Timer>> {
-        with_queues(|q| (q.len(id) > 0).then(|| q.timer(id))).flatten()
-    }
+    type Queues = Queues<usize>;
 
-    fn set_queue_timer(id: &KeyId, t: Timer) -> Option<Timer> {
-        with_queues(|q| q.set_timer(id, t)).unwrap_or(Some(t))
-    }
-
-    fn clear_queue_timer(id: &KeyId) {
-        with_queues(|q| q.clear_timer(id));
+    fn with_queues<R>(f: impl FnOnce(&mut Queues<usize>) -> R) -> Option<R> {
+        with_queues(f)
     }
 }
 
@@ -347,10 +360,7 @@ fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
         }
         Err(e) => return Err(e),
     };
-    let lock = LockName {
-        db: id.0,
-        name: &id.1,
-    };
+    let lock = LockName::of_id(id);
     if key.get()?.is_none() {
         hand_off(ctx, &mut key, name, &lock, now_ms)?;
     }

@@ -26,7 +26,7 @@ use super::ctx::Ctx;
 use super::error::CmdError;
 use super::ffi::rm;
 use super::guard::guarded;
-use super::keytimer::KeyId;
+use super::keytimer::{KeyId, TimerSlots};
 
 /// What a family's waiters are, as far as the server callbacks need to know.
 pub trait Waits: 'static {
@@ -46,13 +46,11 @@ pub trait Waits: 'static {
     fn deadline(ctx: &Ctx, handle: usize);
     /// The queue timer of `id` fired (its record already cleared): look at the queue.
     fn timer(ctx: &Ctx, id: &KeyId);
-    /// The timer recorded for `id`'s queue: `None` when nobody waits on `id`.
-    fn queue_timer(id: &KeyId) -> Option<Option<super::keytimer::Timer>>;
-    /// Record `t` as `id`'s queue timer: the one it replaces, or `t` itself when `id` has
-    /// no queue (either is stopped by the caller).
-    fn set_queue_timer(id: &KeyId, t: super::keytimer::Timer) -> Option<super::keytimer::Timer>;
-    /// Forget `id`'s queue timer (it is firing).
-    fn clear_queue_timer(id: &KeyId);
+    /// The family's waiter queues (one per server: they live in a thread-local).
+    type Queues: TimerSlots;
+    /// Run `f` on the queues; `None` if they are borrowed (never held across a server
+    /// call, so it does not happen).
+    fn with_queues<R>(f: impl FnOnce(&mut Self::Queues) -> R) -> Option<R>;
 }
 
 /// Block the calling client with `W`'s callbacks and no server-side timeout; returns its

@@ -31,12 +31,24 @@ pub struct Timer {
     pub due_ms: i64,
 }
 
+/// Waiter queues that record one timer per waited-on key (each family's `Queues`).
+pub trait TimerSlots {
+    /// Waiters queued on `id`.
+    fn waiting(&self, id: &KeyId) -> usize;
+    fn timer(&self, id: &KeyId) -> Option<Timer>;
+    /// Record `t` as `id`'s timer: the one it replaces, or `t` itself when nobody waits on
+    /// `id` (either is for the caller to stop).
+    fn set_timer(&mut self, id: &KeyId, t: Timer) -> Option<Timer>;
+    /// Forget `id`'s timer (it fired).
+    fn clear_timer(&mut self, id: &KeyId) -> Option<Timer>;
+}
+
 /// Have a timer look at `id` at `due_ms` (or earlier): a timer due no later is kept (it
 /// looks again when it fires), a later one is replaced. Nothing when nobody waits on `id`.
 pub fn ensure_timer<W: Waits>(ctx: &Ctx, id: &KeyId, due_ms: i64, now_ms: i64) {
-    match W::queue_timer(id) {
-        None => return,
-        Some(Some(t)) if t.due_ms <= due_ms => return,
+    match W::with_queues(|q| (q.waiting(id), q.timer(id))) {
+        None | Some((0, _)) => return,
+        Some((_, Some(t))) if t.due_ms <= due_ms => return,
         Some(_) => {}
     }
     // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
@@ -52,7 +64,8 @@ pub fn ensure_timer<W: Waits>(ctx: &Ctx, id: &KeyId, due_ms: i64, now_ms: i64) {
         id: timer_id,
         due_ms,
     };
-    if let Some(old) = W::set_queue_timer(id, timer) {
+    // Not recorded (the queues were busy, which never happens): stop it rather than leak.
+    if let Some(old) = W::with_queues(|q| q.set_timer(id, timer)).unwrap_or(Some(timer)) {
         stop_timer(ctx, old);
     }
 }
@@ -88,7 +101,7 @@ unsafe extern "C" fn on_timer<W: Waits>(ctx: *mut RedisModuleCtx, data: *mut c_v
     guarded(format_args!("{} timer", W::NAME), || {
         // SAFETY: `ctx` is the live timer context of this callback; `c` stays in the closure.
         let c = unsafe { Ctx::from_raw(ctx) };
-        W::clear_queue_timer(&id);
+        W::with_queues(|q| q.clear_timer(&id));
         W::timer(&c, &id);
     });
 }

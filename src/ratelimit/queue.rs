@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-pub use crate::module::keytimer::{KeyId, Timer};
+pub use crate::module::keytimer::{KeyId, Timer, TimerSlots};
 
 #[derive(Debug)]
 struct KeyQueue {
@@ -143,23 +143,25 @@ impl<W> Queues<W> {
     pub fn keys(&self) -> Vec<KeyId> {
         self.queues.keys().cloned().collect()
     }
+}
 
-    pub fn timer(&self, key: &KeyId) -> Option<Timer> {
+impl<W> TimerSlots for Queues<W> {
+    fn waiting(&self, key: &KeyId) -> usize {
+        self.len(key)
+    }
+
+    fn timer(&self, key: &KeyId) -> Option<Timer> {
         self.queues.get(key).and_then(|q| q.timer)
     }
 
-    /// Record the timer of `key`'s queue; returns the one it replaces. Without a queue the
-    /// timer is handed straight back (nobody needs it).
-    pub fn set_timer(&mut self, key: &KeyId, timer: Timer) -> Option<Timer> {
+    fn set_timer(&mut self, key: &KeyId, timer: Timer) -> Option<Timer> {
         match self.queues.get_mut(key) {
             Some(q) => q.timer.replace(timer),
             None => Some(timer),
         }
     }
 
-    /// Forget the timer of `key` (it fired: a queue records at most one timer, and a
-    /// replaced one is stopped, so the one firing is the one recorded).
-    pub fn clear_timer(&mut self, key: &KeyId) -> Option<Timer> {
+    fn clear_timer(&mut self, key: &KeyId) -> Option<Timer> {
         self.queues.get_mut(key).and_then(|q| q.timer.take())
     }
 }

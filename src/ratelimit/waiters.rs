@@ -34,7 +34,7 @@ use crate::module::command::log;
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::keytimer::{
-    self, ensure_timer, now_us, select_db, stop_timer, Here, KeyId, KeyNames, Timer,
+    self, ensure_timer, now_us, select_db, stop_timer, Here, KeyId, KeyNames,
 };
 
 use super::call::{self, Answer, Call};
@@ -51,7 +51,7 @@ pub enum Reply {
 
 /// What a waiter asked for (its keys are in the queue entry).
 #[derive(Debug, Clone)]
-struct Waiting {
+pub(crate) struct Waiting {
     reply: Reply,
     limits: Vec<Limit>,
     cost: i64,
@@ -288,16 +288,10 @@ impl Waits for RateWaits {
         service_keys(ctx, vec![id.clone()]);
     }
 
-    fn queue_timer(id: &KeyId) -> Option<Option<Timer>> {
-        with_queues(|q| (q.len(id) > 0).then(|| q.timer(id))).flatten()
-    }
+    type Queues = Queues<Waiting>;
 
-    fn set_queue_timer(id: &KeyId, t: Timer) -> Option<Timer> {
-        with_queues(|q| q.set_timer(id, t)).unwrap_or(Some(t))
-    }
-
-    fn clear_queue_timer(id: &KeyId) {
-        with_queues(|q| q.clear_timer(id));
+    fn with_queues<R>(f: impl FnOnce(&mut Queues<Waiting>) -> R) -> Option<R> {
+        with_queues(f)
     }
 }
 

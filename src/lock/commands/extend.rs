@@ -42,10 +42,7 @@ impl Command for Extend {
             return Err(NOT_REPLICATED);
         }
         let name = args.raw(1)?;
-        let lock = LockName {
-            db: ctx.selected_db()?,
-            name: args.bytes(1)?,
-        };
+        let lock = LockName::of_command(ctx, args)?;
         let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
         let held = key.get()?;
         let Some(token) = held

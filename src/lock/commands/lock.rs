@@ -55,10 +55,7 @@ impl Command for Lock {
                     | raw::REDISMODULE_CTX_FLAGS_LUA)
                 == 0;
         let name = args.raw(1)?;
-        let lock = LockName {
-            db: ctx.selected_db()?,
-            name: args.bytes(1)?,
-        };
+        let lock = LockName::of_command(ctx, args)?;
         let owner = Owner::Arg(args.raw(2)?, req.owner);
         let now_us = ctx.now_us()?;
         let now_ms = now_us.div_euclid(1000);

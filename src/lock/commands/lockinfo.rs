@@ -26,10 +26,7 @@ impl Command for LockInfo {
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        let this = LockName {
-            db: ctx.selected_db()?,
-            name: args.bytes(1)?,
-        };
+        let this = LockName::of_command(ctx, args)?;
         let key = TypedKey::open(ctx, args.raw(1)?, &LOCK_TYPE, false)?;
         let Some(lock) = key.get()? else {
             return ctx.reply_null();

@@ -4,15 +4,11 @@ use crate::module::args::Args;
 use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
-use crate::module::typedkey::TypedKey;
 
-use crate::lock::commands::lock::NOT_REPLICATED;
 use crate::lock::lease::MAX_MS;
 use crate::lock::semaphore::args::check_owner;
-use crate::lock::semaphore::datatype::SEM_TYPE;
 use crate::lock::semaphore::wait;
 use crate::lock::stats;
-use crate::lock::waiters::LockName;
 
 pub struct SemExtend;
 
@@ -37,32 +33,9 @@ impl Command for SemExtend {
         let owner = args.bytes(2)?;
         check_owner(owner)?;
         let ttl_ms = args.int_in(3, "ttl_ms", 1, MAX_MS)?;
-        if ctx.is_replaying()? {
-            return Err(NOT_REPLICATED);
-        }
-        let name = args.raw(1)?;
-        let sem_name = LockName {
-            db: ctx.selected_db()?,
-            name: args.bytes(1)?,
-        };
-        let now_ms = ctx.now_us()?.div_euclid(1000);
-        let mut key = TypedKey::open(ctx, name, &SEM_TYPE, true)?;
-        if key.get()?.is_none() {
-            stats::SEM_NOT_HOLDER.incr();
-            return ctx.reply_i64(0);
-        }
-        let extended = wait::change(ctx, &mut key, name, &sem_name, now_ms, |sem, _| {
-            match sem.extend(owner, ttl_ms, now_ms) {
-                Ok(done) => (done, Ok(done)),
-                Err(e) => (false, Err(e.to_cmd_error())),
-            }
-        })??;
-        if extended {
-            stats::SEM_EXTENDED.incr();
-            ctx.reply_i64(1)
-        } else {
-            stats::SEM_NOT_HOLDER.incr();
-            ctx.reply_i64(0)
-        }
+        wait::change_holder(ctx, args, &stats::SEM_EXTENDED, |sem, now_ms| {
+            sem.extend(owner, ttl_ms, now_ms)
+                .map_err(|e| e.to_cmd_error())
+        })
     }
 }

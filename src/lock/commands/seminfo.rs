@@ -26,10 +26,7 @@ impl Command for SemInfo {
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        let this = LockName {
-            db: ctx.selected_db()?,
-            name: args.bytes(1)?,
-        };
+        let this = LockName::of_command(ctx, args)?;
         let key = TypedKey::open(ctx, args.raw(1)?, &SEM_TYPE, false)?;
         let Some(sem) = key.get()? else {
             return ctx.reply_null();

@@ -39,10 +39,7 @@ impl Command for Unlock {
         // clock, and the key's state decides it. (They have nobody waiting.)
         let replaying = ctx.is_replaying()?;
         let name = args.raw(1)?;
-        let lock = LockName {
-            db: ctx.selected_db()?,
-            name: args.bytes(1)?,
-        };
+        let lock = LockName::of_command(ctx, args)?;
         let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
         let queued = if replaying { 0 } else { waiters::queued(&lock) };
         match lease::on_unlock(key.get()?, owner, queued) {

@@ -204,6 +204,42 @@ pub fn change<R>(
     written.map(|()| out)
 }
 
+/// The frame of the commands that change a holder's permits (SEMRELEASE, SEMEXTEND):
+/// refuse replay, open the semaphore named at `args[1]`, and apply `f` through [`change`];
+/// `None` when the key does not exist (nobody holds anything: nothing to change). Their
+/// reply: 1 when `f` changed something, else 0; `counted` is the stat of a change.
+pub fn change_holder(
+    ctx: &Ctx,
+    args: &crate::module::args::Args,
+    counted: &crate::module::stats::Counter,
+    f: impl FnOnce(&mut Semaphore, i64) -> Result<bool, CmdError>,
+) -> Result<(), CmdError> {
+    if ctx.is_replaying()? {
+        return Err(crate::lock::commands::lock::NOT_REPLICATED);
+    }
+    let name = args.raw(1)?;
+    let sem_name = LockName::of_command(ctx, args)?;
+    let now_ms = ctx.now_us()?.div_euclid(1000);
+    let mut key = TypedKey::open(ctx, name, &SEM_TYPE, true)?;
+    let changed = if key.get()?.is_none() {
+        false
+    } else {
+        change(ctx, &mut key, name, &sem_name, now_ms, |sem, _| {
+            match f(sem, now_ms) {
+                Ok(done) => (done, Ok(done)),
+                Err(e) => (false, Err(e)),
+            }
+        })??
+    };
+    if changed {
+        counted.incr();
+        ctx.reply_i64(1)
+    } else {
+        stats::SEM_NOT_HOLDER.incr();
+        ctx.reply_i64(0)
+    }
+}
+
 /// While `id` has waiters, have a timer look at it right after its next lease ends.
 pub fn watch(ctx: &Ctx, sem: Option<&Semaphore>, id: &KeyId, now_ms: i64) {
     if queued(id) == 0 {
@@ -291,16 +327,10 @@ impl Waits for SemWaits {
         }
     }
 
-    fn queue_timer(id: &KeyId) -> Option<Option<Timer>> {
-        with_q(|q| (q.len(id) > 0).then(|| q.timer(id))).flatten()
-    }
+    type Queues = SemQueues;
 
-    fn set_queue_timer(id: &KeyId, t: Timer) -> Option<Timer> {
-        with_q(|q| q.set_timer(id, t)).unwrap_or(Some(t))
-    }
-
-    fn clear_queue_timer(id: &KeyId) {
-        with_q(|q| q.clear_timer(id));
+    fn with_queues<R>(f: impl FnOnce(&mut SemQueues) -> R) -> Option<R> {
+        with_q(f)
     }
 }
 
@@ -385,10 +415,7 @@ pub fn change_key(
         }
         Err(e) => return Err(e),
     };
-    let sem_name = LockName {
-        db: id.0,
-        name: &id.1,
-    };
+    let sem_name = LockName::of_id(id);
     change(ctx, &mut key, name, &sem_name, now_ms, f)
 }
 
