@@ -7,7 +7,7 @@
 
 use crate::module::ctx::Ctx;
 use crate::module::events::{Events, KeyEvent};
-use crate::module::keytimer::{now_ms, KeyId};
+use crate::module::keytimer::now_ms;
 
 use super::semaphore::{bound, wait as sem_wait};
 use super::waiters::{self, NOT_MASTER};
@@ -24,10 +24,9 @@ fn on_key(ctx: &Ctx, e: &KeyEvent<'_>) {
     if waiters::idle() && sem_wait::idle() && !bound::any() {
         return;
     }
-    let Some(now) = now_ms() else {
+    let (Some(now), Some(id)) = (now_ms(), e.id()) else {
         return;
     };
-    let id: KeyId = (e.db, e.name.to_vec());
     if waiters::queued_id(&id) > 0 {
         waiters::poke(ctx, &id, now);
     }
@@ -35,8 +34,8 @@ fn on_key(ctx: &Ctx, e: &KeyEvent<'_>) {
         sem_wait::poke(ctx, &id, now);
     }
     // A semaphore that arrived under a new name keeps its BOUND holders' connections.
-    if matches!(e.event, b"rename_to" | b"move_to" | b"copy_to") {
-        bound::reindex(ctx, e.key, id);
+    if matches!(e.event(), b"rename_to" | b"move_to" | b"copy_to") {
+        bound::reindex(ctx, e.key(), id);
     }
 }
 

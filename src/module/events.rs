@@ -16,16 +16,48 @@ use super::args::RStr;
 use super::ctx::Ctx;
 use super::family::Family;
 use super::guard::guarded;
+use super::keytimer::KeyId;
 
-/// A key event as the families see it.
-#[derive(Clone, Copy)]
+/// A key event as the families see it. Read lazily: the callback runs on every deletion,
+/// expiry and eviction of the server, and a family with nobody waiting looks at nothing.
 pub struct KeyEvent<'a> {
-    /// The event name, e.g. `del`, `expired`, `rename_to`, or a module's own (`hack.ratehit`).
-    pub event: &'a [u8],
+    ctx: &'a Ctx,
+    event: *const c_char,
+    key: *mut RedisModuleString,
+}
+
+impl<'a> KeyEvent<'a> {
+    /// The event name, e.g. `del`, `expired`, `rename_to`, or a module's own
+    /// (`hack.ratehit`).
+    pub fn event(&self) -> &'a [u8] {
+        // SAFETY: the server passes the event name as a NUL-terminated C string that lives
+        // for the callback, which no `KeyEvent` outlives (checked non-null on creation).
+        unsafe { std::ffi::CStr::from_ptr(self.event) }.to_bytes()
+    }
+
     /// The key (valid for the callback only).
-    pub key: RStr,
-    pub db: i32,
-    pub name: &'a [u8],
+    pub fn key(&self) -> RStr {
+        // SAFETY: the event's key name (non-null, checked on creation), valid for the
+        // callback, which the `RStr` is not kept past.
+        unsafe { RStr::from_raw(self.key) }
+    }
+
+    /// The key's database and name.
+    pub fn id(&self) -> Option<KeyId> {
+        let db = self.ctx.selected_db().ok()?;
+        // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
+        let ptr_len = unsafe { raw::RedisModule_StringPtrLen }?;
+        let mut len = 0usize;
+        // SAFETY: `key` is the event's key name, valid for this callback; `len` is a valid
+        // out-pointer.
+        let p = unsafe { ptr_len(self.key, &mut len) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: non-null pointer to the `len` bytes of `key`, copied at once.
+        let name = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }.to_vec();
+        Some((db, name))
+    }
 }
 
 /// What a family wants to hear of. Each hook starts with its own cheap "does anybody
@@ -70,33 +102,16 @@ unsafe extern "C" fn on_keyspace_event(
     event: *const c_char,
     key: *mut RedisModuleString,
 ) -> c_int {
+    if event.is_null() || key.is_null() {
+        return raw::REDISMODULE_OK as c_int;
+    }
     guarded("keyspace event", || {
         // SAFETY: `ctx` is the live context of this event; `c` stays in the closure.
         let c = unsafe { Ctx::from_raw(ctx) };
-        // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
-        let (Ok(db), Some(ptr_len)) = (c.selected_db(), unsafe { raw::RedisModule_StringPtrLen })
-        else {
-            return;
-        };
-        if event.is_null() || key.is_null() {
-            return;
-        }
-        let mut len = 0usize;
-        // SAFETY: `key` is the event's key name, valid for this callback; `len` is a valid
-        // out-pointer.
-        let p = unsafe { ptr_len(key, &mut len) };
-        if p.is_null() {
-            return;
-        }
         let e = KeyEvent {
-            // SAFETY: the server passes the event name as a NUL-terminated C string.
-            event: unsafe { std::ffi::CStr::from_ptr(event) }.to_bytes(),
-            // SAFETY: `key` is the event's key name, valid for this callback, which no
-            // `KeyEvent` outlives.
-            key: unsafe { RStr::from_raw(key) },
-            db,
-            // SAFETY: non-null pointer to the `len` bytes of `key`, valid for the callback.
-            name: unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) },
+            ctx: &c,
+            event,
+            key,
         };
         each(|ev| {
             if let Some(h) = ev.keyspace {

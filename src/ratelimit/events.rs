@@ -5,7 +5,7 @@
 
 use crate::module::ctx::Ctx;
 use crate::module::events::{Events, KeyEvent};
-use crate::module::keytimer::{now_ms, KeyId};
+use crate::module::keytimer::now_ms;
 
 use super::waiters::{self, NOT_MASTER};
 
@@ -19,11 +19,10 @@ pub const EVENTS: Events = Events {
 
 fn on_key(ctx: &Ctx, e: &KeyEvent<'_>) {
     // The module's own charges: their callers already serve the queues.
-    if !waiters::any_waiting() || e.event == b"hack.ratehit" {
+    if !waiters::any_waiting() || e.event() == b"hack.ratehit" {
         return;
     }
-    if let Some(now) = now_ms() {
-        let id: KeyId = (e.db, e.name.to_vec());
+    if let (Some(now), Some(id)) = (now_ms(), e.id()) {
         waiters::poke(ctx, &id, now);
     }
 }
