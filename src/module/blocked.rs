@@ -26,7 +26,7 @@ use super::ctx::Ctx;
 use super::error::CmdError;
 use super::ffi::rm;
 use super::guard::guarded;
-use super::keytimer::{KeyId, TimerSlots};
+use super::keytimer::{start_boxed, stop_boxed, KeyId, TimerSlots};
 
 /// What a family's waiters are, as far as the server callbacks need to know.
 pub trait Waits: 'static {
@@ -105,27 +105,15 @@ pub fn deadline_timer<W: Waits>(ctx: &Ctx, handle: usize, timeout_ms: i64) -> Op
     if timeout_ms <= 0 {
         return None;
     }
-    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
-    let create = unsafe { raw::RedisModule_CreateTimer }?;
-    let data = Box::into_raw(Box::new(handle));
-    // SAFETY: a live context; `data` is a `Box<usize>`, reclaimed exactly once: by
-    // `on_deadline` when the timer fires or by `stop_deadline` when stopping it succeeds.
-    Some(unsafe { create(ctx.raw(), timeout_ms, Some(on_deadline::<W>), data.cast()) })
+    start_boxed(ctx, timeout_ms, on_deadline::<W>, handle)
 }
 
 /// Stop a waiter's deadline timer (it left another way) and free its data.
 pub fn stop_deadline(ctx: &Ctx, timer: Option<u64>) {
-    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
-    let (Some(id), Some(stop)) = (timer, unsafe { raw::RedisModule_StopTimer }) else {
-        return;
-    };
-    let mut data: *mut c_void = std::ptr::null_mut();
-    // SAFETY: a live context; `data` is a valid out-pointer, set only on success.
-    if unsafe { stop(ctx.raw(), id, &mut data) } == raw::REDISMODULE_OK as c_int && !data.is_null()
-    {
-        // SAFETY: stopped before firing, so its `Box<usize>` (from `deadline_timer`) is ours
-        // again and `on_deadline` never runs for it.
-        drop(unsafe { Box::from_raw(data.cast::<usize>()) });
+    if let Some(id) = timer {
+        // SAFETY: a deadline timer's data is a `Box<usize>` (`deadline_timer`), and callers
+        // never stop the one firing (`Waits::deadline` says so).
+        unsafe { stop_boxed::<usize>(ctx, id) };
     }
 }
 

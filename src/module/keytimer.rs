@@ -31,6 +31,42 @@ pub struct Timer {
     pub due_ms: i64,
 }
 
+/// A module timer calling `cb` after `delay_ms` with `data` boxed as its data (given back
+/// once: to `cb` when it fires, or freed by [`stop_boxed`] when stopping it succeeds).
+pub(super) fn start_boxed<T>(
+    ctx: &Ctx,
+    delay_ms: i64,
+    cb: unsafe extern "C" fn(*mut RedisModuleCtx, *mut c_void),
+    data: T,
+) -> Option<u64> {
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
+    let create = unsafe { raw::RedisModule_CreateTimer }?;
+    let data = Box::into_raw(Box::new(data));
+    // SAFETY: a live context; `data` is a `Box<T>`, reclaimed exactly once (see above).
+    Some(unsafe { create(ctx.raw(), delay_ms.max(0), Some(cb), data.cast()) })
+}
+
+/// Stop timer `id`; when it had not fired yet, free its data.
+///
+/// # Safety
+/// The timer's data is a `Box<T>` (from [`start_boxed::<T>`]), and the timer is not the
+/// one firing right now (the server still holds a firing timer: its data would be freed
+/// twice).
+pub(super) unsafe fn stop_boxed<T>(ctx: &Ctx, id: u64) {
+    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
+    let Some(stop) = (unsafe { raw::RedisModule_StopTimer }) else {
+        return;
+    };
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a live context; `data` is a valid out-pointer, set only on success.
+    if unsafe { stop(ctx.raw(), id, &mut data) } == raw::REDISMODULE_OK as c_int && !data.is_null()
+    {
+        // SAFETY: stopped before firing, so its `Box<T>` (the caller's promise) is ours again
+        // and its callback never runs.
+        drop(unsafe { Box::from_raw(data.cast::<T>()) });
+    }
+}
+
 /// Waiter queues that record one timer per waited-on key (each family's `Queues`).
 pub trait TimerSlots {
     /// Waiters queued on `id`.
@@ -51,15 +87,10 @@ pub fn ensure_timer<W: Waits>(ctx: &Ctx, id: &KeyId, due_ms: i64, now_ms: i64) {
         Some((_, Some(t))) if t.due_ms <= due_ms => return,
         Some(_) => {}
     }
-    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
-    let Some(create) = (unsafe { raw::RedisModule_CreateTimer }) else {
+    let delay = due_ms.saturating_sub(now_ms).max(0);
+    let Some(timer_id) = start_boxed(ctx, delay, on_timer::<W>, id.clone()) else {
         return;
     };
-    let delay = due_ms.saturating_sub(now_ms).max(0);
-    let data = Box::into_raw(Box::new(id.clone()));
-    // SAFETY: a live context; `data` is a `Box<KeyId>`, reclaimed exactly once: by
-    // `on_timer` when it fires, or by `stop_timer` when stopping it succeeds.
-    let timer_id = unsafe { create(ctx.raw(), delay, Some(on_timer::<W>), data.cast()) };
     let timer = Timer {
         id: timer_id,
         due_ms,
@@ -72,19 +103,10 @@ pub fn ensure_timer<W: Waits>(ctx: &Ctx, id: &KeyId, due_ms: i64, now_ms: i64) {
 
 /// Stop a queue timer (replaced, or its queue is gone) and free its data.
 pub fn stop_timer(ctx: &Ctx, t: Timer) {
-    // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
-    let Some(stop) = (unsafe { raw::RedisModule_StopTimer }) else {
-        return;
-    };
-    let mut data: *mut c_void = std::ptr::null_mut();
-    // SAFETY: a live context; `data` is a valid out-pointer, set only on success.
-    if unsafe { stop(ctx.raw(), t.id, &mut data) } == raw::REDISMODULE_OK as c_int
-        && !data.is_null()
-    {
-        // SAFETY: stopped before firing, so its data (the `Box<KeyId>` of every queue timer,
-        // from `ensure_timer`) is ours again, and `on_timer` never runs for it.
-        drop(unsafe { Box::from_raw(data.cast::<KeyId>()) });
-    }
+    // SAFETY: every queue timer's data is a `Box<KeyId>` (`ensure_timer`), and a firing one
+    // is never stopped: its record is cleared before anything runs (`on_timer`), and
+    // `stop_timer` only gets timers from that record (or one `ensure_timer` just created).
+    unsafe { stop_boxed::<KeyId>(ctx, t.id) };
 }
 
 /// # Safety
