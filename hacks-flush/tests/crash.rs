@@ -50,6 +50,19 @@ fn crash_run<T>(
     while kills < KILLS || (stranded < MIN_STRANDED && kills < MAX_KILLS) {
         let mut w = Worker::spawn(&flags, db.dir().path(&format!("w{kills}.log")));
         sleep(Duration::from_millis(rng.range(40, 400) as u64));
+        // Every other kill waits (up to 200 ms) for a batch to be in flight, so kills between
+        // DRAIN and ACK do not depend on luck: a batch spends a small part of a cycle there,
+        // and the faster the buffer side gets, the smaller that part.
+        if kills % 2 == 1 {
+            let until = std::time::Instant::now() + Duration::from_millis(200);
+            while std::time::Instant::now() < until
+                && in_flight_ids(&mut con, "pending:groups")
+                    .iter()
+                    .all(|id| seen.contains(id))
+            {
+                sleep(Duration::from_micros(200));
+            }
+        }
         w.kill9();
         kills += 1;
         let now = in_flight_ids(&mut con, "pending:groups");

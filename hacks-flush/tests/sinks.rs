@@ -426,7 +426,8 @@ fn sqlite_a_missing_database_is_not_created() {
         a.extend(words("--buffer b --table t --column c"));
         let done = run(&a, &dir.0);
         assert_eq!(done.code, Some(2), "{}", done.stderr);
-        let line = format!("SQLite database {path} does not exist");
+        // Named once: "error: SQLite database PATH: does not exist ...".
+        let line = format!("error: SQLite database {path}: does not exist");
         says(&done.stderr, &line);
         assert!(!missing.exists(), "a missing database must not be created");
     }

@@ -63,10 +63,10 @@ impl SqliteSink {
         if self.con.is_none() {
             // No CREATE flag: a mistyped path must not silently become an empty database.
             if !self.path.exists() {
-                return Err(SinkError::Config(format!(
-                    "SQLite database {} does not exist",
-                    self.path.display()
-                )));
+                // The caller's line already names the database (`describe`).
+                return Err(SinkError::Config(
+                    "does not exist (the worker never creates a database: create it first)".into(),
+                ));
             }
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_URI
