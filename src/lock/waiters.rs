@@ -113,7 +113,7 @@ pub fn keys() -> Vec<KeyId> {
 }
 
 /// What a blocked client is told when it is unblocked by the module (locks and semaphores).
-pub(crate) enum Outcome {
+pub enum Outcome {
     Granted(u64),
     Failed(CmdError),
 }
@@ -137,12 +137,22 @@ pub(crate) fn send(ctx: &Ctx, outcome: Option<&Outcome>) -> Result<(), CmdError>
     }
 }
 
-/// Lock waiters, as the shared blocked-client layer sees them.
-pub(crate) struct LockWaits;
+/// What differs between lock and semaphore waiters; their blocked-client callbacks are
+/// otherwise the same ([`Waits`] below, for both).
+pub trait LockFamilyWaits: 'static {
+    const NAME: &'static str;
+    type Queues: crate::module::keytimer::TimerSlots;
+    fn with_queues<R>(f: impl FnOnce(&mut Self::Queues) -> R) -> Option<R>;
+    /// Take waiter `handle` out of its queue, stopping its deadline timer unless that is the
+    /// one firing (`stop_deadline` false); false when it was no longer queued (served).
+    fn leave(ctx: &Ctx, handle: usize, stop_deadline: bool) -> bool;
+    /// A timer's look at a queue (`Waits::timer`).
+    fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError>;
+}
 
-impl Waits for LockWaits {
+impl<T: LockFamilyWaits> Waits for T {
     type Outcome = Outcome;
-    const NAME: &'static str = "lock";
+    const NAME: &'static str = T::NAME;
 
     fn reply(ctx: &Ctx, outcome: Option<&Outcome>) -> Result<(), CmdError> {
         send(ctx, outcome)
@@ -151,59 +161,71 @@ impl Waits for LockWaits {
     /// `CLIENT UNBLOCK`: leave, answer nil (the server sends its error instead for
     /// `CLIENT UNBLOCK ... ERROR`).
     fn unblocked(ctx: &Ctx, handle: usize) -> Option<Outcome> {
-        if leave(ctx, handle) {
+        if T::leave(ctx, handle, true) {
             stats::WAIT_TIMEOUTS.incr();
         }
         None
     }
 
     fn disconnected(ctx: &Ctx, handle: usize) {
-        if leave(ctx, handle) {
+        if T::leave(ctx, handle, true) {
             stats::WAIT_DISCONNECTS.incr();
         }
     }
 
-    /// Still queued at its deadline: nobody handed it the lock, so its wait ends (nil).
-    /// Every other way out of the queue stops this timer first.
+    /// Still queued at its deadline: nobody served it, so its wait ends (nil). Every other
+    /// way out of the queue stops this timer first.
     fn deadline(ctx: &Ctx, handle: usize) {
-        let Some(left) = with_queues(|q| q.remove(handle)).flatten() else {
-            return;
-        };
-        if let Some(t) = left.orphaned_timer {
-            stop_timer(ctx, t);
+        if T::leave(ctx, handle, false) {
+            stats::WAIT_TIMEOUTS.incr();
+            blocked::unblock::<Self>(handle, None);
         }
-        stats::WAIT_TIMEOUTS.incr();
-        blocked::unblock::<Self>(handle, None);
     }
 
     fn timer(ctx: &Ctx, id: &KeyId) {
-        if let Err(e) = service(ctx, id) {
+        if let Err(e) = T::service(ctx, id) {
             log(
                 Some(ctx),
                 c"warning",
-                &format!("hacks: lock hand-off failed: {}", e.text()),
+                &format!("hacks: {} wait service failed: {}", T::NAME, e.text()),
             );
         }
     }
 
+    type Queues = T::Queues;
+
+    fn with_queues<R>(f: impl FnOnce(&mut T::Queues) -> R) -> Option<R> {
+        T::with_queues(f)
+    }
+}
+
+/// Lock waiters.
+pub struct LockWaits;
+
+impl LockFamilyWaits for LockWaits {
+    const NAME: &'static str = "lock";
     type Queues = Queues<usize>;
 
     fn with_queues<R>(f: impl FnOnce(&mut Queues<usize>) -> R) -> Option<R> {
         with_queues(f)
     }
-}
 
-/// Take a waiter out of its queue (timeout, disconnect, `CLIENT UNBLOCK`). False when it
-/// was no longer queued (it was already served: that path unblocked it).
-fn leave(ctx: &Ctx, handle: usize) -> bool {
-    let Some(left) = with_queues(|q| q.remove(handle)).flatten() else {
-        return false;
-    };
-    if let Some(t) = left.orphaned_timer {
-        stop_timer(ctx, t);
+    fn leave(ctx: &Ctx, handle: usize, stop_deadline: bool) -> bool {
+        let Some(left) = with_queues(|q| q.remove(handle)).flatten() else {
+            return false;
+        };
+        if let Some(t) = left.orphaned_timer {
+            stop_timer(ctx, t);
+        }
+        if stop_deadline {
+            blocked::stop_deadline(ctx, left.waiter.wake);
+        }
+        true
     }
-    blocked::stop_deadline(ctx, left.waiter.wake);
-    true
+
+    fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
+        service(ctx, id)
+    }
 }
 
 // ---- blocking ---------------------------------------------------------------------------

@@ -17,11 +17,10 @@ use std::cell::RefCell;
 
 use crate::lock::lease;
 use crate::lock::queue::Queues;
-use crate::lock::waiters::{self, LockName, Outcome};
+use crate::lock::waiters::{self, LockFamilyWaits, LockName, Outcome};
 use crate::lock::{stats, token};
 use crate::module::args::RStr;
-use crate::module::blocked::{self, Waits};
-use crate::module::command::log;
+use crate::module::blocked;
 use crate::module::ctx::Ctx;
 use crate::module::error::{CmdError, WRONGTYPE};
 use crate::module::highwater::MAX_ID;
@@ -278,75 +277,36 @@ pub fn block(
     Ok(())
 }
 
-/// Semaphore waiters, as the shared blocked-client layer sees them.
-pub(crate) struct SemWaits;
+/// Semaphore waiters (their callbacks are the lock family's: `waiters::LockFamilyWaits`).
+pub struct SemWaits;
 
-impl Waits for SemWaits {
-    type Outcome = Outcome;
+impl LockFamilyWaits for SemWaits {
     const NAME: &'static str = "semaphore";
-
-    fn reply(ctx: &Ctx, outcome: Option<&Outcome>) -> Result<(), CmdError> {
-        waiters::send(ctx, outcome)
-    }
-
-    /// `CLIENT UNBLOCK`: leave, answer nil (the server sends its error instead for
-    /// `CLIENT UNBLOCK ... ERROR`).
-    fn unblocked(ctx: &Ctx, handle: usize) -> Option<Outcome> {
-        if leave(ctx, handle) {
-            stats::WAIT_TIMEOUTS.incr();
-        }
-        None
-    }
-
-    fn disconnected(ctx: &Ctx, handle: usize) {
-        if leave(ctx, handle) {
-            stats::WAIT_DISCONNECTS.incr();
-        }
-    }
-
-    /// Still queued at its deadline: nobody admitted it, so its wait ends here (nil).
-    fn deadline(ctx: &Ctx, handle: usize) {
-        let Some(left) = with_q(|q| q.remove(handle)).flatten() else {
-            return;
-        };
-        if let Some(t) = left.orphaned_timer {
-            stop_timer(ctx, t);
-        }
-        stats::WAIT_TIMEOUTS.incr();
-        blocked::unblock::<Self>(handle, None);
-        look_again(ctx, &left.key);
-    }
-
-    fn timer(ctx: &Ctx, id: &KeyId) {
-        if let Err(e) = service(ctx, id) {
-            log(
-                Some(ctx),
-                c"warning",
-                &format!("hacks: semaphore admission failed: {}", e.text()),
-            );
-        }
-    }
-
     type Queues = SemQueues;
 
     fn with_queues<R>(f: impl FnOnce(&mut SemQueues) -> R) -> Option<R> {
         with_q(f)
     }
-}
 
-/// A waiter disconnected or was unblocked: take it out (the blocked-client layer answers
-/// it). False if it was already served. The ones behind it may fit now, so the key is
-/// looked at again at once.
-fn leave(ctx: &Ctx, handle: usize) -> bool {
-    let Some(left) = with_q(|q| q.remove(handle)).flatten() else {
-        return false;
-    };
-    if let Some(t) = left.orphaned_timer {
-        stop_timer(ctx, t);
+    /// The ones behind a waiter that left may fit now, so the key is looked at again at
+    /// once.
+    fn leave(ctx: &Ctx, handle: usize, stop_deadline: bool) -> bool {
+        let Some(left) = with_q(|q| q.remove(handle)).flatten() else {
+            return false;
+        };
+        if let Some(t) = left.orphaned_timer {
+            stop_timer(ctx, t);
+        }
+        if stop_deadline {
+            blocked::stop_deadline(ctx, left.waiter.wake);
+        }
+        look_again(ctx, &left.key);
+        true
     }
-    blocked::stop_deadline(ctx, left.waiter.wake);
-    look_again(ctx, &left.key);
-    true
+
+    fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
+        service(ctx, id)
+    }
 }
 
 fn look_again(ctx: &Ctx, id: &KeyId) {
