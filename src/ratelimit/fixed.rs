@@ -7,6 +7,11 @@
 //! is conservatively counted). A count without expiry, or expiring after this window, is from
 //! another configuration and is ignored; the next charge overwrites it.
 //!
+//! A key moved with a relative TTL (MIGRATE in a slot move, RESTORE of a DUMP) expires a few
+//! ms after the end it was written with: an expiry up to [`drift_ms`] after this window's end
+//! still dates the count to this window, and one within that much after this window's start
+//! belongs to the previous window (so the ranges never overlap).
+//!
 //! With `OFFSET ms` windows start at multiples of `period_ms` plus the offset (the key then
 //! remembers its offset: see `codec.rs`).
 //!
@@ -21,6 +26,12 @@ pub struct Stored {
     pub expires_at_ms: Option<i64>,
 }
 
+/// Most a moved key's expiry may trail its window's end: a quarter of the period (so the
+/// two ranges of the module doc stay apart), at most a second.
+pub fn drift_ms(period: i64) -> i64 {
+    (period / 4).clamp(0, 1000)
+}
+
 pub fn decide(
     now: i64,
     limit: i64,
@@ -31,11 +42,14 @@ pub fn decide(
 ) -> Outcome<i64> {
     let start = super::math::window_start_at(now, period, offset);
     let end = start.saturating_add(period);
+    let drift = drift_ms(period);
     let (count, expires) = match stored {
         Some(Stored {
             count,
             expires_at_ms: Some(e),
-        }) if e > now && e <= end => (count.max(0), e),
+        }) if e > now && e <= end.saturating_add(drift) && e > start.saturating_add(drift) => {
+            (count.max(0), e.min(end))
+        }
         _ => (0, end),
     };
     // i64 values widened to i128: sums of two cannot overflow (saturating only for the lint).
@@ -88,6 +102,33 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_key_keeps_its_count_and_an_old_one_does_not() {
+        let (period, start) = (3_600_000, 7_200_000);
+        let end = start + period;
+        let now = start + 1_000_000;
+        let st = |e| {
+            Some(Stored {
+                count: 1,
+                expires_at_ms: Some(e),
+            })
+        };
+        // Restored 3 ms late (MIGRATE's relative TTL): still this window's count.
+        let o = decide(now, 1, period, 0, 1, st(end + 3));
+        assert!(!o.verdict.allowed);
+        assert_eq!(o.verdict.retry_after_ms, end - now);
+        // A count of the previous window, restored 3 ms late, read just after this start.
+        let o = decide(start + 1, 1, period, 0, 1, st(start + 3));
+        assert!(o.verdict.allowed);
+        // Beyond the drift: another configuration, ignored as before.
+        assert!(
+            decide(now, 1, period, 0, 1, st(end + 5_000))
+                .verdict
+                .allowed
+        );
+        assert_eq!(drift_ms(1), 0, "a 1 ms window keeps the exact rule");
+    }
 
     fn run(now: i64, cost: i64, stored: Option<Stored>) -> Outcome<i64> {
         decide(now, 3, 1000, 0, cost, stored)
