@@ -43,6 +43,15 @@ pub fn allocate_at(now_us: i64) -> Result<u64, crate::module::error::CmdError> {
     }
 }
 
+/// [`allocate`] plus the millisecond the acquisition happens at, from the same wall-clock
+/// read as the token (never before `not_before_ms`, the caller's own notion of now), so a
+/// hand-off's expiry and its token tell the same time.
+pub fn allocate_timed(not_before_ms: i64) -> Result<(u64, i64), crate::module::error::CmdError> {
+    let now_us = crate::module::clock::wall_us();
+    let token = TOKENS.take_at(now_us).ok_or(ID_SPACE_EXHAUSTED)?;
+    Ok((token, not_before_ms.max(now_us.div_euclid(1000))))
+}
+
 pub const ID_SPACE_EXHAUSTED: crate::module::error::CmdError =
     crate::module::error::CmdError::Static(
         "ERR fencing tokens are exhausted on this server (the id mark reached 2^63-1)",

@@ -292,10 +292,11 @@ pub fn hand_off(
     }
     let w = left.waiter;
     blocked::stop_deadline(ctx, w.wake);
-    let at = lease::expiry(now_ms, w.ttl_ms);
-    // The token's clock term is the wall clock in µs (`token::allocate`): `now_ms` has
-    // millisecond precision, not enough to order tokens across nodes.
-    let installed = token::allocate().and_then(|token| {
+    // The token's clock term is the wall clock in µs: `now_ms` has millisecond precision,
+    // not enough to order tokens across nodes. The expiry is counted from that same read,
+    // so the token and the lease agree on when the hand-off happened.
+    let installed = token::allocate_timed(now_ms).and_then(|(token, at_ms)| {
+        let at = lease::expiry(at_ms, w.ttl_ms);
         effect::install(ctx, key, name, effect::Owner::Bytes(&w.owner), token, at)?;
         Ok(token)
     });

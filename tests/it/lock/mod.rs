@@ -929,7 +929,9 @@ fn shortening_the_ttl_brings_the_hand_off_forward() {
     let expires_at = pexpiretime(&mut c, "short");
     let token = w.join().0.unwrap().expect("granted");
     let late = token / 1000 - expires_at;
-    assert!((0..=15).contains(&late), "{late} ms late");
+    // Never early; "late" only bounded generously (the old TTL was a minute away), not a
+    // timing threshold a loaded machine could miss.
+    assert!((0..=2_000).contains(&late), "{late} ms late");
 }
 
 /// Many waiters at once: some time out, some disconnect, the rest get the lock one after
@@ -1007,7 +1009,7 @@ fn locks_in_other_databases_are_separate() {
     assert_eq!(waiters(&mut c0, "same"), 0);
     // The timer fires in db 2, where the waiter is.
     let token = t.join().unwrap().expect("granted in db 2");
-    assert!((0..=15).contains(&(token / 1000 - expires_at)));
+    assert!((0..=2_000).contains(&(token / 1000 - expires_at)));
     assert_eq!(info(&mut c2, "same").unwrap().owner, "db2-waiter");
     assert_eq!(info(&mut c0, "same").unwrap().owner, "db0-holder");
 }
