@@ -169,23 +169,12 @@ impl<H: Copy + Eq + Hash, W: Queued<H>> Queues<H, W> {
 }
 
 impl<H: Copy + Eq + Hash, W: Queued<H>> TimerSlots for Queues<H, W> {
-    fn waiting(&self, key: &KeyId) -> usize {
-        self.len(key)
+    fn slot(&self, key: &KeyId) -> Option<(usize, &Option<Timer>)> {
+        self.queues.get(key).map(|q| (q.waiting.len(), &q.timer))
     }
 
-    fn timer(&self, key: &KeyId) -> Option<Timer> {
-        self.queues.get(key).and_then(|q| q.timer)
-    }
-
-    fn set_timer(&mut self, key: &KeyId, timer: Timer) -> Option<Timer> {
-        match self.queues.get_mut(key) {
-            Some(q) => q.timer.replace(timer),
-            None => Some(timer),
-        }
-    }
-
-    fn clear_timer(&mut self, key: &KeyId) -> Option<Timer> {
-        self.queues.get_mut(key).and_then(|q| q.timer.take())
+    fn slot_mut(&mut self, key: &KeyId) -> Option<&mut Option<Timer>> {
+        self.queues.get_mut(key).map(|q| &mut q.timer)
     }
 }
 

@@ -131,6 +131,17 @@ impl Ctx {
             != 0)
     }
 
+    /// For internal effect commands, which only the master's stream and AOF loading may
+    /// run: `refusal` for anyone else (a client could otherwise bypass the checks of the
+    /// public command whose effects they carry).
+    pub fn replaying_or(&self, refusal: CmdError) -> Result<(), CmdError> {
+        if self.is_replaying()? {
+            Ok(())
+        } else {
+            Err(refusal)
+        }
+    }
+
     // ---- keyspace side effects ----------------------------------------------------------
 
     /// Tell WATCH and client-side caching that `key` changed. The module disables implicit

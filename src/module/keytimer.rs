@@ -67,16 +67,32 @@ pub(super) unsafe fn stop_boxed<T>(ctx: &Ctx, id: u64) {
     }
 }
 
-/// Waiter queues that record one timer per waited-on key (each family's `Queues`).
+/// Waiter queues that record one timer per waited-on key (each family's `Queues`). A
+/// queue only says where a key's timer slot is; the bookkeeping is written once here.
 pub trait TimerSlots {
+    /// How many wait on `id` and its timer slot, where somebody waits on `id`.
+    fn slot(&self, id: &KeyId) -> Option<(usize, &Option<Timer>)>;
+    fn slot_mut(&mut self, id: &KeyId) -> Option<&mut Option<Timer>>;
+
     /// Waiters queued on `id`.
-    fn waiting(&self, id: &KeyId) -> usize;
-    fn timer(&self, id: &KeyId) -> Option<Timer>;
+    fn waiting(&self, id: &KeyId) -> usize {
+        self.slot(id).map_or(0, |(n, _)| n)
+    }
+    fn timer(&self, id: &KeyId) -> Option<Timer> {
+        self.slot(id).and_then(|(_, t)| *t)
+    }
     /// Record `t` as `id`'s timer: the one it replaces, or `t` itself when nobody waits on
     /// `id` (either is for the caller to stop).
-    fn set_timer(&mut self, id: &KeyId, t: Timer) -> Option<Timer>;
+    fn set_timer(&mut self, id: &KeyId, t: Timer) -> Option<Timer> {
+        match self.slot_mut(id) {
+            Some(slot) => slot.replace(t),
+            None => Some(t),
+        }
+    }
     /// Forget `id`'s timer (it fired).
-    fn clear_timer(&mut self, id: &KeyId) -> Option<Timer>;
+    fn clear_timer(&mut self, id: &KeyId) -> Option<Timer> {
+        self.slot_mut(id).and_then(Option::take)
+    }
 }
 
 /// Have a timer look at `id` at `due_ms` (or earlier): a timer due no later is kept (it

@@ -43,6 +43,16 @@ impl<W> Default for Queues<W> {
     }
 }
 
+impl<W> TimerSlots for Queues<W> {
+    fn slot(&self, key: &KeyId) -> Option<(usize, &Option<Timer>)> {
+        self.queues.get(key).map(|q| (q.seqs.len(), &q.timer))
+    }
+
+    fn slot_mut(&mut self, key: &KeyId) -> Option<&mut Option<Timer>> {
+        self.queues.get_mut(key).map(|q| &mut q.timer)
+    }
+}
+
 impl<W> Queues<W> {
     pub fn new() -> Self {
         Queues {
@@ -142,27 +152,6 @@ impl<W> Queues<W> {
     /// Every key somebody waits on.
     pub fn keys(&self) -> Vec<KeyId> {
         self.queues.keys().cloned().collect()
-    }
-}
-
-impl<W> TimerSlots for Queues<W> {
-    fn waiting(&self, key: &KeyId) -> usize {
-        self.len(key)
-    }
-
-    fn timer(&self, key: &KeyId) -> Option<Timer> {
-        self.queues.get(key).and_then(|q| q.timer)
-    }
-
-    fn set_timer(&mut self, key: &KeyId, timer: Timer) -> Option<Timer> {
-        match self.queues.get_mut(key) {
-            Some(q) => q.timer.replace(timer),
-            None => Some(timer),
-        }
-    }
-
-    fn clear_timer(&mut self, key: &KeyId) -> Option<Timer> {
-        self.queues.get_mut(key).and_then(|q| q.timer.take())
     }
 }
 

@@ -51,11 +51,9 @@ impl Command for BufBatch {
         let entries = parse_entries(args, 5)?;
         // A client could install a batch under an id already acknowledged, and a worker would
         // then skip it as applied: only the master's stream and AOF loading may run it.
-        if !ctx.is_replaying()? {
-            return Err(CmdError::Static(
-                "ERR HACK.BUFBATCH is internal: it carries leased drains to replicas and the AOF; use HACK.DRAIN",
-            ));
-        }
+        ctx.replaying_or(CmdError::Static(
+            "ERR HACK.BUFBATCH is internal: it carries leased drains to replicas and the AOF; use HACK.DRAIN",
+        ))?;
         let name = args.raw(1)?;
         let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
         let applied = if entries.is_empty() {

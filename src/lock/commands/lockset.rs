@@ -62,9 +62,7 @@ impl Command for LockSet {
         } else {
             None
         };
-        if !ctx.is_replaying()? {
-            return Err(INTERNAL_ONLY);
-        }
+        ctx.replaying_or(INTERNAL_ONLY)?;
         let name = args.raw(1)?;
         let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
         effect::store(&mut key, owner, token, at_ms)?;

@@ -96,9 +96,7 @@ impl Command for SemSet {
             i = i.saturating_add(5);
         }
         let sem = load.finish().map_err(bad)?;
-        if !ctx.is_replaying()? {
-            return Err(INTERNAL_ONLY);
-        }
+        ctx.replaying_or(INTERNAL_ONLY)?;
         // Every token must be one a clock could have made (else the mark would be pinned).
         if !sem.holders().iter().all(|h| token::observe(h.token)) {
             return Err(CmdError::Static("ERR token out of range"));

@@ -61,11 +61,9 @@ impl Command for TsAddAt {
         };
         // Only the master's stream and AOF loading: a client could otherwise bypass the
         // retention checks of HACK.TSADD.
-        if !ctx.is_replaying()? {
-            return Err(CmdError::Static(
-                "ERR HACK.TSADDAT is internal: it carries HACK.TSADD's effects to replicas and the AOF; use HACK.TSADD",
-            ));
-        }
+        ctx.replaying_or(CmdError::Static(
+            "ERR HACK.TSADDAT is internal: it carries HACK.TSADD's effects to replicas and the AOF; use HACK.TSADD",
+        ))?;
         let name = args.raw(1)?;
         let added = add(
             ctx,

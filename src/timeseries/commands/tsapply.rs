@@ -50,11 +50,9 @@ impl Command for TsApply {
         };
         // Only the master's stream and AOF loading: a client could otherwise bypass the
         // retention checks of HACK.TSINCR.
-        if !ctx.is_replaying()? {
-            return Err(CmdError::Static(
-                "ERR HACK.TSAPPLY is internal: it carries HACK.TSINCR's effects to replicas and the AOF; use HACK.TSINCR",
-            ));
-        }
+        ctx.replaying_or(CmdError::Static(
+            "ERR HACK.TSAPPLY is internal: it carries HACK.TSINCR's effects to replicas and the AOF; use HACK.TSINCR",
+        ))?;
         let name = args.raw(1)?;
         let applied = apply(ctx, name, now, at, inc, false, || {
             specs.unwrap_or_else(defaults::get)

@@ -51,11 +51,9 @@ impl Command for TsDSet {
             }
             buckets.push((idx, sketch));
         }
-        if !ctx.is_replaying()? {
-            return Err(CmdError::Static(
-                "ERR HACK.TSDSET is internal: AOF rewrites use it to rebuild distinct series; use HACK.TSADD",
-            ));
-        }
+        ctx.replaying_or(CmdError::Static(
+            "ERR HACK.TSDSET is internal: AOF rewrites use it to rebuild distinct series; use HACK.TSADD",
+        ))?;
         let name = args.raw(1)?;
         let mut key = TypedKey::open(ctx, name, &DISTINCT_TYPE, true)?;
         let series = key

@@ -41,11 +41,9 @@ impl Command for TsSet {
         for i in (4..args.len()).step_by(2) {
             buckets.push((args.i64_at(i)?, args.i64_at(i.saturating_add(1))?));
         }
-        if !ctx.is_replaying()? {
-            return Err(CmdError::Static(
-                "ERR HACK.TSSET is internal: AOF rewrites use it to rebuild series; use HACK.TSINCR",
-            ));
-        }
+        ctx.replaying_or(CmdError::Static(
+            "ERR HACK.TSSET is internal: AOF rewrites use it to rebuild series; use HACK.TSINCR",
+        ))?;
         let name = args.raw(1)?;
         let mut key = TypedKey::open(ctx, name, &SERIES_TYPE, true)?;
         let series = key
