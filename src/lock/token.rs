@@ -26,7 +26,7 @@ static TOKENS: HighWater = HighWater::new();
 
 /// Allocate a new token (master only; the caller replicates it). An error once the token
 /// space is exhausted: never a token handed out twice.
-pub fn allocate() -> Result<u64, crate::module::error::CmdError> {
+fn allocate() -> Result<u64, crate::module::error::CmdError> {
     TOKENS.take().ok_or(ID_SPACE_EXHAUSTED)
 }
 
@@ -43,13 +43,29 @@ pub fn allocate_at(now_us: i64) -> Result<u64, crate::module::error::CmdError> {
     }
 }
 
-/// [`allocate`] plus the millisecond the acquisition happens at, from the same wall-clock
-/// read as the token (never before `not_before_ms`, the caller's own notion of now), so a
-/// hand-off's expiry and its token tell the same time.
-pub fn allocate_timed(not_before_ms: i64) -> Result<(u64, i64), crate::module::error::CmdError> {
-    let now_us = crate::module::clock::wall_us();
-    let token = TOKENS.take_at(now_us).ok_or(ID_SPACE_EXHAUSTED)?;
-    Ok((token, not_before_ms.max(now_us.div_euclid(1000))))
+/// One wall-clock read for a hand-off (waiters served by a timer, a release or an
+/// expiry): the µs its tokens are minted from and the ms its new leases count from (never
+/// before `not_before_ms`, the caller's own now), so the tokens and the leases tell the same
+/// time. Reading the two clocks apart could leave them a millisecond apart.
+#[derive(Debug, Clone, Copy)]
+pub struct HandOffClock {
+    us: i64,
+    pub ms: i64,
+}
+
+pub fn hand_off_clock(not_before_ms: i64) -> HandOffClock {
+    let us = crate::module::clock::wall_us();
+    HandOffClock {
+        us,
+        ms: not_before_ms.max(us.div_euclid(1000)),
+    }
+}
+
+impl HandOffClock {
+    /// A new token at this clock reading (`last + 1` for every one after the first).
+    pub fn allocate(&self) -> Result<u64, crate::module::error::CmdError> {
+        TOKENS.take_at(self.us).ok_or(ID_SPACE_EXHAUSTED)
+    }
 }
 
 pub const ID_SPACE_EXHAUSTED: crate::module::error::CmdError =

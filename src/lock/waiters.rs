@@ -295,8 +295,9 @@ pub fn hand_off(
     // The token's clock term is the wall clock in µs: `now_ms` has millisecond precision,
     // not enough to order tokens across nodes. The expiry is counted from that same read,
     // so the token and the lease agree on when the hand-off happened.
-    let installed = token::allocate_timed(now_ms).and_then(|(token, at_ms)| {
-        let at = lease::expiry(at_ms, w.ttl_ms);
+    let clock = token::hand_off_clock(now_ms);
+    let installed = clock.allocate().and_then(|token| {
+        let at = lease::expiry(clock.ms, w.ttl_ms);
         effect::install(ctx, key, name, effect::Owner::Bytes(&w.owner), token, at)?;
         Ok(token)
     });

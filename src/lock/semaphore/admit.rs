@@ -1,8 +1,8 @@
 //! What each semaphore operation does to the value, in plain Rust: acquire (take or renew),
 //! release, extend, expiry, a disconnect, and the FIFO admission of waiters. The rules are
 //! listed in `mod.rs`; the glue opens the key, calls one of these with the server's `now`
-//! (Unix ms) and, where a permit may be handed out, a token source (`token::allocate`),
-//! then writes, replicates and replies.
+//! (Unix ms) and, where a permit may be handed out, a token source
+//! (`token::HandOffClock::allocate`), then writes, replicates and replies.
 //!
 //! Every change first prunes the holders whose lease ended (`now > deadline`), so a
 //! decision never counts a permit that is already free. The glue that needs to know what
@@ -326,7 +326,7 @@ mod tests {
         }
     }
 
-    /// A token source like `token::allocate`: strictly increasing.
+    /// A token source like `token::HandOffClock::allocate`: strictly increasing.
     fn tokens() -> impl FnMut() -> u64 {
         let mut t = 0;
         move || {

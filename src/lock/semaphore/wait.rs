@@ -95,8 +95,10 @@ fn admit(sem: &mut Semaphore, id: &KeyId, now_ms: i64) -> (Vec<Served>, Option<T
         if q.len(id) == 0 {
             return (Vec::new(), None);
         }
-        let outcomes = sem.admit(q.iter(id).map(SemWaiter::ask), now_ms, || {
-            token::allocate().unwrap_or(MAX_ID)
+        // Tokens and the admitted leases from one clock read (`token::HandOffClock`).
+        let clock = token::hand_off_clock(now_ms);
+        let outcomes = sem.admit(q.iter(id).map(SemWaiter::ask), clock.ms, || {
+            clock.allocate().unwrap_or(MAX_ID)
         });
         let mut served = Vec::with_capacity(outcomes.len());
         let mut orphan = None;
