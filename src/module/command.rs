@@ -3,7 +3,9 @@
 //! Each command is a type implementing [`Command`]; [`register`] creates it with its flags
 //! and legacy key range, then attaches the 7.0 command info: key specs (so read-only commands
 //! are read-only for ACL `%R~` patterns and Cluster), arity, summary, complexity and
-//! argument docs (so `COMMAND DOCS` and redis-cli hints work).
+//! argument docs (so `COMMAND DOCS` and redis-cli hints work). A family's definitions are
+//! written as data (`<family>/commands/<name>.json`) and generated into `CommandDef`
+//! constants by the crate's `build.rs`.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;
@@ -52,17 +54,6 @@ impl KeySpec {
     /// Creates the value (`OW INSERT`).
     pub const CREATE: u32 = raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_INSERT;
 
-    /// The one key at argv\[1\]: the shape of almost every command.
-    pub const fn one(flags: u32) -> Option<Self> {
-        Some(KeySpec {
-            first: 1,
-            last: 1,
-            step: 1,
-            flags,
-            keynum: false,
-        })
-    }
-
     /// `numkeys key [key ...]` with `numkeys` at argv\[`at`\], like `EVAL`'s: key
     /// positions depend on the arguments, so the legacy (first, last, step) triple cannot
     /// describe them; it is left 0, the server marks the command `movablekeys` and finds
@@ -88,10 +79,10 @@ impl KeySpec {
         }
     }
 
-    /// Keys from argv\[1\] to `last` (negative: counted from the end).
-    pub const fn from_first_to(last: c_int, flags: u32) -> Option<Self> {
+    /// Keys from argv[`first`] to argv[`last`] (negative: counted from the end), each one.
+    pub const fn range(first: c_int, last: c_int, flags: u32) -> Option<Self> {
         Some(KeySpec {
-            first: 1,
+            first,
             last,
             step: 1,
             flags,
@@ -120,93 +111,6 @@ pub struct ArgDoc {
     pub optional: bool,
     pub multiple: bool,
     pub sub: &'static [ArgDoc],
-}
-
-impl ArgDoc {
-    pub const fn key(name: &'static CStr) -> Self {
-        ArgDoc {
-            name,
-            kind: ArgKind::Key,
-            token: None,
-            optional: false,
-            multiple: false,
-            sub: &[],
-        }
-    }
-    pub const fn int(name: &'static CStr) -> Self {
-        ArgDoc {
-            name,
-            kind: ArgKind::Integer,
-            token: None,
-            optional: false,
-            multiple: false,
-            sub: &[],
-        }
-    }
-    pub const fn string(name: &'static CStr) -> Self {
-        ArgDoc {
-            name,
-            kind: ArgKind::String,
-            token: None,
-            optional: false,
-            multiple: false,
-            sub: &[],
-        }
-    }
-    /// A bare keyword, e.g. `PEEK` or one choice of a `ONEOF`.
-    pub const fn token(name: &'static CStr, token: &'static CStr) -> Self {
-        ArgDoc {
-            name,
-            kind: ArgKind::Token,
-            token: Some(token),
-            optional: false,
-            multiple: false,
-            sub: &[],
-        }
-    }
-    pub const fn one_of(
-        name: &'static CStr,
-        token: Option<&'static CStr>,
-        sub: &'static [ArgDoc],
-    ) -> Self {
-        ArgDoc {
-            name,
-            kind: ArgKind::OneOf,
-            token,
-            optional: false,
-            multiple: false,
-            sub,
-        }
-    }
-    pub const fn block(name: &'static CStr, sub: &'static [ArgDoc]) -> Self {
-        ArgDoc {
-            name,
-            kind: ArgKind::Block,
-            token: None,
-            optional: false,
-            multiple: false,
-            sub,
-        }
-    }
-    /// `KEYWORD value` (an integer introduced by a token).
-    pub const fn int_option(name: &'static CStr, token: &'static CStr) -> Self {
-        ArgDoc {
-            name,
-            kind: ArgKind::Integer,
-            token: Some(token),
-            optional: true,
-            multiple: false,
-            sub: &[],
-        }
-    }
-    pub const fn optional(mut self) -> Self {
-        self.optional = true;
-        self
-    }
-    pub const fn multiple(mut self) -> Self {
-        self.multiple = true;
-        self
-    }
 }
 
 /// Everything the server needs to know about one command.

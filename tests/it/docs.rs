@@ -1,6 +1,7 @@
 //! The README's command table, `docs/commands.md` and `COMMAND DOCS` agree: every command
 //! the module registers has a README row with its exact summary and a link to its file,
-//! a heading in the command reference linking the same file, and the file defines it.
+//! a heading in the command reference linking the same file, and the definition beside
+//! the file (`<name>.json`) names it.
 
 use std::fs;
 
@@ -26,10 +27,18 @@ fn readme_docs_and_command_docs_agree() {
             .find(|f| root.join(format!("src/{f}/commands/{short}.rs")).exists())
             .unwrap_or_else(|| panic!("{upper}: no src/<family>/commands/{short}.rs"));
         let path = format!("src/{family}/commands/{short}.rs");
+        // The definition beside the handler names the command, and the handler uses it.
+        let json = format!("src/{family}/commands/{short}.json");
+        let def = fs::read_to_string(root.join(&json)).unwrap();
+        assert!(
+            def.contains(&format!("\"name\": \"{upper}\"")),
+            "{json} defines {upper}"
+        );
         let code = fs::read_to_string(root.join(&path)).unwrap();
         assert!(
-            code.contains(&format!("name: c\"{upper}\"")),
-            "{path} defines {upper}"
+            code.contains(&format!("super::{}", short.to_ascii_uppercase())),
+            "{path} uses its definition super::{}",
+            short.to_ascii_uppercase()
         );
         assert!(
             reference.lines().any(|l| l.starts_with('#')

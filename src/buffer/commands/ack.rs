@@ -3,7 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -16,17 +16,7 @@ use crate::buffer::store::Buffer;
 pub struct Ack;
 
 impl Command for Ack {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.ACK",
-        flags: c"write fast",
-        arity: 3,
-        keys: KeySpec::one(KeySpec::REMOVE),
-        summary: c"Acknowledges a leased batch of a write buffer: 1 if it was in flight and is now gone, 0 if there is no such batch.",
-        complexity: c"O(log B + N) where B is the number of batches in flight and N the entries freed",
-        since: c"0.1.0",
-        args: &[ArgDoc::key(c"key"), ArgDoc::int(c"batch_id")],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::ACK;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let id = args.int_in(2, "batch_id", 0, i64::MAX)?;

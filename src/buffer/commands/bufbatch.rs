@@ -6,7 +6,7 @@
 //! reads the clock, and it runs only from the master's stream or while loading.
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -19,28 +19,8 @@ use crate::buffer::wire::parse_entries;
 
 pub struct BufBatch;
 
-// An entry is `member value` (plain) or `member ROW n (op column value){n}` (a row).
-const PAIR: &[ArgDoc] = &[ArgDoc::string(c"member"), ArgDoc::string(c"value")];
-const ARGS: &[ArgDoc] = &[
-    ArgDoc::key(c"key"),
-    ArgDoc::int(c"batch_id"),
-    ArgDoc::int(c"deadline_ms"),
-    ArgDoc::int(c"delivery_count"),
-    ArgDoc::block(c"entry", PAIR).optional().multiple(),
-];
-
 impl Command for BufBatch {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.BUFBATCH",
-        flags: c"write deny-oom",
-        arity: -5,
-        keys: KeySpec::one(KeySpec::APPLY),
-        summary: c"Internal: installs or renews a leased batch of a write buffer with absolute times (the replicated effect of HACK.DRAIN ... LEASE).",
-        complexity: c"O(N) where N is the number of entries",
-        since: c"0.1.0",
-        args: ARGS,
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::BUFBATCH;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let id = args.int_in(2, "batch_id", 1, i64::MAX)?.unsigned_abs();

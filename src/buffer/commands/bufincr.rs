@@ -5,7 +5,7 @@ use redis_module::raw;
 use crate::buffer::settings;
 use crate::buffer::wire;
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::{CmdError, NOT_INTEGER};
 use crate::module::replicate;
@@ -17,22 +17,8 @@ use crate::buffer::store::Buffer;
 
 pub struct BufIncr;
 
-const PAIR: &[ArgDoc] = &[ArgDoc::string(c"member"), ArgDoc::int(c"increment")];
-const ARGS: &[ArgDoc] = &[ArgDoc::key(c"key"), ArgDoc::block(c"data", PAIR).multiple()];
-
 impl Command for BufIncr {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.BUFINCR",
-        flags: c"write deny-oom fast",
-        arity: -4,
-        keys: KeySpec::one(KeySpec::UPDATE),
-        summary: c"Adds signed 64-bit increments to the pending values of members of a write buffer, atomically. Replies the new pending value(s).",
-        complexity: c"O(N) where N is the number of member/increment pairs",
-        since: c"0.1.0",
-        args: ARGS,
-        argc_step: 2,
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::BUFINCR;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let mut pairs: Vec<(&[u8], i64)> = Vec::with_capacity(args.len().saturating_sub(2) / 2);

@@ -2,7 +2,7 @@
 
 use crate::buffer::settings::BUFFER_MAX_MEMBERS;
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
@@ -12,17 +12,7 @@ use crate::buffer::datatype::BUFFER_TYPE;
 pub struct BufInfo;
 
 impl Command for BufInfo {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.BUFINFO",
-        flags: c"readonly",
-        arity: 2,
-        keys: KeySpec::one(KeySpec::READ),
-        summary: c"Shows a write buffer's pending members and columns, memory, batches in flight with lease deadlines and delivery counts, and the newest batch id in flight; nil when the key does not exist.",
-        complexity: c"O(P+B) where P is the number of pending members (for memory_bytes) and B the number of batches in flight",
-        since: c"0.1.0",
-        args: &[ArgDoc::key(c"key")],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::BUFINFO;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let key = TypedKey::open(ctx, args.raw(1)?, &BUFFER_TYPE, false)?;

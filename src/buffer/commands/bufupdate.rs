@@ -4,7 +4,7 @@
 use redis_module::raw;
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::{printable, CmdError, NOT_INTEGER};
 use crate::module::replicate;
@@ -17,30 +17,8 @@ use crate::buffer::{settings, stats, wire};
 
 pub struct BufUpdate;
 
-const TRIPLE: &[ArgDoc] = &[
-    ArgDoc::string(c"op"),
-    ArgDoc::string(c"column"),
-    ArgDoc::string(c"value"),
-];
-const ARGS: &[ArgDoc] = &[
-    ArgDoc::key(c"key"),
-    ArgDoc::string(c"member"),
-    ArgDoc::block(c"update", TRIPLE).multiple(),
-];
-
 impl Command for BufUpdate {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.BUFUPDATE",
-        flags: c"write deny-oom fast",
-        arity: -6,
-        keys: KeySpec::one(KeySpec::UPDATE),
-        summary: c"Updates columns of one pending member of a write buffer atomically and in order (INCR adds, SET keeps the last value, MAX/MIN keep the extreme). Replies the number of columns the member holds.",
-        complexity: c"O(N*C) where N is the number of updates and C the member's columns",
-        since: c"0.2.0",
-        args: ARGS,
-        argc_step: 3,
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::BUFUPDATE;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let member = args.bytes(2)?;

@@ -3,7 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::{is_keyword, missing_value, repeated_option, unknown_option, Args, RStr};
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::io::StrVec;
@@ -23,26 +23,9 @@ pub const MAX_COUNT: i64 = 1_000_000;
 /// Longest lease: 30 days.
 pub const MAX_LEASE_MS: i64 = 30 * 24 * 3600 * 1000;
 
-const ARGS: &[ArgDoc] = &[
-    ArgDoc::key(c"key"),
-    ArgDoc::int_option(c"count", c"COUNT"),
-    ArgDoc::int_option(c"lease", c"LEASE"),
-];
-
 impl Command for Drain {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.DRAIN",
-        // No deny-oom: draining frees memory, it must work when the server is full.
-        flags: c"write",
-        arity: -2,
-        keys: KeySpec::one(KeySpec::TAKE),
-        summary: c"Atomically removes up to COUNT pending entries of a write buffer and returns them; with LEASE, hands them out as a batch that comes back until acknowledged with HACK.ACK.",
-        complexity: c"O(N) where N is the number of entries returned",
-        since: c"0.1.0",
-        args: ARGS,
-        max_argc: 6,
-        ..CommandDef::BASE
-    };
+    // drain.json has no deny-oom: draining frees memory, it must work when the server is full.
+    const DEF: CommandDef = super::DRAIN;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let (count, lease) = parse(args)?;

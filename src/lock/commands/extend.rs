@@ -1,7 +1,7 @@
 //! `HACK.EXTEND key owner ttl_ms`
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
@@ -16,21 +16,7 @@ use crate::lock::waiters::{self, LockName};
 pub struct Extend;
 
 impl Command for Extend {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.EXTEND",
-        flags: c"write deny-oom fast",
-        arity: 4,
-        keys: KeySpec::one(KeySpec::UPDATE),
-        summary: c"Sets the remaining TTL of a lock held by owner to ttl_ms (same fencing token): 1 extended, 0 if owner is not the holder (nothing changes).",
-        complexity: c"O(1)",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::string(c"owner"),
-            ArgDoc::int(c"ttl_ms"),
-        ],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::EXTEND;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let owner = args.bytes(2)?;

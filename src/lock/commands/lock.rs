@@ -3,7 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::{is_keyword, missing_value, repeated_option, unknown_option, Args};
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
@@ -21,25 +21,8 @@ pub const NOT_REPLICATED: CmdError = CmdError::Static(
     "ERR lock commands are never replicated as such (their effect is HACK.LOCKSET or DEL)",
 );
 
-const ARGS: &[ArgDoc] = &[
-    ArgDoc::key(c"key"),
-    ArgDoc::string(c"owner"),
-    ArgDoc::int(c"ttl_ms"),
-    ArgDoc::int_option(c"timeout_ms", c"WAIT"),
-];
-
 impl Command for Lock {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.LOCK",
-        flags: c"write deny-oom blocking",
-        arity: -4,
-        keys: KeySpec::one(KeySpec::UPDATE),
-        summary: c"Acquires a lock for ttl_ms and replies its fencing token; the holder gets its own token back with a fresh TTL; held by another: nil, or with WAIT, waits server-side in FIFO order (nil on timeout).",
-        complexity: c"O(1); O(log W) to queue behind W waiters",
-        since: c"0.1.0",
-        args: ARGS,
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::LOCK;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let req = parse(args)?;

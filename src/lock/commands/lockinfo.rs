@@ -1,7 +1,7 @@
 //! `HACK.LOCKINFO key`
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
@@ -13,17 +13,7 @@ use crate::lock::waiters::{self, LockName};
 pub struct LockInfo;
 
 impl Command for LockInfo {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.LOCKINFO",
-        flags: c"readonly fast",
-        arity: 2,
-        keys: KeySpec::one(KeySpec::READ),
-        summary: c"Shows a held lock: owner, remaining ttl_ms (-1: no expiry), fencing token and number of waiters; nil when the lock is free.",
-        complexity: c"O(1)",
-        since: c"0.1.0",
-        args: &[ArgDoc::key(c"key")],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::LOCKINFO;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let this = LockName::of_command(ctx, args)?;

@@ -10,7 +10,7 @@
 //! so that is refused.
 
 use crate::module::args::{is_keyword, Args};
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -21,29 +21,12 @@ use crate::lock::{effect, token};
 
 pub struct LockSet;
 
-const ARGS: &[ArgDoc] = &[
-    ArgDoc::key(c"key"),
-    ArgDoc::string(c"owner"),
-    ArgDoc::int(c"token"),
-    ArgDoc::int_option(c"at_ms", c"PXAT"),
-];
-
 pub const INTERNAL_ONLY: CmdError = CmdError::Static(
     "ERR HACK.LOCKSET is internal: it carries HACK.LOCK's effects to replicas and the AOF; use HACK.LOCK",
 );
 
 impl Command for LockSet {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.LOCKSET",
-        flags: c"write deny-oom",
-        arity: -4,
-        keys: KeySpec::one(KeySpec::OVERWRITE),
-        summary: c"Internal: stores a held lock with its owner, fencing token and absolute expiry (the replicated effect of HACK.LOCK, HACK.EXTEND and hand-offs).",
-        complexity: c"O(1)",
-        since: c"0.1.0",
-        args: ARGS,
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::LOCKSET;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         if args.len() != 4 && args.len() != 6 {

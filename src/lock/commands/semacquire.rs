@@ -3,7 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::{CmdError, SYNTAX};
 use crate::module::ffi::rm;
@@ -19,16 +19,6 @@ use crate::lock::{stats, token};
 
 pub struct SemAcquire;
 
-const ARGS: &[ArgDoc] = &[
-    ArgDoc::key(c"key"),
-    ArgDoc::string(c"owner"),
-    ArgDoc::int(c"limit"),
-    ArgDoc::int(c"ttl_ms"),
-    ArgDoc::int_option(c"n", c"PERMITS"),
-    ArgDoc::int_option(c"timeout_ms", c"WAIT"),
-    ArgDoc::token(c"bound", c"BOUND").optional(),
-];
-
 /// Most arguments a valid call has (name, 4 fixed, PERMITS n, WAIT t, BOUND).
 const MAX_ARGS: usize = 10;
 
@@ -37,17 +27,7 @@ const BOUND_NEEDS_CLIENT: CmdError = CmdError::Static(
 );
 
 impl Command for SemAcquire {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.SEMACQUIRE",
-        flags: c"write deny-oom blocking",
-        arity: -5,
-        keys: KeySpec::one(KeySpec::UPDATE),
-        summary: c"Takes n permits (PERMITS, default 1) of a semaphore of limit permits for ttl_ms and replies the holding's fencing token; the holder gets its own token back with a fresh lease; no room: nil, or with WAIT, waits server-side in FIFO order (nil on timeout); BOUND releases the permits when this connection closes.",
-        complexity: c"O(H) for H holders; O(log W) to queue behind W waiters",
-        since: c"0.2.0",
-        args: ARGS,
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::SEMACQUIRE;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         if args.len() > MAX_ARGS {

@@ -1,7 +1,7 @@
 //! `HACK.SEMEXTEND key owner ttl_ms`
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 
@@ -13,21 +13,7 @@ use crate::lock::stats;
 pub struct SemExtend;
 
 impl Command for SemExtend {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.SEMEXTEND",
-        flags: c"write deny-oom fast",
-        arity: 4,
-        keys: KeySpec::one(KeySpec::UPDATE),
-        summary: c"Sets the remaining lease of owner's permits in a semaphore to ttl_ms (same fencing token and permits): 1 extended, 0 if owner holds none (nothing changes).",
-        complexity: c"O(H) for H holders",
-        since: c"0.2.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::string(c"owner"),
-            ArgDoc::int(c"ttl_ms"),
-        ],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::SEMEXTEND;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let owner = args.bytes(2)?;

@@ -1,7 +1,7 @@
 //! `HACK.SEMINFO key`
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
@@ -13,17 +13,7 @@ use crate::lock::waiters::LockName;
 pub struct SemInfo;
 
 impl Command for SemInfo {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.SEMINFO",
-        flags: c"readonly fast",
-        arity: 2,
-        keys: KeySpec::one(KeySpec::READ),
-        summary: c"Shows a semaphore: limit, permits_in_use, holders (owner, permits, remaining ttl_ms, fencing token, bound 1/0 each) and number of waiters; nil when nobody holds a permit.",
-        complexity: c"O(H) for H holders",
-        since: c"0.2.0",
-        args: &[ArgDoc::key(c"key")],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::SEMINFO;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let this = LockName::of_command(ctx, args)?;

@@ -8,7 +8,7 @@
 //! Refused from clients: it could hand out tokens below the mark and break fencing.
 
 use crate::module::args::{is_keyword, Args};
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -22,21 +22,6 @@ use crate::lock::token;
 
 pub struct SemSet;
 
-const HOLDER: &[ArgDoc] = &[
-    ArgDoc::string(c"owner"),
-    ArgDoc::int(c"permits"),
-    ArgDoc::int(c"token"),
-    ArgDoc::int(c"deadline"),
-    ArgDoc::int(c"bound"),
-];
-
-const ARGS: &[ArgDoc] = &[
-    ArgDoc::key(c"key"),
-    ArgDoc::int(c"limit"),
-    ArgDoc::block(c"holder", HOLDER).multiple(),
-    ArgDoc::int_option(c"at_ms", c"PXAT"),
-];
-
 pub const INTERNAL_ONLY: CmdError = CmdError::Static(
     "ERR HACK.SEMSET is internal: it carries semaphore changes to replicas and the AOF; use HACK.SEMACQUIRE",
 );
@@ -44,17 +29,7 @@ pub const INTERNAL_ONLY: CmdError = CmdError::Static(
 const I64_MAX: i64 = i64::MAX;
 
 impl Command for SemSet {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.SEMSET",
-        flags: c"write deny-oom",
-        arity: -8,
-        keys: KeySpec::one(KeySpec::OVERWRITE),
-        summary: c"Internal: stores a semaphore's limit and holders with their permits, fencing tokens, absolute lease deadlines and BOUND flags (the replicated effect of every semaphore change).",
-        complexity: c"O(H) for H holders",
-        since: c"0.2.0",
-        args: ARGS,
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::SEMSET;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let n = args.len();

@@ -3,7 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -18,17 +18,7 @@ use crate::lock::waiters::{self, LockName};
 pub struct Unlock;
 
 impl Command for Unlock {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.UNLOCK",
-        flags: c"write fast",
-        arity: 3,
-        keys: KeySpec::one(KeySpec::TAKE),
-        summary: c"Releases a lock held by owner: 1 released (or handed to the first waiter with a new fencing token), 0 if owner is not the holder (nothing changes).",
-        complexity: c"O(1); O(log W) to hand off to the first of W waiters",
-        since: c"0.1.0",
-        args: &[ArgDoc::key(c"key"), ArgDoc::string(c"owner")],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::UNLOCK;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let owner = args.bytes(2)?;

@@ -6,7 +6,7 @@
 //! every key is validated, and every limit decided, before any key is written.
 
 use crate::module::args::{Args, RStr};
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 
@@ -16,45 +16,13 @@ use crate::ratelimit::{stats, waiters};
 
 pub struct Quota;
 
-const ALGOS: &[ArgDoc] = &[
-    ArgDoc::token(c"fixed", c"FIXED"),
-    ArgDoc::token(c"sliding", c"SLIDING"),
-    ArgDoc::token(c"gcra", c"GCRA"),
-];
-
-const GROUP: &[ArgDoc] = &[
-    ArgDoc::int(c"limit"),
-    ArgDoc::int(c"period_ms"),
-    ArgDoc::one_of(c"algo", Some(c"ALGO"), ALGOS).optional(),
-    ArgDoc::int_option(c"burst", c"BURST"),
-    ArgDoc::int_option(c"offset", c"OFFSET"),
-];
-
-const ARGS: &[ArgDoc] = &[
-    ArgDoc::int(c"numkeys"),
-    ArgDoc::key(c"key").multiple(),
-    ArgDoc::block(c"limits", GROUP).multiple(),
-    ArgDoc::int_option(c"cost", c"COST"),
-    ArgDoc::token(c"partial", c"PARTIAL").optional(),
-    ArgDoc::token(c"peek", c"PEEK").optional(),
-    ArgDoc::int_option(c"timeout_ms", c"WAIT"),
-];
-
 /// Words after the keys: 8 per limit group at most, then 7 for the call options.
 const MAX_WORDS: usize = MAX_KEYS * 8 + 7;
 
 impl Command for Quota {
     const DEF: CommandDef = CommandDef {
-        name: c"HACK.QUOTA",
-        flags: c"write deny-oom fast",
-        arity: -5,
-        keys: KeySpec::numkeys_at(1, KeySpec::UPDATE),
-        summary: c"Checks and charges several rate limits (one per key, FIXED, SLIDING or GCRA) in one atomic call: all or nothing, or the largest PARTIAL grant; with WAIT, a denied call queues server-side (FIFO) until admitted. Replies allowed, granted, denied, retry_after_ms and each limit's state.",
-        complexity: c"O(N) where N is the number of keys",
-        since: c"0.2.0",
-        args: ARGS,
         max_argc: 2 + MAX_KEYS + MAX_WORDS,
-        ..CommandDef::BASE
+        ..super::QUOTA
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {

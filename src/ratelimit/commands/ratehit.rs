@@ -1,7 +1,7 @@
 //! HACK.RATEHIT: the thin glue between the server and the pure algorithms.
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::strkey::StrKey;
@@ -13,36 +13,10 @@ use crate::ratelimit::{stats, waiters};
 
 pub struct RateHit;
 
-const ALGOS: &[ArgDoc] = &[
-    ArgDoc::token(c"fixed", c"FIXED"),
-    ArgDoc::token(c"sliding", c"SLIDING"),
-    ArgDoc::token(c"gcra", c"GCRA"),
-];
-
-const ARGS: &[ArgDoc] = &[
-    ArgDoc::key(c"key"),
-    ArgDoc::int(c"limit"),
-    ArgDoc::int(c"period_ms"),
-    ArgDoc::int_option(c"cost", c"COST"),
-    ArgDoc::one_of(c"algo", Some(c"ALGO"), ALGOS).optional(),
-    ArgDoc::int_option(c"burst", c"BURST"),
-    ArgDoc::int_option(c"offset", c"OFFSET"),
-    ArgDoc::token(c"peek", c"PEEK").optional(),
-    ArgDoc::int_option(c"timeout_ms", c"WAIT"),
-];
-
 impl Command for RateHit {
     const DEF: CommandDef = CommandDef {
-        name: c"HACK.RATEHIT",
-        flags: c"write deny-oom fast",
-        arity: -4,
-        keys: KeySpec::one(KeySpec::UPDATE),
-        summary: c"Counts a hit against a rate limit (FIXED window, SLIDING window or GCRA) atomically; with WAIT, a denied call queues server-side (FIFO) until admitted. Replies [allowed, limit, remaining, retry_after_ms, reset_after_ms].",
-        complexity: c"O(1)",
-        since: c"0.1.0",
-        args: ARGS,
         max_argc: 2 + MAX_WORDS,
-        ..CommandDef::BASE
+        ..super::RATEHIT
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {

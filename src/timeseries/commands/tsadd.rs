@@ -3,7 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::{is_keyword, Args};
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::io::StrVec;
@@ -16,21 +16,7 @@ use crate::timeseries::{defaults, stats};
 pub struct TsAdd;
 
 impl Command for TsAdd {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSADD",
-        flags: c"write deny-oom fast",
-        arity: -3,
-        keys: KeySpec::one(KeySpec::UPDATE),
-        summary: c"Adds members to the HyperLogLog of the bucket containing AT (default now) in every rollup of a distinct-count series, creating it with the default distinct rollups. Replies 1 if the finest bucket's sketch changed, else 0.",
-        complexity: c"O(N * R) where N is the number of members and R the number of rollups",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::string(c"member").multiple(),
-            ArgDoc::int_option(c"at", c"AT"),
-        ],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSADD;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let n = args.len();

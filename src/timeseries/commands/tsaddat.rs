@@ -7,7 +7,7 @@
 //! refuses an old `AT` (what no rollup retains any more is skipped).
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -18,23 +18,7 @@ use crate::timeseries::distinct_add::{add, When};
 pub struct TsAddAt;
 
 impl Command for TsAddAt {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSADDAT",
-        flags: c"write deny-oom",
-        arity: -6,
-        keys: KeySpec::one(KeySpec::APPLY),
-        summary: c"Internal: adds members with the master's absolute AT and clock reading (the replicated effect of HACK.TSADD).",
-        complexity: c"O(N * R) where N is the number of members and R the number of rollups",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::int(c"at_ms"),
-            ArgDoc::int(c"now_ms"),
-            ArgDoc::int(c"rollup_count"),
-            ArgDoc::string(c"member").multiple(),
-        ],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSADDAT;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let at = args.i64_at(2)?;

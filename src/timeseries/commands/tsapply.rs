@@ -6,7 +6,7 @@
 //! retains any more is skipped).
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -18,23 +18,7 @@ use crate::timeseries::increment::apply;
 pub struct TsApply;
 
 impl Command for TsApply {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSAPPLY",
-        flags: c"write deny-oom",
-        arity: -5,
-        keys: KeySpec::one(KeySpec::APPLY),
-        summary: c"Internal: applies an increment with the master's absolute AT and clock reading (the replicated effect of HACK.TSINCR).",
-        complexity: c"O(R) where R is the number of rollups",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::int(c"increment"),
-            ArgDoc::int(c"at_ms"),
-            ArgDoc::int(c"now_ms"),
-            ArgDoc::token(c"rollups", c"ROLLUPS").optional(),
-        ],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSAPPLY;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         if args.len() < 5 || args.len() == 6 {

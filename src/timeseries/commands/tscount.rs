@@ -1,7 +1,7 @@
 //! `HACK.TSCOUNT key [key ...] from to [UNION]`
 
 use crate::module::args::{is_keyword, Args};
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
@@ -30,21 +30,8 @@ fn keys(args: &Args) -> std::ops::Range<usize> {
 
 impl Command for TsCount {
     const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSCOUNT",
-        flags: c"readonly getkeys-api",
-        arity: -4,
-        keys: KeySpec::from_first_to(-3, KeySpec::READ),
-        summary: c"Distinct count (exactly PFCOUNT's) over [from, to] (Unix ms, - or +) of one or more distinct-count series, each part of time from the finest rollup retaining it; with UNION, one count of the union across keys.",
-        complexity: c"O(B) where B is the number of buckets merged (plus O(16384) per count of more than one bucket)",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key").multiple(),
-            ArgDoc::string(c"from"),
-            ArgDoc::string(c"to"),
-            ArgDoc::token(c"union", c"UNION").optional(),
-        ],
         getkeys: Some(keys),
-        ..CommandDef::BASE
+        ..super::TSCOUNT
     };
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {

@@ -3,7 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -20,22 +20,7 @@ use crate::timeseries::series::Series;
 pub struct TsCreate;
 
 impl Command for TsCreate {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSCREATE",
-        flags: c"write deny-oom",
-        arity: -4,
-        keys: KeySpec::one(KeySpec::CREATE),
-        summary: c"Creates an empty time series with the given rollups (resolution:retention, finest first), e.g. 10s:1d 1h:90d; with DISTINCT, a distinct-count series (a HyperLogLog per bucket).",
-        complexity: c"O(R) where R is the number of rollups",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::token(c"rollups", c"ROLLUPS"),
-            ArgDoc::string(c"rollup").multiple(),
-            ArgDoc::token(c"distinct", c"DISTINCT").optional(),
-        ],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSCREATE;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let n = args.len();

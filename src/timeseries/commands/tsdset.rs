@@ -6,7 +6,7 @@
 //! emits `HACK.TSCREATE ... DISTINCT` first).
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -19,22 +19,7 @@ use crate::timeseries::settings::distinct_sparse_max_bytes;
 pub struct TsDSet;
 
 impl Command for TsDSet {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSDSET",
-        flags: c"write deny-oom",
-        arity: -4,
-        keys: KeySpec::one(KeySpec::APPLY),
-        summary: c"Internal: merges bucket sketches into one rollup of a distinct-count series (used by AOF rewrite).",
-        complexity: c"O(N) where N is the number of buckets given",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::int(c"rollup_index"),
-            ArgDoc::int(c"newest_idx"),
-        ],
-        argc_step: 2,
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSDSET;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let which = args.int_in(2, "rollup_index", 0, 64)? as usize;

@@ -3,7 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::{is_keyword, Args};
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::io::StrVec;
@@ -15,21 +15,7 @@ use crate::timeseries::{defaults, stats};
 pub struct TsIncr;
 
 impl Command for TsIncr {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSINCR",
-        flags: c"write deny-oom fast",
-        arity: -2,
-        keys: KeySpec::one(KeySpec::UPDATE),
-        summary: c"Adds an increment (default 1) to the bucket containing AT (default now) in every rollup of a time series, creating it with the default rollups. Replies the finest bucket's new value.",
-        complexity: c"O(R) where R is the number of rollups",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::int(c"increment").optional(),
-            ArgDoc::int_option(c"at", c"AT"),
-        ],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSINCR;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let (inc, at) = match args.len() {

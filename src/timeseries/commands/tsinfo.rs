@@ -1,7 +1,7 @@
 //! `HACK.TSINFO key`
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 
@@ -15,17 +15,7 @@ use std::mem::size_of;
 pub struct TsInfo;
 
 impl Command for TsInfo {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSINFO",
-        flags: c"readonly",
-        arity: 2,
-        keys: KeySpec::one(KeySpec::READ),
-        summary: c"Shows a time series' rollups with their first and last buckets, layout and memory (for a distinct series also its sparse and dense sketches); nil when the key does not exist.",
-        complexity: c"O(R + B) where R is the number of rollups and B their buckets",
-        since: c"0.1.0",
-        args: &[ArgDoc::key(c"key")],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSINFO;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let now = ctx.now_us()?.div_euclid(1000);

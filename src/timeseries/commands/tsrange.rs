@@ -1,7 +1,7 @@
 //! `HACK.TSRANGE key from to [STEP ms]`
 
 use crate::module::args::{is_keyword, Args};
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::timeseries::settings::TS_MAX_RANGE_POINTS;
@@ -13,22 +13,7 @@ use crate::timeseries::series::RangeError;
 pub struct TsRange;
 
 impl Command for TsRange {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSRANGE",
-        flags: c"readonly",
-        arity: -4,
-        keys: KeySpec::one(KeySpec::READ),
-        summary: c"Returns zero-filled [step_start_ms, value] points of a time series over [from, to] (on a distinct series: the distinct count of each step), STEP defaulting to the resolution of the finest rollup covering the range.",
-        complexity: c"O(P + B) where P is the number of points and B the buckets read",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::string(c"from"),
-            ArgDoc::string(c"to"),
-            ArgDoc::int_option(c"step", c"STEP"),
-        ],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSRANGE;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let step = match args.len() {

@@ -5,7 +5,7 @@
 //! rewrite emits `HACK.TSCREATE` first).
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -16,23 +16,7 @@ use crate::timeseries::datatype::SERIES_TYPE;
 pub struct TsSet;
 
 impl Command for TsSet {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSSET",
-        flags: c"write deny-oom",
-        arity: -4,
-        keys: KeySpec::one(KeySpec::APPLY),
-        summary:
-            c"Internal: sets bucket values of one rollup of a time series (used by AOF rewrite).",
-        complexity: c"O(N) where N is the number of buckets given",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key"),
-            ArgDoc::int(c"rollup_index"),
-            ArgDoc::int(c"newest_idx"),
-        ],
-        argc_step: 2,
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSSET;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         let which = args.int_in(2, "rollup_index", 0, 64)? as usize;

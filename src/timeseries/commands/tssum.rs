@@ -1,7 +1,7 @@
 //! `HACK.TSSUM key [key ...] from to`
 
 use crate::module::args::Args;
-use crate::module::command::{ArgDoc, Command, CommandDef, KeySpec};
+use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::typedkey::TypedKey;
@@ -12,21 +12,7 @@ use crate::timeseries::datatype::SERIES_TYPE;
 pub struct TsSum;
 
 impl Command for TsSum {
-    const DEF: CommandDef = CommandDef {
-        name: c"HACK.TSSUM",
-        flags: c"readonly",
-        arity: -4,
-        keys: KeySpec::from_first_to(-3, KeySpec::READ),
-        summary: c"Sums every bucket overlapping [from, to] (Unix ms, - or +) of one or more time series, each part of time from the finest rollup retaining it.",
-        complexity: c"O(B) where B is the number of buckets summed",
-        since: c"0.1.0",
-        args: &[
-            ArgDoc::key(c"key").multiple(),
-            ArgDoc::string(c"from"),
-            ArgDoc::string(c"to"),
-        ],
-        ..CommandDef::BASE
-    };
+    const DEF: CommandDef = super::TSSUM;
 
     fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         // `args.len() >= 4`: none of these subtractions can underflow.
