@@ -162,14 +162,14 @@ impl<T: LockFamilyWaits> Waits for T {
     /// `CLIENT UNBLOCK ... ERROR`).
     fn unblocked(ctx: &Ctx, handle: usize) -> Option<Outcome> {
         if T::leave(ctx, handle, true) {
-            stats::WAIT_TIMEOUTS.incr();
+            stats::LOCK_WAIT_TIMEOUTS.incr();
         }
         None
     }
 
     fn disconnected(ctx: &Ctx, handle: usize) {
         if T::leave(ctx, handle, true) {
-            stats::WAIT_DISCONNECTS.incr();
+            stats::LOCK_WAIT_DISCONNECTS.incr();
         }
     }
 
@@ -177,7 +177,7 @@ impl<T: LockFamilyWaits> Waits for T {
     /// way out of the queue stops this timer first.
     fn deadline(ctx: &Ctx, handle: usize) {
         if T::leave(ctx, handle, false) {
-            stats::WAIT_TIMEOUTS.incr();
+            stats::LOCK_WAIT_TIMEOUTS.incr();
             blocked::unblock::<Self>(handle, None);
         }
     }
@@ -260,7 +260,7 @@ pub fn block(
         blocked::unblock::<LockWaits>(handle, Some(Outcome::Failed(e)));
         return Ok(());
     }
-    stats::WAITS.incr();
+    stats::LOCK_WAITS.incr();
     if let Some(at) = holder_expiry_ms {
         ensure_timer::<LockWaits>(ctx, key, lease::recheck_at(at), now_ms);
     }
@@ -303,12 +303,12 @@ pub fn hand_off(
     });
     match installed {
         Ok(token) => {
-            stats::HANDOFFS.incr();
+            stats::LOCK_HANDOFFS.incr();
             blocked::unblock::<LockWaits>(w.handle, Some(Outcome::Granted(token)));
             Ok(true)
         }
         Err(e) => {
-            stats::WAIT_ERRORS.incr();
+            stats::LOCK_WAIT_ERRORS.incr();
             blocked::unblock::<LockWaits>(w.handle, Some(Outcome::Failed(e.clone())));
             Err(e)
         }
@@ -347,7 +347,7 @@ pub fn fail_all(ctx: &Ctx, id: &KeyId, err: &CmdError) {
     }
     for w in waiters {
         blocked::stop_deadline(ctx, w.wake);
-        stats::WAIT_ERRORS.incr();
+        stats::LOCK_WAIT_ERRORS.incr();
         blocked::unblock::<LockWaits>(w.handle, Some(Outcome::Failed(err.clone())));
     }
 }

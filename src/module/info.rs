@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use redis_module::raw::{self, RedisModuleInfoCtx};
 
 use super::family::Family;
-use super::stats::MODULE_FIELDS;
+use super::stats::{field_name, Field, FIELDS as MODULE_FIELDS};
 
 static FAMILIES: OnceLock<&'static [&'static Family]> = OnceLock::new();
 
@@ -44,13 +44,16 @@ fn add_fields(ctx: *mut RedisModuleInfoCtx) {
     // An empty name selects the module's default section, named after the module: `hacks`.
     // SAFETY: as above; the empty C string is static.
     unsafe { section(ctx, c"".as_ptr()) };
-    for (name, counter) in MODULE_FIELDS {
-        put(name, counter.get());
-    }
-    for family in FAMILIES.get().copied().unwrap_or(&[]) {
-        for (name, counter) in family.info {
-            put(name, counter.get());
+    let counters = |fields: &[Field]| {
+        for (name, counter) in fields {
+            if let Some(name) = field_name(name) {
+                put(&name, counter.get());
+            }
         }
+    };
+    counters(MODULE_FIELDS);
+    for family in FAMILIES.get().copied().unwrap_or(&[]) {
+        counters(family.info);
         for (name, gauge) in family.gauges {
             put(name, gauge());
         }

@@ -4,7 +4,7 @@
 //! load + store (no locked read-modify-write on the hot path); the atomic type only keeps the
 //! static `Sync`.
 
-use std::ffi::CStr;
+use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Counter(AtomicU64);
@@ -36,10 +36,30 @@ impl Default for Counter {
     }
 }
 
-/// One `INFO` field: its name and its counter.
-pub type Field = (&'static CStr, &'static Counter);
+/// One `INFO` field: its counter's name (the field's name in upper case) and the counter.
+pub type Field = (&'static str, &'static Counter);
 
-/// Panics caught by the command guard (each one answered with an error reply).
-pub static PANICS_CAUGHT: Counter = Counter::new();
+/// Declares counters once each: every name becomes a `pub static` [`Counter`] and a row of
+/// `pub const FIELDS: &[Field]`, shown by `INFO hacks` as the name in lower case
+/// (`LOCK_WAITS` is `lock_waits`), so a counter and its field cannot drift apart.
+#[macro_export]
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        $(
+            $(#[$doc])*
+            pub static $name: $crate::module::stats::Counter = $crate::module::stats::Counter::new();
+        )*
+        /// Every counter above, in `INFO hacks` order.
+        pub const FIELDS: &[$crate::module::stats::Field] = &[$((stringify!($name), &$name)),*];
+    };
+}
 
-pub const MODULE_FIELDS: &[Field] = &[(c"panics_caught", &PANICS_CAUGHT)];
+/// The `INFO` field name of a counter named `name`: its lower case, NUL-terminated.
+pub fn field_name(name: &str) -> Option<CString> {
+    CString::new(name.to_ascii_lowercase()).ok()
+}
+
+crate::counters! {
+    /// Panics caught by the command guard (each one answered with an error reply).
+    PANICS_CAUGHT,
+}

@@ -181,7 +181,7 @@ fn block(
         blocked::unblock::<RateWaits>(handle, Some(Outcome::Failed(e)));
         return Ok(());
     }
-    stats::WAITS.incr();
+    stats::RATELIMIT_WAITS.incr();
     service_keys(ctx, keys);
     Ok(())
 }
@@ -262,13 +262,13 @@ impl Waits for RateWaits {
     /// `CLIENT UNBLOCK`: leave the queues, answer the denied verdict of now, uncharged.
     fn unblocked(ctx: &Ctx, handle: usize) -> Option<Outcome> {
         let (keys, w) = leave(ctx, handle, true)?;
-        stats::WAIT_TIMEOUTS.incr();
+        stats::RATELIMIT_WAITS_TIMED_OUT.incr();
         Some(denied_now(ctx, &keys, &w))
     }
 
     fn disconnected(ctx: &Ctx, handle: usize) {
         if leave(ctx, handle, true).is_some() {
-            stats::WAIT_DISCONNECTS.incr();
+            stats::RATELIMIT_WAITS_DISCONNECTED.incr();
         }
     }
 
@@ -279,7 +279,7 @@ impl Waits for RateWaits {
         let Some((keys, w)) = leave(ctx, handle, false) else {
             return;
         };
-        stats::WAIT_TIMEOUTS.incr();
+        stats::RATELIMIT_WAITS_TIMED_OUT.incr();
         let outcome = denied_now(ctx, &keys, &w);
         blocked::unblock::<Self>(handle, Some(outcome));
     }
@@ -436,7 +436,7 @@ fn admit(ctx: &Ctx, seq: u64) -> Result<Step, CmdError> {
     };
     match call::run(ctx, c, now_us, 0) {
         Ok(a) if a.allowed => {
-            stats::WAITS_ADMITTED.incr();
+            stats::RATELIMIT_WAITS_ADMITTED.incr();
             finish(ctx, seq, Outcome::Answer(Box::new(a), w.reply));
             Ok(Step::Admitted(keys))
         }
@@ -466,7 +466,7 @@ fn finish(ctx: &Ctx, seq: u64, outcome: Outcome) {
     }
     blocked::stop_deadline(ctx, entry.data.wake);
     if matches!(outcome, Outcome::Failed(_)) {
-        stats::WAIT_ERRORS.incr();
+        stats::RATELIMIT_WAITS_FAILED.incr();
     }
     blocked::unblock::<RateWaits>(entry.handle, Some(outcome));
 }

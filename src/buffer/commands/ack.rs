@@ -34,7 +34,7 @@ impl Command for Ack {
             replicate::verbatim(ctx)?;
             ctx.signal_modified(name)?;
             ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.ack", name)?;
-            stats::BATCHES_ACKED.incr();
+            stats::BUFFER_BATCHES_ACKED.incr();
         }
         ctx.reply_i64(i64::from(acked))
     }

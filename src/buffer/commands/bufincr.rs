@@ -45,7 +45,7 @@ impl Command for BufIncr {
         replicate::verbatim(ctx)?;
         ctx.signal_modified(name)?;
         ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.bufincr", name)?;
-        stats::INCREMENTS.add(values.len() as u64);
+        stats::BUFFER_INCREMENTS.add(values.len() as u64);
         match values.as_slice() {
             [one] => ctx.reply_i64(*one),
             many => {
@@ -74,7 +74,7 @@ fn incr(
             .map_err(|e| wire::refusal(e, wire::default_column)),
         Err(e) => {
             if wire::is_cap(&e) {
-                stats::REFUSED_FULL.incr();
+                stats::BUFFER_REFUSED_FULL.incr();
             }
             Err(wire::refusal(e, wire::default_column))
         }

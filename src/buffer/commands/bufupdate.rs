@@ -62,7 +62,7 @@ impl Command for BufUpdate {
                 .map_err(|e| wire::refusal(e, column)),
             Err(e) => {
                 if wire::is_cap(&e) {
-                    stats::REFUSED_FULL.incr();
+                    stats::BUFFER_REFUSED_FULL.incr();
                 }
                 Err(wire::refusal(e, column))
             }
@@ -82,7 +82,7 @@ impl Command for BufUpdate {
         replicate::verbatim(ctx)?;
         ctx.signal_modified(name)?;
         ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.bufupdate", name)?;
-        stats::UPDATES.add(updates.len() as u64);
+        stats::BUFFER_COLUMN_UPDATES.add(updates.len() as u64);
         ctx.reply_i64(i64::try_from(columns).unwrap_or(i64::MAX))
     }
 }

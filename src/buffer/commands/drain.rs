@@ -95,7 +95,7 @@ fn plain(
         replicate::verbatim(ctx)?;
         ctx.signal_modified(name)?;
         ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.drain", name)?;
-        stats::DRAINED_ENTRIES.add(entries.len() as u64);
+        stats::BUFFER_DRAINED_ENTRIES.add(entries.len() as u64);
     }
     reply_entries(ctx, &entries)
 }
@@ -131,13 +131,13 @@ fn leased(
     if lease.fresh {
         // The id came from peek(): within the clock's horizon.
         let _ = ids::observe(lease.batch_id);
-        stats::BATCHES_LEASED.incr();
-        stats::DRAINED_ENTRIES.add(batch.entries.len() as u64);
+        stats::BUFFER_BATCHES_LEASED.incr();
+        stats::BUFFER_DRAINED_ENTRIES.add(batch.entries.len() as u64);
         for (m, v) in &batch.entries {
             ok = ok && push_entry(&mut effect, m, v);
         }
     } else {
-        stats::LEASES_EXPIRED.incr();
+        stats::BUFFER_LEASES_EXPIRED.incr();
     }
     if !ok {
         return Err(CmdError::Static(

@@ -35,7 +35,7 @@ impl Command for Extend {
             .filter(|l| lease::may_extend(Some(l), owner))
             .map(|l| l.token)
         else {
-            stats::NOT_HOLDER.incr();
+            stats::LOCK_NOT_HOLDER.incr();
             return ctx.reply_i64(0);
         };
         let now_ms = ctx.now_us()?.div_euclid(1000);
@@ -49,7 +49,7 @@ impl Command for Extend {
             at,
         )?;
         waiters::watch(ctx, &key, &lock, now_ms)?;
-        stats::EXTENDED.incr();
+        stats::LOCK_EXTENDED.incr();
         ctx.reply_i64(1)
     }
 }

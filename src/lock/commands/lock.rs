@@ -52,14 +52,14 @@ impl Command for Lock {
                     let token = token::allocate_at(now_us)?;
                     let at = lease::expiry(now_ms, req.ttl_ms);
                     effect::install(ctx, &mut key, name, owner, token, at)?;
-                    stats::ACQUIRED.incr();
+                    stats::LOCK_ACQUIRED.incr();
                     return reply_token(ctx, token);
                 }
                 LockStep::Renew { token } => {
                     let at = lease::expiry(now_ms, req.ttl_ms);
                     effect::install(ctx, &mut key, name, owner, token, at)?;
                     waiters::watch(ctx, &key, &lock, now_ms)?;
-                    stats::RENEWED.incr();
+                    stats::LOCK_RENEWED.incr();
                     return reply_token(ctx, token);
                 }
                 LockStep::ServeQueueFirst => {
@@ -76,7 +76,7 @@ impl Command for Lock {
                             )
                         }
                         _ => {
-                            stats::BUSY.incr();
+                            stats::LOCK_BUSY.incr();
                             ctx.reply_null()
                         }
                     };

@@ -34,7 +34,7 @@ impl Command for Unlock {
         let queued = if replaying { 0 } else { waiters::queued(&lock) };
         match lease::on_unlock(key.get()?, owner, queued) {
             Release::NotHolder => {
-                stats::NOT_HOLDER.incr();
+                stats::LOCK_NOT_HOLDER.incr();
                 ctx.reply_i64(0)
             }
             Release::Delete => {
@@ -43,12 +43,12 @@ impl Command for Unlock {
                 replicate::verbatim(ctx)?;
                 ctx.signal_modified(name)?;
                 ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.unlock", name)?;
-                stats::RELEASED.incr();
+                stats::LOCK_RELEASED.incr();
                 ctx.reply_i64(1)
             }
             Release::HandOff => {
                 ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.unlock", name)?;
-                stats::RELEASED.incr();
+                stats::LOCK_RELEASED.incr();
                 let now_ms = ctx.now_us()?.div_euclid(1000);
                 waiters::hand_off(ctx, &mut key, name, &lock, now_ms)?;
                 waiters::watch(ctx, &key, &lock, now_ms)?;

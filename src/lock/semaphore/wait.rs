@@ -141,7 +141,7 @@ fn deliver(ctx: &Ctx, id: &KeyId, served: Vec<Served>, failed: Option<&CmdError>
             (None, other) => other,
         };
         if matches!(outcome, Outcome::Failed(_)) {
-            stats::WAIT_ERRORS.incr();
+            stats::LOCK_WAIT_ERRORS.incr();
         }
         blocked::unblock::<SemWaits>(s.handle, Some(outcome));
     }
@@ -329,7 +329,7 @@ pub fn fail_all(ctx: &Ctx, id: &KeyId, err: &CmdError) {
     }
     for w in all {
         blocked::stop_deadline(ctx, w.wake);
-        stats::WAIT_ERRORS.incr();
+        stats::LOCK_WAIT_ERRORS.incr();
         blocked::unblock::<SemWaits>(w.handle, Some(Outcome::Failed(err.clone())));
     }
 }

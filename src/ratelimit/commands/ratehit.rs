@@ -76,11 +76,11 @@ impl Command for RateHit {
 
 fn count(req: &request::Request, allowed: bool) {
     if req.peek {
-        stats::PEEKS.incr();
+        stats::RATEHIT_PEEKS.incr();
     } else if allowed {
-        stats::ALLOWED.incr();
+        stats::RATEHIT_ALLOWED.incr();
     } else {
-        stats::DENIED.incr();
+        stats::RATEHIT_DENIED.incr();
     }
 }
 

@@ -73,7 +73,7 @@ impl Command for TsAdd {
         replicate::command(ctx, c"HACK.TSADDAT", name, &mut effect)?;
         ctx.signal_modified(name)?;
         ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.tsadd", name)?;
-        stats::DISTINCT_ADDS.incr();
+        stats::TS_DISTINCT_ADDS.incr();
         ctx.reply_i64(i64::from(added.changed.unwrap_or(false)))
     }
 }

@@ -55,7 +55,7 @@ impl Command for TsCount {
                 (None, false) => counts.push(0),
             }
         }
-        crate::timeseries::stats::DISTINCT_COUNTS.incr();
+        crate::timeseries::stats::TS_DISTINCT_COUNTS.incr();
         let as_int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         if union {
             return ctx.reply_i64(as_int(acc.count()));

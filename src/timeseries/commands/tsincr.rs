@@ -53,7 +53,7 @@ impl Command for TsIncr {
         }
         ctx.signal_modified(name)?;
         ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.tsincr", name)?;
-        stats::INCREMENTS.incr();
+        stats::TS_INCREMENTS.incr();
         ctx.reply_i64(applied.value.unwrap_or(0))
     }
 }

@@ -32,7 +32,7 @@ impl Command for TsSum {
                     .map_err(|_| CmdError::Static("ERR the sum overflows a 64-bit integer"))?,
             );
         }
-        crate::timeseries::stats::SUMS.incr();
+        crate::timeseries::stats::TS_SUMS.incr();
         match sums.as_slice() {
             [one] if n == 1 => ctx.reply_i64(*one),
             many => {
