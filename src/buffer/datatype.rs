@@ -23,20 +23,13 @@ use super::settings;
 use super::store::{Batch, Buffer, Member};
 use super::wire;
 
-pub static BUFFER_TYPE: DataType<Buffer> = DataType::new();
+pub static BUFFER_TYPE: DataType<Buffer> = DataType::new(c"hacks-buf", "buffer", 1..=2);
 
 /// Pairs per `HACK.BUFINCR` line in a rewritten AOF.
 const AOF_CHUNK: usize = 512;
 
 impl ModuleType for Buffer {
-    const NAME: &'static std::ffi::CStr = c"hacks-buf";
-    const ENCODING_VERSION: c_int = 2;
-    const OLDEST_ENCODING: c_int = 1;
-    const WHAT: &'static str = "buffer";
-
-    fn handle() -> &'static DataType<Self> {
-        &BUFFER_TYPE
-    }
+    const TYPE: &'static DataType<Self> = &BUFFER_TYPE;
 
     fn load(io: &Loader, encver: c_int) -> Option<Self> {
         load(io, encver)

@@ -17,16 +17,10 @@ use crate::module::typedkey::DataType;
 use super::lease::Lock;
 use super::token;
 
-pub static LOCK_TYPE: DataType<Lock> = DataType::new();
+pub static LOCK_TYPE: DataType<Lock> = DataType::new(c"hacks-lck", "lock", 1..=1);
 
 impl ModuleType for Lock {
-    const NAME: &'static std::ffi::CStr = c"hacks-lck";
-    const ENCODING_VERSION: c_int = 1;
-    const WHAT: &'static str = "lock";
-
-    fn handle() -> &'static DataType<Self> {
-        &LOCK_TYPE
-    }
+    const TYPE: &'static DataType<Self> = &LOCK_TYPE;
 
     fn load(io: &Loader, _encver: c_int) -> Option<Self> {
         let owner = io.bytes()?;

@@ -2,7 +2,7 @@
 //! generic `extern "C"` callbacks the server calls (RDB load/save with aux id marks, AOF
 //! rewrite, digest, memory usage, free, copy), each inside the guard.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::c_void;
 use std::os::raw::c_int;
 
 use redis_module::raw::{self, RedisModuleDigest, RedisModuleIO, RedisModuleString};
@@ -31,17 +31,9 @@ pub fn guarded<R>(family: &str, what: &str, f: impl FnOnce() -> R) -> Option<R> 
 /// value returned from a command), and [`ModuleType::deep_copy`] must share nothing, so that
 /// dropping a value on another thread touches nothing the main thread can touch.
 pub trait ModuleType: Sized + 'static {
-    /// The server's name for the type: exactly 9 characters.
-    const NAME: &'static CStr;
-    /// The RDB encoding this build writes.
-    const ENCODING_VERSION: c_int;
-    /// The oldest encoding this build still reads (`load` gets the version it reads).
-    const OLDEST_ENCODING: c_int = Self::ENCODING_VERSION;
-    /// For log lines: "series", "lock", ...
-    const WHAT: &'static str;
-
-    /// Where the registered handle is kept.
-    fn handle() -> &'static DataType<Self>;
+    /// The type's name, encodings and registered handle (a `static`, named in the call
+    /// that creates it: `DataType::new(c"hacks-lck", "lock", 1..=1)`).
+    const TYPE: &'static DataType<Self>;
     /// Read a value written with encoding `encver`. Every field is a claim to validate: `None`
     /// on anything a real value could not hold (the load then fails cleanly).
     fn load(io: &Loader, encver: c_int) -> Option<Self>;
@@ -83,20 +75,20 @@ unsafe extern "C" fn rdb_load<T: ModuleType>(
     rdb: *mut RedisModuleIO,
     encver: c_int,
 ) -> *mut c_void {
-    if encver < T::OLDEST_ENCODING || encver > T::ENCODING_VERSION {
+    if !T::TYPE.encodings().contains(&encver) {
         log(
             None,
             c"warning",
             &format!(
                 "hacks: cannot load {} encoding version {encver} (this build reads {} to {})",
-                T::WHAT,
-                T::OLDEST_ENCODING,
-                T::ENCODING_VERSION
+                T::TYPE.what,
+                T::TYPE.encodings().start(),
+                T::TYPE.encodings().end()
             ),
         );
         return std::ptr::null_mut();
     }
-    match guarded(T::WHAT, "load", || T::load(&Loader(rdb), encver)).flatten() {
+    match guarded(T::TYPE.what, "load", || T::load(&Loader(rdb), encver)).flatten() {
         Some(v) => Box::into_raw(Box::new(v)).cast(),
         None => std::ptr::null_mut(),
     }
@@ -108,7 +100,7 @@ unsafe extern "C" fn rdb_save<T: ModuleType>(rdb: *mut RedisModuleIO, value: *mu
     // SAFETY: the server hands back a value of this type: null or a live `Box<T>` it owns,
     // not mutated during the callback.
     if let Some(v) = unsafe { value_ref::<T>(value) } {
-        guarded(T::WHAT, "save", || v.save(&Saver(rdb)));
+        guarded(T::TYPE.what, "save", || v.save(&Saver(rdb)));
     }
 }
 
@@ -124,7 +116,7 @@ unsafe extern "C" fn aof_rewrite<T: ModuleType>(
         // SAFETY: the key name the server passed, valid for this callback; `key` is only
         // used inside it.
         let key = unsafe { RStr::from_raw(key) };
-        guarded(T::WHAT, "AOF rewrite", || v.rewrite(&Aof(aof), key));
+        guarded(T::TYPE.what, "AOF rewrite", || v.rewrite(&Aof(aof), key));
     }
 }
 
@@ -133,7 +125,7 @@ unsafe extern "C" fn aof_rewrite<T: ModuleType>(
 unsafe extern "C" fn digest<T: ModuleType>(md: *mut RedisModuleDigest, value: *mut c_void) {
     // SAFETY: as in `rdb_save`: null or the live `Box<T>` the server owns.
     if let Some(v) = unsafe { value_ref::<T>(value) } {
-        guarded(T::WHAT, "digest", || v.digest(&Digest(md)));
+        guarded(T::TYPE.what, "digest", || v.digest(&Digest(md)));
     }
 }
 
@@ -144,7 +136,7 @@ unsafe extern "C" fn mem_usage<T: ModuleType>(value: *const c_void) -> usize {
     let Some(v) = (unsafe { value_ref::<T>(value) }) else {
         return 0;
     };
-    guarded(T::WHAT, "memory usage", || {
+    guarded(T::TYPE.what, "memory usage", || {
         std::mem::size_of::<T>()
             .saturating_add(v.heap_bytes())
             .saturating_add(VALUE_WRAPPER_BYTES)
@@ -160,7 +152,7 @@ unsafe extern "C" fn free_effort<T: ModuleType>(
 ) -> usize {
     // SAFETY: as in `rdb_save`: null or the live `Box<T>` the server owns.
     unsafe { value_ref::<T>(value) }
-        .and_then(|v| guarded(T::WHAT, "free effort", || v.free_effort()))
+        .and_then(|v| guarded(T::TYPE.what, "free effort", || v.free_effort()))
         .unwrap_or(1)
 }
 
@@ -176,7 +168,7 @@ unsafe extern "C" fn free<T: ModuleType>(value: *mut c_void) {
     // its last use; off the main thread, the `ModuleType` contract makes the drop touch
     // nothing shared.
     let v = unsafe { Box::from_raw(value.cast::<T>()) };
-    guarded(T::WHAT, "free", move || drop(v));
+    guarded(T::TYPE.what, "free", move || drop(v));
 }
 
 /// # Safety
@@ -190,7 +182,7 @@ unsafe extern "C" fn copy<T: ModuleType>(
     let Some(v) = (unsafe { value_ref::<T>(value) }) else {
         return std::ptr::null_mut();
     };
-    match guarded(T::WHAT, "copy", || v.deep_copy()) {
+    match guarded(T::TYPE.what, "copy", || v.deep_copy()) {
         Some(c) => Box::into_raw(Box::new(c)).cast(),
         None => std::ptr::null_mut(),
     }
@@ -226,7 +218,10 @@ unsafe extern "C" fn aux_load<T: ModuleType>(
                     log(
                         None,
                         c"warning",
-                        &format!("hacks: ignoring an implausible {} id mark {v}", T::WHAT),
+                        &format!(
+                            "hacks: ignoring an implausible {} id mark {v}",
+                            T::TYPE.what
+                        ),
                     );
                 }
             }
@@ -260,13 +255,20 @@ pub fn register<T: ModuleType>(ctx: &Ctx) -> Result<(), String> {
         unsafe { raw::RedisModule_CreateDataType }.ok_or("no RedisModule_CreateDataType")?;
     // SAFETY: called at load with the load context; the name is NUL-terminated and the
     // server copies the methods struct.
-    let ty = unsafe { create(ctx.raw(), T::NAME.as_ptr(), T::ENCODING_VERSION, &mut m) };
+    let ty = unsafe {
+        create(
+            ctx.raw(),
+            T::TYPE.name.as_ptr(),
+            *T::TYPE.encodings().end(),
+            &mut m,
+        )
+    };
     if ty.is_null() {
         return Err(format!(
             "could not create data type {}",
-            T::NAME.to_string_lossy()
+            T::TYPE.name.to_string_lossy()
         ));
     }
-    T::handle().set(ty);
+    T::TYPE.set(ty);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! A key holding one of this module's data types, opened through the low-level key API.
 
-use std::ffi::c_void;
+use std::ffi::{c_void, CStr};
 use std::marker::PhantomData;
+use std::ops::RangeInclusive;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -19,18 +20,38 @@ use super::ffi::rm;
 /// type/value pair): part of what a key costs, so every type's `mem_usage` adds it.
 pub const VALUE_WRAPPER_BYTES: usize = 32;
 
-/// The server's handle of a registered data type whose values are `Box<T>`.
+/// A data type whose values are `Box<T>`: its name, its RDB encodings, and the server's
+/// handle once registered.
 pub struct DataType<T> {
+    /// The server's name for the type: exactly 9 characters.
+    pub name: &'static CStr,
+    /// For log lines: "series", "lock", ...
+    pub what: &'static str,
+    /// The oldest encoding this build still reads, and the one it writes (`load` gets the
+    /// version it reads).
+    encodings: (c_int, c_int),
     ptr: AtomicPtr<RedisModuleType>,
     _t: PhantomData<fn() -> T>,
 }
 
 impl<T> DataType<T> {
-    pub const fn new() -> Self {
+    pub const fn new(
+        name: &'static CStr,
+        what: &'static str,
+        encodings: RangeInclusive<c_int>,
+    ) -> Self {
         DataType {
+            name,
+            what,
+            encodings: (*encodings.start(), *encodings.end()),
             ptr: AtomicPtr::new(std::ptr::null_mut()),
             _t: PhantomData,
         }
+    }
+
+    /// The encodings this build reads; the last is the one it writes.
+    pub fn encodings(&self) -> RangeInclusive<c_int> {
+        self.encodings.0..=self.encodings.1
     }
 
     /// Record the handle `CreateDataType` returned for `T` (only `datatype::register` may:
@@ -41,12 +62,6 @@ impl<T> DataType<T> {
 
     pub fn get(&self) -> *mut RedisModuleType {
         self.ptr.load(Ordering::Relaxed)
-    }
-}
-
-impl<T> Default for DataType<T> {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -14,19 +14,13 @@ use crate::module::typedkey::DataType;
 use super::series::Series;
 use super::spec::{valid_spec, validate, RollupSpec, MAX_ROLLUPS};
 
-pub static SERIES_TYPE: DataType<Series> = DataType::new();
+pub static SERIES_TYPE: DataType<Series> = DataType::new(c"hacks-tss", "series", 1..=1);
 
 /// Buckets per `HACK.TSSET` line in a rewritten AOF.
 const AOF_CHUNK: usize = 512;
 
 impl ModuleType for Series {
-    const NAME: &'static std::ffi::CStr = c"hacks-tss";
-    const ENCODING_VERSION: c_int = 1;
-    const WHAT: &'static str = "series";
-
-    fn handle() -> &'static DataType<Self> {
-        &SERIES_TYPE
-    }
+    const TYPE: &'static DataType<Self> = &SERIES_TYPE;
 
     fn load(io: &Loader, _encver: c_int) -> Option<Self> {
         load(io)

@@ -23,19 +23,14 @@ use super::hll::Sketch;
 use super::settings::distinct_sparse_max_bytes;
 use super::spec::{valid_spec, validate, RollupSpec, MAX_ROLLUPS};
 
-pub static DISTINCT_TYPE: DataType<DistinctSeries> = DataType::new();
+pub static DISTINCT_TYPE: DataType<DistinctSeries> =
+    DataType::new(c"hacks-tsd", "distinct series", 1..=1);
 
 /// Sketch bytes per `HACK.TSDSET` line in a rewritten AOF (a line may pass it by one sketch).
 const AOF_CHUNK_BYTES: usize = 256 * 1024;
 
 impl ModuleType for DistinctSeries {
-    const NAME: &'static std::ffi::CStr = c"hacks-tsd";
-    const ENCODING_VERSION: c_int = 1;
-    const WHAT: &'static str = "distinct series";
-
-    fn handle() -> &'static DataType<Self> {
-        &DISTINCT_TYPE
-    }
+    const TYPE: &'static DataType<Self> = &DISTINCT_TYPE;
 
     fn load(io: &Loader, _encver: c_int) -> Option<Self> {
         load(io)

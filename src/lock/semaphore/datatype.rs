@@ -20,7 +20,7 @@ use crate::module::typedkey::DataType;
 use super::holders::{Holder, Semaphore};
 use super::parts::Loading;
 
-pub static SEM_TYPE: DataType<Semaphore> = DataType::new();
+pub static SEM_TYPE: DataType<Semaphore> = DataType::new(c"hacks-sem", "semaphore", 1..=1);
 
 /// The client a BOUND holder is bound to once its real connection is unknown (loaded,
 /// replicated, copied): no connection has this id (Redis counts ids up from 1).
@@ -41,13 +41,7 @@ pub fn bound_from_flag(flag: u64) -> Option<Option<u64>> {
 }
 
 impl ModuleType for Semaphore {
-    const NAME: &'static std::ffi::CStr = c"hacks-sem";
-    const ENCODING_VERSION: c_int = 1;
-    const WHAT: &'static str = "semaphore";
-
-    fn handle() -> &'static DataType<Self> {
-        &SEM_TYPE
-    }
+    const TYPE: &'static DataType<Self> = &SEM_TYPE;
 
     fn load(io: &Loader, _encver: c_int) -> Option<Self> {
         let limit = io.unsigned()?;
