@@ -47,6 +47,51 @@ pub fn parse_i128(s: &[u8]) -> Option<i128> {
     Some(if neg { v.checked_neg()? } else { v })
 }
 
+/// An unsigned integer that can be written in decimal ([`write_digits`]).
+trait Decimal: Copy {
+    /// `(self / 10, self % 10)`.
+    fn div10(self) -> (Self, u8);
+    fn is_zero(self) -> bool;
+}
+
+/// The same impl for each width (u64 for the hot paths, u128 for `Buf::push_int`).
+macro_rules! decimal {
+    ($($t:ty),*) => {$(
+        impl Decimal for $t {
+            #[inline]
+            fn div10(self) -> (Self, u8) {
+                // `self % 10 < 10`: the digit fits a byte.
+                (self / 10, (self % 10) as u8)
+            }
+            #[inline]
+            fn is_zero(self) -> bool {
+                self == 0
+            }
+        }
+    )*};
+}
+decimal!(u64, u128);
+
+/// Writes `n`'s decimal digits at the end of `out` and returns where they start (as many
+/// as fit: callers size `out` for the type's largest value).
+#[inline]
+fn write_digits<T: Decimal>(mut n: T, out: &mut [u8]) -> usize {
+    let mut i = out.len();
+    while i > 0 {
+        i = i.saturating_sub(1);
+        let (rest, digit) = n.div10();
+        if let Some(slot) = out.get_mut(i) {
+            // A digit is below 10: its byte cannot wrap.
+            *slot = b'0'.wrapping_add(digit);
+        }
+        n = rest;
+        if n.is_zero() {
+            break;
+        }
+    }
+    i
+}
+
 /// An `i64` as decimal text in a stack buffer (u64 arithmetic: `Buf::push_int`'s i128
 /// division costs several times more on a hot path such as replicating a lock).
 pub struct IntText {
@@ -57,19 +102,7 @@ pub struct IntText {
 impl IntText {
     pub fn new(v: i64) -> Self {
         let mut bytes = [0u8; 20];
-        let mut i = bytes.len();
-        let mut n = v.unsigned_abs();
-        loop {
-            i = i.saturating_sub(1);
-            if let Some(slot) = bytes.get_mut(i) {
-                // `n % 10 < 10`: the digit's byte cannot wrap.
-                *slot = b'0'.wrapping_add((n % 10) as u8);
-            }
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
-            }
-        }
+        let mut i = write_digits(v.unsigned_abs(), &mut bytes);
         // 19 digits at most for |i64| (20 for i64::MIN, whose sign then does not fit: never
         // used with one, the callers format non-negative times and counts).
         if v < 0 && i > 0 {
@@ -117,22 +150,8 @@ impl Buf {
 
     pub fn push_int(&mut self, v: i128) {
         let mut digits = [0u8; 40];
-        let mut i = digits.len();
-        let neg = v < 0;
-        let mut n = v.unsigned_abs();
-        loop {
-            // `i >= 1` here: the loop stops once it reaches 0.
-            i = i.saturating_sub(1);
-            if let Some(slot) = digits.get_mut(i) {
-                // `n % 10 < 10`: the digit's byte cannot wrap.
-                *slot = b'0'.wrapping_add((n % 10) as u8);
-            }
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
-            }
-        }
-        if neg {
+        let i = write_digits(v.unsigned_abs(), &mut digits);
+        if v < 0 {
             self.push(b"-");
         }
         self.push(digits.get(i..).unwrap_or(&[]));
@@ -156,22 +175,16 @@ mod tests {
         assert_eq!(parse_i64(b"-42"), Some(-42));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b""[..],
-            b"-",
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"01",
-            b"-0",
-            b"1.0",
-            b"1e3",
-            b"NaN",
-            b"inf",
-            b"9223372036854775808",
-            b"-9223372036854775809",
-            b"99999999999999999999",
-        ] {
+        let malformed = [
+            "", "-", "+1", " 1", "1 ", "01", "-0", "1.0", "1e3", "NaN", "inf",
+        ];
+        let out_of_range = [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+        ];
+        for bad in malformed.iter().chain(&out_of_range) {
+            let bad = bad.as_bytes();
             assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }

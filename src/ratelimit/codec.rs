@@ -25,58 +25,57 @@ pub enum Stored {
 }
 
 pub fn decode(v: &[u8]) -> Stored {
-    if let Some(rest) = v.strip_prefix(b"s:") {
-        let mut it = rest.split(|&b| b == b':');
-        let mut next = || it.next().and_then(parse_i64);
-        let (Some(period_ms), Some(window_start_ms), Some(prev), Some(cur)) =
-            (next(), next(), next(), next())
-        else {
-            return Stored::Foreign;
-        };
-        if it.next().is_some() || period_ms < 1 {
-            return Stored::Foreign;
-        }
-        return Stored::Sliding(sliding::State {
-            period_ms,
-            window_start_ms,
-            prev,
-            cur,
-        });
+    let rest = v.get(2..).unwrap_or(&[]);
+    let decoded = match v.get(..2) {
+        Some(b"s:") => decode_sliding(rest),
+        Some(b"f:") => decode_fixed(rest),
+        Some(b"g:") => decode_gcra(rest),
+        _ => parse_i64(v).map(|c| Stored::Fixed(c, 0)),
+    };
+    decoded.unwrap_or(Stored::Foreign)
+}
+
+/// Exactly `N` `:`-separated fields.
+fn fields<const N: usize>(rest: &[u8]) -> Option<[&[u8]; N]> {
+    let mut it = rest.split(|&b| b == b':');
+    let mut out: [&[u8]; N] = [&[]; N];
+    for slot in &mut out {
+        *slot = it.next()?;
     }
-    if let Some(rest) = v.strip_prefix(b"f:") {
-        let mut it = rest.split(|&b| b == b':');
-        let (Some(offset), Some(count), None) = (
-            it.next().and_then(parse_i64),
-            it.next().and_then(parse_i64),
-            it.next(),
-        ) else {
-            return Stored::Foreign;
-        };
-        // Only `encode_fixed` writes this form, always with an offset in 1..MAX_HORIZON_MS.
-        if !(1..super::math::MAX_HORIZON_MS).contains(&offset) {
-            return Stored::Foreign;
-        }
-        return Stored::Fixed(count, offset);
-    }
-    if let Some(rest) = v.strip_prefix(b"g:") {
-        let mut it = rest.split(|&b| b == b':');
-        let (Some(den), Some(tat), None) = (
-            it.next().and_then(parse_i64),
-            it.next().and_then(parse_i128),
-            it.next(),
-        ) else {
-            return Stored::Foreign;
-        };
-        // An out-of-range TAT (only a hand-written key can hold one) would overflow the
-        // unit conversion in `gcra::decide`: treat it as not ours.
-        if den < 1
-            || !(-gcra::MAX_TAT_US..=gcra::MAX_TAT_US).contains(&tat.div_euclid(i128::from(den)))
-        {
-            return Stored::Foreign;
-        }
-        return Stored::Gcra(gcra::State { den, tat });
-    }
-    parse_i64(v).map_or(Stored::Foreign, |c| Stored::Fixed(c, 0))
+    it.next().is_none().then_some(out)
+}
+
+/// `period_ms:window_start_ms:prev:cur`.
+fn decode_sliding(rest: &[u8]) -> Option<Stored> {
+    let [period_ms, window_start_ms, prev, cur] = fields(rest)?.map(parse_i64);
+    let state = sliding::State {
+        period_ms: period_ms.filter(|&p| p >= 1)?,
+        window_start_ms: window_start_ms?,
+        prev: prev?,
+        cur: cur?,
+    };
+    Some(Stored::Sliding(state))
+}
+
+/// `offset:count`.
+fn decode_fixed(rest: &[u8]) -> Option<Stored> {
+    let [offset, count] = fields(rest)?;
+    let (offset, count) = (parse_i64(offset)?, parse_i64(count)?);
+    // Only `encode_fixed` writes this form, always with an offset in 1..MAX_HORIZON_MS.
+    (1..super::math::MAX_HORIZON_MS)
+        .contains(&offset)
+        .then_some(Stored::Fixed(count, offset))
+}
+
+/// `den:tat`.
+fn decode_gcra(rest: &[u8]) -> Option<Stored> {
+    let [den, tat] = fields(rest)?;
+    let (den, tat) = (parse_i64(den)?, parse_i128(tat)?);
+    // An out-of-range TAT (only a hand-written key can hold one) would overflow the
+    // unit conversion in `gcra::decide`: treat it as not ours.
+    let plausible = den >= 1
+        && (-gcra::MAX_TAT_US..=gcra::MAX_TAT_US).contains(&tat.div_euclid(i128::from(den)));
+    plausible.then_some(Stored::Gcra(gcra::State { den, tat }))
 }
 
 pub fn encode_fixed(count: i64, offset_ms: i64) -> Buf {
@@ -145,24 +144,18 @@ mod tests {
 
     #[test]
     fn anything_else_is_foreign() {
-        for v in [
-            &b"hello"[..],
-            b"",
-            b"s:1:2:3",
-            b"s:1:2:3:4:5",
-            b"s:0:0:0:0",
-            b"g:0:5",
-            b"g:1",
-            b"g:1:x",
-            // TAT beyond gcra::MAX_TAT_US (would overflow the unit conversion).
-            b"g:1:100000000000000000001",
-            b"g:2:-99999999999999999999999999999999999999",
-            b"+5",
-            b"f:0:5",
-            b"f:5",
-            b"f:5:6:7",
-            b"f:-1:5",
-        ] {
+        let malformed = [
+            "hello", "", "s:1:2:3", "g:0:5", "g:1", "g:1:x", "+5", "f:0:5", "f:5", "f:5:6:7",
+            "f:-1:5",
+        ];
+        let sliding = ["s:1:2:3:4:5", "s:0:0:0:0"];
+        // TAT beyond gcra::MAX_TAT_US (would overflow the unit conversion).
+        let tat = [
+            "g:1:100000000000000000001",
+            "g:2:-99999999999999999999999999999999999999",
+        ];
+        for v in malformed.iter().chain(&sliding).chain(&tat) {
+            let v = v.as_bytes();
             assert_eq!(
                 decode(v),
                 Stored::Foreign,
