@@ -26,6 +26,8 @@ pub mod registers;
 pub mod sketch;
 
 #[cfg(test)]
+mod rng;
+#[cfg(test)]
 mod server_check;
 #[cfg(test)]
 mod testdata;

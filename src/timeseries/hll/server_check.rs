@@ -11,6 +11,7 @@
 //! `PFCOUNT k1 k2 ...`.
 
 use super::registers::REGISTERS;
+use super::rng::Rng;
 use super::sketch::Sketch;
 use super::Registers;
 
@@ -64,21 +65,10 @@ fn parse_redis_hll(s: &[u8]) -> Vec<u8> {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn member(&mut self) -> Vec<u8> {
-        let len = self.below(40) as usize;
-        (0..len).map(|_| self.next() as u8).collect()
-    }
+/// A random member of 0 to 39 bytes.
+fn member(rng: &mut Rng) -> Vec<u8> {
+    let len = rng.below(40) as usize;
+    (0..len).map(|_| rng.next() as u8).collect()
 }
 
 fn registers_of(s: &Sketch) -> Vec<u8> {
@@ -105,7 +95,7 @@ fn random_member_sets_match_registers_and_pfcount() {
                     if !seen.is_empty() && rng.below(5) == 0 {
                         seen[rng.below(seen.len() as u64) as usize].clone()
                     } else {
-                        rng.member()
+                        member(&mut rng)
                     }
                 })
                 .collect();

@@ -713,19 +713,7 @@ mod tests {
         assert!(Sketch::from_bytes(&few, 3000).is_none()); // should be sparse
     }
 
-    /// xorshift64*: deterministic pseudo-random bytes for the fuzz-like tests.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use super::super::rng::Rng;
 
     fn check_any(bytes: &[u8]) {
         for bound in [0, 3000, SPARSE_MAX_BYTES_CAP] {
@@ -754,15 +742,15 @@ mod tests {
             // Single bit flips.
             for _ in 0..300 {
                 let mut w = v.clone();
-                let at = rng.below(w.len());
-                w[at] ^= 1 << rng.below(8);
+                let at = rng.index(w.len());
+                w[at] ^= 1 << rng.index(8);
                 check_any(&w);
             }
             // Random bytes spliced in.
             for _ in 0..50 {
                 let mut w = v.clone();
-                let at = rng.below(w.len() + 1);
-                let n = rng.below(8);
+                let at = rng.index(w.len() + 1);
+                let n = rng.index(8);
                 for _ in 0..n {
                     w.insert(at.min(w.len()), rng.next() as u8);
                 }
@@ -784,15 +772,15 @@ mod tests {
         }
         // Random sorted entries: accepted exactly when the values are in range.
         for _ in 0..200 {
-            let mut idx: Vec<u32> = (0..rng.below(50))
-                .map(|_| rng.below(REGISTERS) as u32)
+            let mut idx: Vec<u32> = (0..rng.index(50))
+                .map(|_| rng.index(REGISTERS) as u32)
                 .collect();
             idx.sort_unstable();
             idx.dedup();
             let mut w = vec![TAG_SPARSE];
             let mut ok = true;
             for &i in &idx {
-                let v = rng.below(64) as u32;
+                let v = rng.index(64) as u32;
                 ok &= (1..=51).contains(&v);
                 w.extend_from_slice(&(i | v << 14).to_le_bytes()[..3]);
             }
