@@ -53,6 +53,19 @@ pub trait Waits: 'static {
     fn with_queues<R>(f: impl FnOnce(&mut Self::Queues) -> R) -> Option<R>;
 }
 
+/// Whether a command run with context `flags` ([`Ctx::flags`]) may block its client. Not
+/// inside MULTI or a script, nor where the server denies blocking, nor while replaying the
+/// master's stream or the AOF: there a WAIT acts as timeout 0.
+pub fn can_block(flags: u32) -> bool {
+    flags
+        & (raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
+            | raw::REDISMODULE_CTX_FLAGS_MULTI
+            | raw::REDISMODULE_CTX_FLAGS_LUA
+            | raw::REDISMODULE_CTX_FLAGS_REPLICATED
+            | raw::REDISMODULE_CTX_FLAGS_LOADING)
+        == 0
+}
+
 /// Block the calling client with `W`'s callbacks and no server-side timeout; returns its
 /// handle, which the caller queues. The caller has checked that blocking is allowed (not in
 /// MULTI or a script).

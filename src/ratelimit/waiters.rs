@@ -27,7 +27,6 @@
 
 use std::cell::RefCell;
 
-use redis_module::raw;
 
 use crate::module::blocked::{self, Waits};
 use crate::module::command::log;
@@ -137,15 +136,7 @@ pub fn call_or_block(
         service_keys(ctx, ids(db, names));
     }
     // Inside MULTI or a script a WAIT cannot block: it behaves as timeout 0.
-    let may_block = wait_ms > 0
-        && c.cost > 0
-        && flags
-            & (raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
-                | raw::REDISMODULE_CTX_FLAGS_MULTI
-                | raw::REDISMODULE_CTX_FLAGS_LUA
-                | raw::REDISMODULE_CTX_FLAGS_REPLICATED
-                | raw::REDISMODULE_CTX_FLAGS_LOADING)
-            == 0;
+    let may_block = wait_ms > 0 && c.cost > 0 && blocked::can_block(flags);
     if answer.allowed || !may_block || answer.retry_after_ms < 0 {
         return Ok(Some(answer));
     }

@@ -3,6 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::{is_keyword, missing_value, repeated_option, unknown_option, Args};
+use crate::module::blocked;
 use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
@@ -31,12 +32,7 @@ impl Command for Lock {
         {
             return Err(NOT_REPLICATED);
         }
-        let may_block = req.wait.is_some()
-            && flags
-                & (raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
-                    | raw::REDISMODULE_CTX_FLAGS_MULTI
-                    | raw::REDISMODULE_CTX_FLAGS_LUA)
-                == 0;
+        let may_block = req.wait.is_some() && blocked::can_block(flags);
         let name = args.raw(1)?;
         let lock = LockName::of_command(ctx, args)?;
         let owner = Owner::Arg(args.raw(2)?, req.owner);

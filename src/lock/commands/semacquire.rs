@@ -3,6 +3,7 @@
 use redis_module::raw;
 
 use crate::module::args::Args;
+use crate::module::blocked;
 use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::{CmdError, SYNTAX};
@@ -59,12 +60,7 @@ impl Command for SemAcquire {
             0
         };
         let ask = req.ask(client);
-        let may_block = req.wait.is_some()
-            && flags
-                & (raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING
-                    | raw::REDISMODULE_CTX_FLAGS_MULTI
-                    | raw::REDISMODULE_CTX_FLAGS_LUA)
-                == 0;
+        let may_block = req.wait.is_some() && blocked::can_block(flags);
         let name = args.raw(1)?;
         let sem_name = LockName {
             db: ctx.selected_db()?,
