@@ -58,7 +58,7 @@ fn on_role(ctx: &Ctx, now_master: bool) {
         return;
     }
     for id in waiters::keys() {
-        waiters::fail_all(ctx, &id, &NOT_MASTER);
+        waiters::fail_all::<waiters::LockWaits>(ctx, &id, &NOT_MASTER);
     }
     for id in sem_wait::keys() {
         sem_wait::fail_all(ctx, &id, &NOT_MASTER);

@@ -29,14 +29,18 @@ pub struct Waiter<H> {
 }
 
 /// What a queue needs to know of a waiter: the handle it is found by (unique among all
-/// waiters of all keys).
+/// waiters of all keys), and the timer that ends its wait (stopped when it leaves early).
 pub trait Queued<H> {
     fn handle(&self) -> H;
+    fn wake(&self) -> Option<u64>;
 }
 
 impl<H: Copy> Queued<H> for Waiter<H> {
     fn handle(&self) -> H {
         self.handle
+    }
+    fn wake(&self) -> Option<u64> {
+        self.wake
     }
 }
 

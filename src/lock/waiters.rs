@@ -38,11 +38,11 @@ use crate::module::command::log;
 use crate::module::ctx::Ctx;
 use crate::module::error::{CmdError, WRONGTYPE};
 use crate::module::keytimer::{self, ensure_timer, stop_timer, Here, KeyId, KeyNames};
-use crate::module::typedkey::TypedKey;
+use crate::module::typedkey::{DataType, TypedKey};
 
 use super::datatype::LOCK_TYPE;
 use super::lease::{self, Lock};
-use super::queue::{Queues, Waiter};
+use super::queue::{Queued, Queues, Waiter};
 use super::{effect, stats, token};
 
 thread_local! {
@@ -141,18 +141,38 @@ pub(crate) fn send(ctx: &Ctx, outcome: Option<&Outcome>) -> Result<(), CmdError>
 /// otherwise the same ([`Waits`] below, for both).
 pub trait LockFamilyWaits: 'static {
     const NAME: &'static str;
-    type Queues: crate::module::keytimer::TimerSlots;
-    fn with_queues<R>(f: impl FnOnce(&mut Self::Queues) -> R) -> Option<R>;
-    /// Take waiter `handle` out of its queue, stopping its deadline timer unless that is the
-    /// one firing (`stop_deadline` false); false when it was no longer queued (served).
-    fn leave(ctx: &Ctx, handle: usize, stop_deadline: bool) -> bool;
+    type Waiter: Queued<usize> + 'static;
+    fn with_queues<R>(f: impl FnOnce(&mut Queues<usize, Self::Waiter>) -> R) -> Option<R>;
+    /// A waiter of `key` left its queue (timeout, disconnect, `CLIENT UNBLOCK`).
+    fn left(_ctx: &Ctx, _key: &KeyId) {}
     /// A timer's look at a queue (`Waits::timer`).
     fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError>;
+}
+
+/// Take waiter `handle` out of its queue, stopping the queue's timer if the queue is gone,
+/// and the waiter's deadline timer unless that is the one firing (`stop_deadline` false);
+/// false when it was no longer queued (served).
+fn leave<T: LockFamilyWaits>(ctx: &Ctx, handle: usize, stop_deadline: bool) -> bool {
+    let Some(left) = T::with_queues(|q| q.remove(handle)).flatten() else {
+        return false;
+    };
+    if let Some(t) = left.orphaned_timer {
+        stop_timer(ctx, t);
+    }
+    if stop_deadline {
+        blocked::stop_deadline(ctx, left.waiter.wake());
+    }
+    T::left(ctx, &left.key);
+    true
 }
 
 impl<T: LockFamilyWaits> Waits for T {
     type Outcome = Outcome;
     const NAME: &'static str = T::NAME;
+
+    fn failed(e: CmdError) -> Outcome {
+        Outcome::Failed(e)
+    }
 
     fn reply(ctx: &Ctx, outcome: Option<&Outcome>) -> Result<(), CmdError> {
         send(ctx, outcome)
@@ -161,14 +181,14 @@ impl<T: LockFamilyWaits> Waits for T {
     /// `CLIENT UNBLOCK`: leave, answer nil (the server sends its error instead for
     /// `CLIENT UNBLOCK ... ERROR`).
     fn unblocked(ctx: &Ctx, handle: usize) -> Option<Outcome> {
-        if T::leave(ctx, handle, true) {
+        if leave::<T>(ctx, handle, true) {
             stats::LOCK_WAIT_TIMEOUTS.incr();
         }
         None
     }
 
     fn disconnected(ctx: &Ctx, handle: usize) {
-        if T::leave(ctx, handle, true) {
+        if leave::<T>(ctx, handle, true) {
             stats::LOCK_WAIT_DISCONNECTS.incr();
         }
     }
@@ -176,7 +196,7 @@ impl<T: LockFamilyWaits> Waits for T {
     /// Still queued at its deadline: nobody served it, so its wait ends (nil). Every other
     /// way out of the queue stops this timer first.
     fn deadline(ctx: &Ctx, handle: usize) {
-        if T::leave(ctx, handle, false) {
+        if leave::<T>(ctx, handle, false) {
             stats::LOCK_WAIT_TIMEOUTS.incr();
             blocked::unblock::<Self>(handle, None);
         }
@@ -192,9 +212,9 @@ impl<T: LockFamilyWaits> Waits for T {
         }
     }
 
-    type Queues = T::Queues;
+    type Queues = Queues<usize, T::Waiter>;
 
-    fn with_queues<R>(f: impl FnOnce(&mut T::Queues) -> R) -> Option<R> {
+    fn with_queues<R>(f: impl FnOnce(&mut Self::Queues) -> R) -> Option<R> {
         T::with_queues(f)
     }
 }
@@ -204,23 +224,10 @@ pub struct LockWaits;
 
 impl LockFamilyWaits for LockWaits {
     const NAME: &'static str = "lock";
-    type Queues = Queues<usize>;
+    type Waiter = Waiter<usize>;
 
     fn with_queues<R>(f: impl FnOnce(&mut Queues<usize>) -> R) -> Option<R> {
         with_queues(f)
-    }
-
-    fn leave(ctx: &Ctx, handle: usize, stop_deadline: bool) -> bool {
-        let Some(left) = with_queues(|q| q.remove(handle)).flatten() else {
-            return false;
-        };
-        if let Some(t) = left.orphaned_timer {
-            stop_timer(ctx, t);
-        }
-        if stop_deadline {
-            blocked::stop_deadline(ctx, left.waiter.wake);
-        }
-        true
     }
 
     fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
@@ -255,9 +262,7 @@ pub fn block(
         .flatten()
         .is_none()
     {
-        blocked::stop_deadline(ctx, wake);
-        let e = CmdError::Static("ERR internal error: could not queue the client");
-        blocked::unblock::<LockWaits>(handle, Some(Outcome::Failed(e)));
+        blocked::not_queued::<LockWaits>(ctx, handle, wake);
         return Ok(());
     }
     stats::LOCK_WAITS.incr();
@@ -337,18 +342,36 @@ pub fn poke(ctx: &Ctx, id: &KeyId, now_ms: i64) {
     ensure_timer::<LockWaits>(ctx, id, now_ms, now_ms);
 }
 
-/// Every waiter of `id` gets `err` (and leaves).
-pub fn fail_all(ctx: &Ctx, id: &KeyId, err: &CmdError) {
-    let Some((waiters, timer)) = with_queues(|q| q.take_all(id)) else {
+/// Every waiter of `id` in `T`'s queues gets `err` (and leaves).
+pub fn fail_all<T: LockFamilyWaits>(ctx: &Ctx, id: &KeyId, err: &CmdError) {
+    let Some((waiters, timer)) = T::with_queues(|q| q.take_all(id)) else {
         return;
     };
     if let Some(t) = timer {
         stop_timer(ctx, t);
     }
     for w in waiters {
-        blocked::stop_deadline(ctx, w.wake);
+        blocked::stop_deadline(ctx, w.wake());
         stats::LOCK_WAIT_ERRORS.incr();
-        blocked::unblock::<LockWaits>(w.handle, Some(Outcome::Failed(err.clone())));
+        blocked::unblock::<T>(w.handle(), Some(Outcome::Failed(err.clone())));
+    }
+}
+
+/// Open `id`'s key `name` (its db selected) as `ty`, for a timer to change it; a key of
+/// another type fails every waiter of `id` with WRONGTYPE (`Ok(None)`).
+pub fn open_for_timer<'t, T: LockFamilyWaits, V>(
+    ctx: &Ctx,
+    id: &KeyId,
+    name: RStr,
+    ty: &'t DataType<V>,
+) -> Result<Option<TypedKey<'t, V>>, CmdError> {
+    match TypedKey::open(ctx, name, ty, true) {
+        Ok(k) => Ok(Some(k)),
+        Err(e) if e == WRONGTYPE => {
+            fail_all::<T>(ctx, id, &WRONGTYPE);
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -361,11 +384,11 @@ fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
     let now_ms = match keytimer::writable_here(ctx, id.0, [id.1.as_slice()])? {
         Here::Writable { now_ms } => now_ms,
         Here::NotMaster => {
-            fail_all(ctx, id, &NOT_MASTER);
+            fail_all::<LockWaits>(ctx, id, &NOT_MASTER);
             return Ok(());
         }
         Here::SlotMoved => {
-            fail_all(ctx, id, &SLOT_MOVED);
+            fail_all::<LockWaits>(ctx, id, &SLOT_MOVED);
             return Ok(());
         }
         Here::Loading { now_ms } => {
@@ -376,13 +399,8 @@ fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
     let names = KeyNames::new([id.1.as_slice()].into_iter())?;
     // `names` outlives every use of this `RStr` below.
     let name = names.first()?;
-    let mut key = match TypedKey::open(ctx, name, &LOCK_TYPE, true) {
-        Ok(k) => k,
-        Err(e) if e == WRONGTYPE => {
-            fail_all(ctx, id, &WRONGTYPE);
-            return Ok(());
-        }
-        Err(e) => return Err(e),
+    let Some(mut key) = open_for_timer::<LockWaits, _>(ctx, id, name, &LOCK_TYPE)? else {
+        return Ok(());
     };
     let lock = LockName::of_id(id);
     if key.get()?.is_none() {

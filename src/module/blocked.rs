@@ -34,6 +34,8 @@ pub trait Waits: 'static {
     type Outcome: 'static;
     /// Names the family in log lines, e.g. "lock".
     const NAME: &'static str;
+    /// The outcome that answers a waiter with error `e`.
+    fn failed(e: CmdError) -> Self::Outcome;
     /// Send the answer to an unblocked client.
     fn reply(ctx: &Ctx, outcome: Option<&Self::Outcome>) -> Result<(), CmdError>;
     /// `CLIENT UNBLOCK`: take the waiter out of its queue, uncharged; what it is told.
@@ -119,6 +121,15 @@ pub fn deadline_timer<W: Waits>(ctx: &Ctx, handle: usize, timeout_ms: i64) -> Op
         return None;
     }
     start_boxed(ctx, timeout_ms, on_deadline::<W>, handle)
+}
+
+/// A client [`block`]ed that its family then could not queue (never expected): its deadline
+/// timer is stopped and it is answered with an internal error at once, rather than left
+/// waiting for a wake-up that cannot come.
+pub fn not_queued<W: Waits>(ctx: &Ctx, handle: usize, wake: Option<u64>) {
+    stop_deadline(ctx, wake);
+    let e = CmdError::Static("ERR internal error: could not queue the client");
+    unblock::<W>(handle, Some(W::failed(e)));
 }
 
 /// Stop a waiter's deadline timer (it left another way) and free its data.

@@ -27,7 +27,6 @@
 
 use std::cell::RefCell;
 
-
 use crate::module::blocked::{self, Waits};
 use crate::module::command::log;
 use crate::module::ctx::Ctx;
@@ -58,6 +57,28 @@ pub(crate) struct Waiting {
     peek: bool,
     /// The module timer that ends the wait at its deadline.
     wake: Option<u64>,
+}
+
+impl Waiting {
+    /// This waiter's call decided now on `keys` (as PEEK when `peek`), as if sent again.
+    fn decide(
+        &self,
+        ctx: &Ctx,
+        keys: &[KeyId],
+        peek: bool,
+        now_us: i64,
+    ) -> Result<Answer, CmdError> {
+        let names = KeyNames::new(keys.iter().map(|(_, k)| k.as_slice()))?;
+        let rs = names.all();
+        let c = Call {
+            names: &rs,
+            limits: &self.limits,
+            cost: self.cost,
+            partial: self.partial,
+            peek,
+        };
+        call::run(ctx, c, now_us, 0)
+    }
 }
 
 thread_local! {
@@ -140,20 +161,19 @@ pub fn call_or_block(
     if answer.allowed || !may_block || answer.retry_after_ms < 0 {
         return Ok(Some(answer));
     }
-    block(ctx, c, names, db, wait_ms, reply)?;
+    block(ctx, c, ids(db, names), wait_ms, reply)?;
     Ok(None)
 }
 
+/// Block the caller on `keys` until its call fits, its WAIT runs out or it leaves.
 fn block(
     ctx: &Ctx,
     c: Call<'_>,
-    names: &[&[u8]],
-    db: i32,
+    keys: Vec<KeyId>,
     wait_ms: i64,
     reply: Reply,
 ) -> Result<(), CmdError> {
     let handle = blocked::block::<RateWaits>(ctx)?;
-    let keys = ids(db, names);
     let wake = blocked::deadline_timer::<RateWaits>(ctx, handle, wait_ms);
     let waiting = Waiting {
         reply,
@@ -167,9 +187,7 @@ fn block(
         .flatten()
         .is_none()
     {
-        blocked::stop_deadline(ctx, wake);
-        let e = CmdError::Static("ERR internal error: could not queue the client");
-        blocked::unblock::<RateWaits>(handle, Some(Outcome::Failed(e)));
+        blocked::not_queued::<RateWaits>(ctx, handle, wake);
         return Ok(());
     }
     stats::RATELIMIT_WAITS.incr();
@@ -239,6 +257,10 @@ impl Waits for RateWaits {
     type Outcome = Outcome;
     const NAME: &'static str = "ratelimit";
 
+    fn failed(e: CmdError) -> Outcome {
+        Outcome::Failed(e)
+    }
+
     fn reply(ctx: &Ctx, outcome: Option<&Outcome>) -> Result<(), CmdError> {
         match outcome {
             Some(Outcome::Answer(a, reply)) => send(ctx, a, *reply),
@@ -300,16 +322,7 @@ fn verdict_now(ctx: &Ctx, keys: &[KeyId], w: &Waiting) -> Result<Answer, CmdErro
     if let Some((db, _)) = keys.first() {
         select_db(ctx, *db)?;
     }
-    let names = KeyNames::new(keys.iter().map(|(_, k)| k.as_slice()))?;
-    let rs = names.all();
-    let c = Call {
-        names: &rs,
-        limits: &w.limits,
-        cost: w.cost,
-        partial: w.partial,
-        peek: true,
-    };
-    let mut a = call::run(ctx, c, now_us(), 0)?;
+    let mut a = w.decide(ctx, keys, true, now_us())?;
     if a.allowed {
         // It fits now, but the queue (or the deadline) came first: still a denial, and
         // the earliest retry is at once.
@@ -416,16 +429,7 @@ fn admit(ctx: &Ctx, seq: u64) -> Result<Step, CmdError> {
     }
     let now_us = now_us();
     let now_ms = now_us.div_euclid(1000);
-    let names = KeyNames::new(keys.iter().map(|(_, k)| k.as_slice()))?;
-    let rs = names.all();
-    let c = Call {
-        names: &rs,
-        limits: &w.limits,
-        cost: w.cost,
-        partial: w.partial,
-        peek: w.peek,
-    };
-    match call::run(ctx, c, now_us, 0) {
+    match w.decide(ctx, &keys, w.peek, now_us) {
         Ok(a) if a.allowed => {
             stats::RATELIMIT_WAITS_ADMITTED.incr();
             finish(ctx, seq, Outcome::Answer(Box::new(a), w.reply));

@@ -46,6 +46,9 @@ impl<H: Copy> Queued<H> for SemWaiter<H> {
     fn handle(&self) -> H {
         self.handle
     }
+    fn wake(&self) -> Option<u64> {
+        self.wake
+    }
 }
 
 impl<H> SemWaiter<H> {

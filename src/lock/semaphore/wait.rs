@@ -22,7 +22,7 @@ use crate::lock::{stats, token};
 use crate::module::args::RStr;
 use crate::module::blocked;
 use crate::module::ctx::Ctx;
-use crate::module::error::{CmdError, WRONGTYPE};
+use crate::module::error::CmdError;
 use crate::module::highwater::MAX_ID;
 use crate::module::keytimer::{
     self, ensure_timer, now_ms, stop_timer, Here, KeyId, KeyNames, Timer,
@@ -269,9 +269,7 @@ pub fn block(
     let wake = blocked::deadline_timer::<SemWaits>(ctx, handle, timeout_ms);
     let waiter = SemWaiter::new(handle, ask, wake);
     if with_q(|q| q.push(id.clone(), waiter)).flatten().is_none() {
-        blocked::stop_deadline(ctx, wake);
-        let e = CmdError::Static("ERR internal error: could not queue the client");
-        blocked::unblock::<SemWaits>(handle, Some(Outcome::Failed(e)));
+        blocked::not_queued::<SemWaits>(ctx, handle, wake);
         return Ok(());
     }
     stats::SEM_WAITS.incr();
@@ -284,7 +282,7 @@ pub struct SemWaits;
 
 impl LockFamilyWaits for SemWaits {
     const NAME: &'static str = "semaphore";
-    type Queues = SemQueues;
+    type Waiter = SemWaiter<usize>;
 
     fn with_queues<R>(f: impl FnOnce(&mut SemQueues) -> R) -> Option<R> {
         with_q(f)
@@ -292,18 +290,8 @@ impl LockFamilyWaits for SemWaits {
 
     /// The ones behind a waiter that left may fit now, so the key is looked at again at
     /// once.
-    fn leave(ctx: &Ctx, handle: usize, stop_deadline: bool) -> bool {
-        let Some(left) = with_q(|q| q.remove(handle)).flatten() else {
-            return false;
-        };
-        if let Some(t) = left.orphaned_timer {
-            stop_timer(ctx, t);
-        }
-        if stop_deadline {
-            blocked::stop_deadline(ctx, left.waiter.wake);
-        }
-        look_again(ctx, &left.key);
-        true
+    fn left(ctx: &Ctx, key: &KeyId) {
+        look_again(ctx, key);
     }
 
     fn service(ctx: &Ctx, id: &KeyId) -> Result<(), CmdError> {
@@ -321,17 +309,7 @@ fn look_again(ctx: &Ctx, id: &KeyId) {
 
 /// Every waiter of `id` gets `err` (and leaves).
 pub fn fail_all(ctx: &Ctx, id: &KeyId, err: &CmdError) {
-    let Some((all, timer)) = with_q(|q| q.take_all(id)) else {
-        return;
-    };
-    if let Some(t) = timer {
-        stop_timer(ctx, t);
-    }
-    for w in all {
-        blocked::stop_deadline(ctx, w.wake);
-        stats::LOCK_WAIT_ERRORS.incr();
-        blocked::unblock::<SemWaits>(w.handle, Some(Outcome::Failed(err.clone())));
-    }
+    waiters::fail_all::<SemWaits>(ctx, id, err);
 }
 
 // ---- timers -----------------------------------------------------------------------------
@@ -369,13 +347,8 @@ pub fn change_key(
     let names = KeyNames::new([id.1.as_slice()].into_iter())?;
     // `names` outlives every use of this `RStr` below.
     let name = names.first()?;
-    let mut key = match TypedKey::open(ctx, name, &SEM_TYPE, true) {
-        Ok(k) => k,
-        Err(e) if e == WRONGTYPE => {
-            fail_all(ctx, id, &WRONGTYPE);
-            return Ok(());
-        }
-        Err(e) => return Err(e),
+    let Some(mut key) = waiters::open_for_timer::<SemWaits, _>(ctx, id, name, &SEM_TYPE)? else {
+        return Ok(());
     };
     let sem_name = LockName::of_id(id);
     change(ctx, &mut key, name, &sem_name, now_ms, f)
