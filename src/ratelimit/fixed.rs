@@ -103,6 +103,14 @@ pub fn decide(
 mod tests {
     use super::*;
 
+    /// The key is written with `count`, expiring at `at_ms`.
+    fn store(count: i64, at_ms: i64) -> Next<i64> {
+        Next::Store {
+            state: count,
+            expire_at_ms: at_ms,
+        }
+    }
+
     #[test]
     fn a_moved_key_keeps_its_count_and_an_old_one_does_not() {
         let (period, start) = (3_600_000, 7_200_000);
@@ -145,13 +153,7 @@ mod tests {
     fn admits_up_to_limit_then_denies_until_window_end() {
         let o = run(10_250, 1, None);
         assert_eq!(o.verdict.to_array(), [1, 3, 2, -1, 750]);
-        assert_eq!(
-            o.next,
-            Next::Store {
-                state: 1,
-                expire_at_ms: 11_000
-            }
-        );
+        assert_eq!(o.next, store(1, 11_000));
         let o = run(10_300, 2, at(1, 11_000));
         assert_eq!(o.verdict.to_array(), [1, 3, 0, -1, 700]);
         let o = run(10_400, 1, at(3, 11_000));
@@ -187,13 +189,7 @@ mod tests {
         assert_eq!(o.next, Next::Keep);
         let o = run(10_500, -1, at(2, 11_000));
         assert_eq!(o.verdict.to_array(), [1, 3, 2, -1, 500]);
-        assert_eq!(
-            o.next,
-            Next::Store {
-                state: 1,
-                expire_at_ms: 11_000
-            }
-        );
+        assert_eq!(o.next, store(1, 11_000));
         let o = run(10_500, -5, at(2, 11_000));
         assert_eq!(o.verdict.to_array(), [1, 3, 3, -1, 0]);
         assert_eq!(o.next, Next::Clear, "back at full capacity: the key goes");
@@ -216,21 +212,9 @@ mod tests {
             }),
         );
         assert_eq!(o.verdict.to_array(), [1, 3, 2, -1, 500]);
-        assert_eq!(
-            o.next,
-            Next::Store {
-                state: 1,
-                expire_at_ms: 11_000
-            }
-        );
+        assert_eq!(o.next, store(1, 11_000));
         let o = run(10_500, 1, at(99, 50_000));
-        assert_eq!(
-            o.next,
-            Next::Store {
-                state: 1,
-                expire_at_ms: 11_000
-            }
-        );
+        assert_eq!(o.next, store(1, 11_000));
     }
 
     #[test]
@@ -249,25 +233,13 @@ mod tests {
     #[test]
     fn negative_clock_aligns_windows() {
         let o = decide(-250, 3, 1000, 0, 1, None);
-        assert_eq!(
-            o.next,
-            Next::Store {
-                state: 1,
-                expire_at_ms: 0
-            }
-        );
+        assert_eq!(o.next, store(1, 0));
     }
 
     #[test]
     fn offset_shifts_the_window() {
         let o = decide(10_250, 3, 1000, 300, 1, None);
-        assert_eq!(
-            o.next,
-            Next::Store {
-                state: 1,
-                expire_at_ms: 10_300
-            }
-        );
+        assert_eq!(o.next, store(1, 10_300));
         let o = decide(10_300, 3, 1000, 300, 1, at(3, 10_300));
         assert_eq!(
             o.verdict.to_array(),

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::admit::{Acquired, Admission, Ask, SemError, SemWaiter};
+use super::admit::{Acquired, Admission, SemError, SemWaiter};
 use super::holders::{Holder, Semaphore};
 use crate::lock::queue::{KeyId, Queues};
 
@@ -32,26 +32,8 @@ impl Rng {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Req {
-    owner: Vec<u8>,
-    permits: u64,
-    limit: u64,
-    ttl_ms: i64,
-    bound: Option<u64>,
-}
-
-impl Req {
-    fn ask(&self) -> Ask<'_> {
-        Ask {
-            owner: &self.owner,
-            permits: self.permits,
-            limit: self.limit,
-            ttl_ms: self.ttl_ms,
-            bound: self.bound,
-        }
-    }
-}
+/// A request: what a queued waiter holds, with no handle or deadline.
+type Req = SemWaiter<()>;
 
 /// The naive semaphore: holders in a Vec in no particular order, everything recomputed.
 #[derive(Default)]
@@ -188,11 +170,13 @@ impl World {
         }
         .min(limit);
         Req {
+            handle: (),
             owner,
             permits,
             limit,
             ttl_ms: self.rng.range(1, 30) as i64,
             bound: self.rng.chance(30).then(|| self.rng.range(1, CLIENTS)),
+            wake: None,
         }
     }
 
