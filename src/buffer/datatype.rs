@@ -60,13 +60,14 @@ impl ModuleType for Buffer {
         for (id, batch) in self.batches() {
             let mut args =
                 StrVec::with_capacity(batch.entries.len().saturating_mul(2).saturating_add(3));
-            let mut ok = args.push_int(i128::from(id))
-                && args.push_int(i128::from(batch.deadline_ms))
-                && args.push_int(i128::from(batch.delivery));
+            args.push_int(i128::from(id));
+            args.push_int(i128::from(batch.deadline_ms));
+            args.push_int(i128::from(batch.delivery));
             for (m, v) in &batch.entries {
-                ok = ok && wire::push_entry(&mut args, m, v);
+                wire::push_entry(&mut args, m, v);
             }
-            if ok {
+            // A string the server could not make: better no line than a wrong one.
+            if !args.incomplete() {
                 aof.emit(c"HACK.BUFBATCH", key, &mut args);
             }
         }

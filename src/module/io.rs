@@ -123,15 +123,27 @@ impl Digest {
 
 /// Server strings built for one call (AOF rewrite, replication of explicit entries), freed
 /// on drop. Every element is a string this vector created and owns (one reference each),
-/// which is why the field is private to `module/`.
-pub struct StrVec(pub(super) Vec<*mut RedisModuleString>);
+/// which is why the field is private to `module/`. A string the server could not create
+/// marks the vector incomplete: [`replicate::command`](super::replicate::command) refuses
+/// to send it, so callers push without checking each step.
+pub struct StrVec(pub(super) Vec<*mut RedisModuleString>, bool);
 
 impl StrVec {
     pub fn with_capacity(n: usize) -> Self {
-        StrVec(Vec::with_capacity(n))
+        StrVec(Vec::with_capacity(n), false)
     }
-    /// Append a copy of `b`; false if the server could not create it.
+    /// Whether a push failed since the vector was created or cleared.
+    pub fn incomplete(&self) -> bool {
+        self.1
+    }
+    /// Append a copy of `b`; false (and the vector is incomplete) if the server could not
+    /// create it.
     pub fn push(&mut self, b: &[u8]) -> bool {
+        let pushed = self.try_push(b);
+        self.1 |= !pushed;
+        pushed
+    }
+    fn try_push(&mut self, b: &[u8]) -> bool {
         // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
         let Some(create) = (unsafe { raw::RedisModule_CreateString }) else {
             return false;
@@ -172,6 +184,7 @@ impl StrVec {
     pub fn clear(&mut self) {
         self.release();
         self.0.clear();
+        self.1 = false;
     }
     fn release(&mut self) {
         // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).

@@ -67,6 +67,11 @@ pub fn command(
     key: RStr,
     args: &mut super::io::StrVec,
 ) -> Result<(), CmdError> {
+    if args.incomplete() {
+        return Err(CmdError::Static(
+            "ERR internal error: could not build the replication effect",
+        ));
+    }
     let f = rm!(RedisModule_Replicate);
     // SAFETY: live context; `cmd` is NUL-terminated; format `sv`: the server string `key`,
     // then an array of `args.len()` server strings (all owned by `args`, alive until after

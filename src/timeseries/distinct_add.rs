@@ -6,13 +6,12 @@
 use crate::module::args::{Args, RStr};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
-use crate::module::typedkey::TypedKey;
 
 use super::args::at_error;
 use super::distinct::DistinctSeries;
-use super::distinct_type::DISTINCT_TYPE;
 use super::settings::distinct_sparse_max_bytes;
 use super::spec::RollupSpec;
+use super::write::write;
 
 /// When a write happens: the master's clock reading, the bucket time, and whether `at` is
 /// checked against retention (the master) or applied where it still fits (a replay).
@@ -46,39 +45,9 @@ pub fn add(
     }
     let iter = members.map(|i| args.bytes(i).unwrap_or(&[]));
     let sparse_max = distinct_sparse_max_bytes();
-    let mut key = TypedKey::open(ctx, name, &DISTINCT_TYPE, true)
-        .map_err(|e| super::kind::wrong_family(e, ctx, name, true))?;
-    let (changed, created, before, after) = match key.get_mut()? {
-        Some(s) => {
-            let before = s.expire_at_ms;
-            let c = s
-                .add(when.now, when.at, iter, when.check, sparse_max)
-                .map_err(at_error)?;
-            (c, None, before, s.expire_at_ms)
-        }
-        None => {
-            let specs = create_with();
-            let mut s = DistinctSeries::new(&specs);
-            let c = s
-                .add(when.now, when.at, iter, when.check, sparse_max)
-                .map_err(at_error)?;
-            let after = s.expire_at_ms;
-            if after.is_none() {
-                // Replay of an AT nothing retains: no empty key is left behind.
-                return Ok(Added {
-                    changed: c,
-                    created: None,
-                });
-            }
-            key.create(s)?;
-            (c, Some(specs), None, after)
-        }
-    };
-    // The key expires once no rollup retains its newest bucket (see `layout`).
-    if after != before {
-        if let Some(at) = after {
-            key.set_abs_expire(Some(at))?;
-        }
-    }
+    let (changed, created) = write::<DistinctSeries, _>(ctx, name, create_with, |s| {
+        s.add(when.now, when.at, iter, when.check, sparse_max)
+            .map_err(at_error)
+    })?;
     Ok(Added { changed, created })
 }

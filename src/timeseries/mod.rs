@@ -37,6 +37,7 @@ pub mod series;
 pub mod settings;
 pub mod spec;
 pub mod stats;
+pub mod write;
 
 pub static FAMILY: Family = Family {
     name: "timeseries",

@@ -125,24 +125,19 @@ fn leased(
     } else {
         3
     });
-    let mut ok = effect.push_int(i128::from(lease.batch_id))
-        && effect.push_int(i128::from(lease.deadline_ms))
-        && effect.push_int(i128::from(lease.delivery));
+    effect.push_int(i128::from(lease.batch_id));
+    effect.push_int(i128::from(lease.deadline_ms));
+    effect.push_int(i128::from(lease.delivery));
     if lease.fresh {
         // The id came from peek(): within the clock's horizon.
         let _ = ids::observe(lease.batch_id);
         stats::BUFFER_BATCHES_LEASED.incr();
         stats::BUFFER_DRAINED_ENTRIES.add(batch.entries.len() as u64);
         for (m, v) in &batch.entries {
-            ok = ok && push_entry(&mut effect, m, v);
+            push_entry(&mut effect, m, v);
         }
     } else {
         stats::BUFFER_LEASES_EXPIRED.incr();
-    }
-    if !ok {
-        return Err(CmdError::Static(
-            "ERR internal error: could not build the replication effect",
-        ));
     }
     replicate::command(ctx, c"HACK.BUFBATCH", name, &mut effect)?;
     ctx.signal_modified(name)?;

@@ -56,19 +56,14 @@ impl Command for TsAdd {
         let specs = added.created.as_deref().unwrap_or(&[]);
         let mut effect =
             StrVec::with_capacity(specs.len().saturating_add(members.len()).saturating_add(3));
-        let mut ok = effect.push_int(i128::from(at))
-            && effect.push_int(i128::from(now))
-            && effect.push_int(specs.len() as i128);
+        effect.push_int(i128::from(at));
+        effect.push_int(i128::from(now));
+        effect.push_int(specs.len() as i128);
         for s in specs {
-            ok = ok && effect.push(s.to_string().as_bytes());
+            effect.push(s.to_string().as_bytes());
         }
         for i in members {
-            ok = ok && effect.push(args.bytes(i)?);
-        }
-        if !ok {
-            return Err(CmdError::Static(
-                "ERR internal error: could not build the replication effect",
-            ));
+            effect.push(args.bytes(i)?);
         }
         replicate::command(ctx, c"HACK.TSADDAT", name, &mut effect)?;
         ctx.signal_modified(name)?;

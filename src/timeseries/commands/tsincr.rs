@@ -9,6 +9,7 @@ use crate::module::error::CmdError;
 use crate::module::io::StrVec;
 use crate::module::replicate;
 
+use crate::timeseries::args::at_arg;
 use crate::timeseries::increment::apply;
 use crate::timeseries::{defaults, stats};
 
@@ -36,17 +37,12 @@ impl Command for TsIncr {
             None => replicate::key_and_ints(ctx, c"HACK.TSAPPLY", name, [inc, at, now])?,
             Some(specs) => {
                 let mut effect = StrVec::with_capacity(specs.len().saturating_add(4));
-                let mut ok = effect.push_int(i128::from(inc))
-                    && effect.push_int(i128::from(at))
-                    && effect.push_int(i128::from(now))
-                    && effect.push(b"ROLLUPS");
-                for s in specs {
-                    ok = ok && effect.push(s.to_string().as_bytes());
+                for v in [inc, at, now] {
+                    effect.push_int(i128::from(v));
                 }
-                if !ok {
-                    return Err(CmdError::Static(
-                        "ERR internal error: could not build the replication effect",
-                    ));
+                effect.push(b"ROLLUPS");
+                for s in specs {
+                    effect.push(s.to_string().as_bytes());
                 }
                 replicate::command(ctx, c"HACK.TSAPPLY", name, &mut effect)?;
             }
@@ -56,18 +52,4 @@ impl Command for TsIncr {
         stats::TS_INCREMENTS.incr();
         ctx.reply_i64(applied.value.unwrap_or(0))
     }
-}
-
-fn at_arg(args: &Args, i: usize) -> Result<i64, CmdError> {
-    args.i64_at(i)
-        .map_err(|_| CmdError::Static("ERR AT must be a Unix time in milliseconds"))
-        .and_then(|v| {
-            if v < 0 {
-                Err(CmdError::Static(
-                    "ERR AT must be a Unix time in milliseconds",
-                ))
-            } else {
-                Ok(v)
-            }
-        })
 }
