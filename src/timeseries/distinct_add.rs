@@ -11,16 +11,7 @@ use super::args::at_error;
 use super::distinct::DistinctSeries;
 use super::settings::distinct_sparse_max_bytes;
 use super::spec::RollupSpec;
-use super::write::write;
-
-/// When a write happens: the master's clock reading, the bucket time, and whether `at` is
-/// checked against retention (the master) or applied where it still fits (a replay).
-#[derive(Clone, Copy)]
-pub struct When {
-    pub now: i64,
-    pub at: i64,
-    pub check: bool,
-}
+use super::write::{write, When};
 
 pub struct Added {
     /// Whether the finest retaining rollup's sketch changed (`None`: nothing retains AT).

@@ -8,7 +8,7 @@ use crate::module::error::CmdError;
 use super::args::incr_error;
 use super::series::Series;
 use super::spec::RollupSpec;
-use super::write::write;
+use super::write::{write, When};
 
 pub struct Applied {
     /// New value of the finest rollup's bucket that took the increment.
@@ -17,19 +17,18 @@ pub struct Applied {
     pub created: Option<Vec<RollupSpec>>,
 }
 
-/// Add `inc` at `at`, as of `now`. A missing key is created with `create_with` (validated
-/// first: on error no key is left behind). `check` is false when replaying an effect.
+/// Add `inc` at `when.at`, as of `when.now`. A missing key is created with `create_with` (validated
+/// first: on error no key is left behind).
 pub fn apply(
     ctx: &Ctx,
     name: RStr,
-    now: i64,
-    at: i64,
+    when: When,
     inc: i64,
-    check: bool,
     create_with: impl FnOnce() -> Vec<RollupSpec>,
 ) -> Result<Applied, CmdError> {
     let (value, created) = write::<Series, _>(ctx, name, create_with, |s| {
-        s.incr(now, at, inc, check).map_err(incr_error)
+        s.incr(when.now, when.at, inc, when.check)
+            .map_err(incr_error)
     })?;
     Ok(Applied { value, created })
 }

@@ -22,23 +22,48 @@ pub trait Kind: ModuleType {
     fn expire_at_ms(&self) -> Option<i64>;
 }
 
-impl Kind for Series {
-    const DISTINCT: bool = false;
-    fn create(specs: &[RollupSpec]) -> Self {
-        Series::new(specs)
-    }
-    fn expire_at_ms(&self) -> Option<i64> {
-        self.expire_at_ms
-    }
+/// Both kinds keep their expiry in a field and are created from their rollups.
+macro_rules! kind {
+    ($t:ty, $distinct:expr) => {
+        impl Kind for $t {
+            const DISTINCT: bool = $distinct;
+            fn create(specs: &[RollupSpec]) -> Self {
+                <$t>::new(specs)
+            }
+            fn expire_at_ms(&self) -> Option<i64> {
+                self.expire_at_ms
+            }
+        }
+    };
+}
+kind!(Series, false);
+kind!(DistinctSeries, true);
+
+/// When a write happens: the master's clock reading, the bucket time, and whether `at` is
+/// checked against retention (the master) or applied where it still fits (a replay).
+#[derive(Clone, Copy)]
+pub struct When {
+    pub now: i64,
+    pub at: i64,
+    pub check: bool,
 }
 
-impl Kind for DistinctSeries {
-    const DISTINCT: bool = true;
-    fn create(specs: &[RollupSpec]) -> Self {
-        DistinctSeries::new(specs)
+impl When {
+    /// A client's call on the master: `at` is checked against retention.
+    pub fn checked(now: i64, at: i64) -> Self {
+        When {
+            now,
+            at,
+            check: true,
+        }
     }
-    fn expire_at_ms(&self) -> Option<i64> {
-        self.expire_at_ms
+    /// A replayed effect (replica, AOF): applied where it still fits.
+    pub fn replayed(now: i64, at: i64) -> Self {
+        When {
+            now,
+            at,
+            check: false,
+        }
     }
 }
 

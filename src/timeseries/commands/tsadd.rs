@@ -10,7 +10,8 @@ use crate::module::io::StrVec;
 use crate::module::replicate;
 
 use crate::timeseries::args::at_arg;
-use crate::timeseries::distinct_add::{add, When};
+use crate::timeseries::distinct_add::add;
+use crate::timeseries::write::When;
 use crate::timeseries::{defaults, stats};
 
 pub struct TsAdd;
@@ -42,11 +43,7 @@ impl Command for TsAdd {
         let added = add(
             ctx,
             name,
-            When {
-                now,
-                at,
-                check: true,
-            },
+            When::checked(now, at),
             args,
             members.clone(),
             defaults::get_distinct,

@@ -13,7 +13,8 @@ use crate::module::error::CmdError;
 use crate::module::replicate;
 
 use crate::timeseries::defaults;
-use crate::timeseries::distinct_add::{add, When};
+use crate::timeseries::distinct_add::add;
+use crate::timeseries::write::When;
 
 pub struct TsAddAt;
 
@@ -52,11 +53,7 @@ impl Command for TsAddAt {
         let added = add(
             ctx,
             name,
-            When {
-                now,
-                at,
-                check: false,
-            },
+            When::replayed(now, at),
             args,
             first_member..args.len(),
             || specs.unwrap_or_else(defaults::get_distinct),

@@ -14,6 +14,7 @@ use crate::module::replicate;
 use crate::timeseries::args::rollups_arg;
 use crate::timeseries::defaults;
 use crate::timeseries::increment::apply;
+use crate::timeseries::write::When;
 
 pub struct TsApply;
 
@@ -38,7 +39,7 @@ impl Command for TsApply {
             "ERR HACK.TSAPPLY is internal: it carries HACK.TSINCR's effects to replicas and the AOF; use HACK.TSINCR",
         ))?;
         let name = args.raw(1)?;
-        let applied = apply(ctx, name, now, at, inc, false, || {
+        let applied = apply(ctx, name, When::replayed(now, at), inc, || {
             specs.unwrap_or_else(defaults::get)
         })?;
         replicate::verbatim(ctx)?;

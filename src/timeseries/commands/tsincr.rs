@@ -11,6 +11,7 @@ use crate::module::replicate;
 
 use crate::timeseries::args::at_arg;
 use crate::timeseries::increment::apply;
+use crate::timeseries::write::When;
 use crate::timeseries::{defaults, stats};
 
 pub struct TsIncr;
@@ -30,7 +31,7 @@ impl Command for TsIncr {
         let name = args.raw(1)?;
         let now = ctx.now_us()?.div_euclid(1000);
         let at = at.unwrap_or(now);
-        let applied = apply(ctx, name, now, at, inc, true, defaults::get)?;
+        let applied = apply(ctx, name, When::checked(now, at), inc, defaults::get)?;
         // The effect carries the master's clock reading and absolute AT (and the rollups when
         // this call created the series, since a replica's default may differ).
         match &applied.created {
