@@ -9,8 +9,8 @@ use crate::log::show;
 use crate::member::to_id;
 use crate::signals;
 use crate::sink::{
-    self, ColKind, Outcome, Param, Record, Reject, RowUpdate, Sink, SinkError, Target,
-    REJECTS_TABLE,
+    self, Changes, ColKind, Outcome, Param, Record, Reject, RowUpdate, Rows, Sink, SinkError,
+    Target, REJECTS_TABLE,
 };
 use crate::source::{Failure, Source};
 
@@ -270,36 +270,30 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
     };
     let started = Instant::now();
     let rows_mode = target.mapping.columns.is_some();
-    let (rows, row_updates, rejects) = if rows_mode {
-        let (u, r) = split_rows(target, &batch);
-        (vec![], u, r)
+    let (rows, rejects) = if rows_mode {
+        let (rows, rejects) = split_rows(target, &batch);
+        (Rows::Cells(rows), rejects)
     } else {
-        let (p, r) = split(target, &batch);
-        (p, vec![], r)
+        let (rows, rejects) = split(target, &batch);
+        (Rows::Counts(rows), rejects)
     };
-    let record = Record {
-        buffer,
-        batch_id: batch.id,
-        entries: batch.entries.len() as i64,
-        checksum: batch::checksum(&batch.entries),
+    let changes = Changes {
+        record: Record {
+            buffer,
+            batch_id: batch.id,
+            entries: batch.entries.len() as i64,
+            checksum: batch::checksum(&batch.entries),
+        },
+        rows,
+        rejects,
     };
     let head = format!("{buffer} batch {}", batch.id);
     // A stop request does not interrupt a batch that applies: it finishes (quickly). Only a
     // batch stuck retrying is abandoned; its lease brings it back.
     let mut backoff = Backoff::new();
-    let mut skipped = 0u64;
-    let outcome = loop {
-        let applied = if rows_mode {
-            sink.apply_rows(target, &record, &row_updates, &rejects)
-                .map(|(o, s)| {
-                    skipped = s;
-                    o
-                })
-        } else {
-            sink.apply(target, &record, &rows, &rejects)
-        };
-        match applied {
-            Ok(o) => break o,
+    let (outcome, skipped) = loop {
+        match sink.apply(target, &changes) {
+            Ok(applied) => break applied,
             Err(SinkError::Retry(msg) | SinkError::Config(msg)) => {
                 let d = backoff.next_delay();
                 log!(
@@ -318,7 +312,7 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
     let d = batch.deliveries;
     let what = match outcome {
         Outcome::Applied => {
-            for r in &rejects {
+            for r in &changes.rejects {
                 log!(
                     "{head}: member {} (value {}) rejected: {}; recorded in {REJECTS_TABLE}",
                     show(&r.member),
@@ -333,7 +327,7 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
             };
             format!(
                 "{n} entries applied ({} rejected{missing}), delivery {d}",
-                rejects.len()
+                changes.rejects.len()
             )
         }
         Outcome::AlreadyApplied => format!("{n} entries, delivery {d}: already applied"),
@@ -343,7 +337,7 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
                  ({entries} entries, checksum {checksum}; now {n} entries, checksum {}): batch \
                  ids were reused, did Redis lose its data? Not applying and not acknowledging \
                  it: it is handed out again after its lease",
-                record.checksum
+                changes.record.checksum
             );
             return Step::Refused;
         }

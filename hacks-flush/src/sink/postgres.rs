@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
 
 use super::{
-    row_sql, rows_sql_pg, upsert_sql, ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate,
-    Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+    record_and_write, row_sql, rows_sql_pg, upsert_sql, Bookkeeping, Changes, ColKind, Dialect,
+    Outcome, Param, Record, Reject, RowUpdate, Rows, Sink, SinkError, Target, BATCHES_TABLE,
+    REJECTS_TABLE,
 };
 use crate::args::{Mapping, Missing};
 use crate::member::{Id, IdKind};
@@ -173,66 +175,6 @@ fn describe(e: &postgres::Error) -> String {
     }
 }
 
-/// The prepared statements of one apply.
-struct Statements {
-    record: Statement,
-    reject: Statement,
-}
-
-fn apply_tx(
-    client: &mut Client,
-    st: &Statements,
-    record: &Record,
-    rejects: &[Reject],
-    body: impl FnOnce(&mut postgres::Transaction) -> Result<(), postgres::Error>,
-) -> Result<Outcome, postgres::Error> {
-    let mut tx = client.transaction()?;
-    let inserted = tx.execute(
-        &st.record,
-        &[
-            &record.buffer,
-            &record.batch_id,
-            &record.entries,
-            &record.checksum,
-        ],
-    )?;
-    if inserted == 0 {
-        let stored = tx.query_opt(
-            &format!(
-                "SELECT entries::bigint, checksum::bigint FROM {BATCHES_TABLE} \
-                 WHERE buffer = $1 AND batch_id = $2"
-            ),
-            &[&record.buffer, &record.batch_id],
-        )?;
-        tx.rollback()?;
-        let stored: Option<(i64, i64)> = stored
-            .map(|r| Ok::<_, postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
-            .transpose()?;
-        return Ok(match stored {
-            Some((e, c)) if (e, c) != (record.entries, record.checksum) => Outcome::Mismatch {
-                entries: e,
-                checksum: c,
-            },
-            _ => Outcome::AlreadyApplied,
-        });
-    }
-    body(&mut tx)?;
-    for r in rejects {
-        tx.execute(
-            &st.reject,
-            &[
-                &record.buffer,
-                &record.batch_id,
-                &r.member,
-                &r.value,
-                &r.reason,
-            ],
-        )?;
-    }
-    tx.commit()?;
-    Ok(Outcome::Applied)
-}
-
 impl Sink for PgSink {
     fn describe(&self) -> String {
         // The URL may hold a password: show only what follows the last '@'.
@@ -336,97 +278,86 @@ impl Sink for PgSink {
         Ok(kinds)
     }
 
-    fn apply_rows(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, RowUpdate)],
-        rejects: &[Reject],
-    ) -> Result<(Outcome, u64), SinkError> {
+    fn apply(&mut self, target: &Target, changes: &Changes) -> Result<(Outcome, u64), SinkError> {
         let st = self.bookkeeping()?;
-        // Insert mode: rows with the same columns and ops go in multi-row upserts of up to
-        // ROWS_PER_STATEMENT (one round trip each instead of one per row: measured faster,
-        // see the README); skip mode: one UPDATE per row (its row count says what was
-        // missing). Statements are prepared before the transaction (cached per connection).
-        let mut groups: Vec<(Statement, Vec<&(Id, RowUpdate)>)> = Vec::new();
-        if target.mapping.missing == Missing::Insert {
-            let mut by_sig: Vec<(Signature, Vec<&(Id, RowUpdate)>)> = Vec::new();
-            for row in rows {
-                let sig: Vec<_> = row.1.iter().map(|(i, op, _)| (*i, *op)).collect();
-                match by_sig.iter_mut().find(|(s, _)| *s == sig) {
-                    Some((_, v)) => v.push(row),
-                    None => by_sig.push((sig, vec![row])),
-                }
-            }
-            for (sig, members) in by_sig {
-                let per = (65_535 / (sig.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
-                for chunk in members.chunks(per) {
-                    let Some(first) = chunk.first() else { continue };
-                    let sql = rows_sql_pg(target, &first.1, chunk.len());
-                    groups.push((self.statement(&sql)?, chunk.to_vec()));
-                }
-            }
-        } else {
-            for row in rows {
-                let sql = row_sql(target, &row.1, Dialect::Postgres);
-                groups.push((self.statement(&sql)?, vec![row]));
-            }
-        }
-        let mut skipped = 0u64;
+        let plan = self.plan(target, &changes.rows)?;
         let client = self.client()?;
-        let r = apply_tx(client, &st, record, rejects, |tx| {
-            for (statement, members) in &groups {
-                let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
-                for (id, cells) in members.iter().copied() {
-                    params.push(match id {
-                        Id::Int(n) => n,
-                        Id::Text(s) => s,
-                    });
-                    for (_, _, p) in cells {
-                        params.push(match p {
-                            Param::Int(n) => n,
-                            Param::Text(s) => s,
-                            Param::Bytes(b) => b,
-                        });
-                    }
+        let applied = (|| {
+            let mut tx = BatchTx {
+                tx: client.transaction()?,
+                st,
+            };
+            let mut skipped = 0u64;
+            let outcome = record_and_write(&mut tx, changes, |tx| {
+                for (statement, params, rows) in &plan {
+                    let n = tx.tx.execute(statement, params)?;
+                    skipped += rows.saturating_sub(n);
                 }
-                let n = tx.execute(statement, &params)?;
-                skipped += (members.len() as u64).saturating_sub(n);
+                Ok(())
+            })?;
+            if outcome == Outcome::Applied {
+                tx.tx.commit()?;
+            } else {
+                tx.tx.rollback()?;
             }
-            Ok(())
-        });
-        let outcome = r.map_err(|e| self.fail(e))?;
-        Ok((outcome, skipped))
-    }
-
-    fn apply(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, i64)],
-        rejects: &[Reject],
-    ) -> Result<Outcome, SinkError> {
-        let id_param = match target.kind {
-            IdKind::Int { .. } => "$1::bigint",
-            IdKind::Text { .. } => "$1::text",
-        };
-        let st = self.bookkeeping()?;
-        let upsert = self.statement(&upsert_sql(&target.mapping, id_param, "$2::bigint"))?;
-        let client = self.client()?;
-        apply_tx(client, &st, record, rejects, |tx| {
-            for (id, value) in rows {
-                match id {
-                    Id::Int(n) => tx.execute(&upsert, &[n, value])?,
-                    Id::Text(s) => tx.execute(&upsert, &[s, value])?,
-                };
-            }
-            Ok(())
-        })
-        .map_err(|e| self.fail(e))
+            Ok((outcome, skipped))
+        })();
+        applied.map_err(|e| self.fail(e))
     }
 }
 
+/// A statement of a batch, its parameters, and how many rows it writes.
+type Write<'r> = (Statement, Vec<&'r (dyn ToSql + Sync)>, u64);
+
 impl PgSink {
+    /// The statements writing `rows`, prepared before the transaction (cached per
+    /// connection). Plain mode: one upsert per row. Rows mode, `--missing insert`: rows with
+    /// the same columns and ops go in multi-row upserts of up to ROWS_PER_STATEMENT (one
+    /// round trip each instead of one per row: measured faster, see the README); `--missing
+    /// skip`: one UPDATE per row (its row count says what was missing).
+    fn plan<'r>(&mut self, target: &Target, rows: &'r Rows) -> Result<Vec<Write<'r>>, SinkError> {
+        let mut plan = Vec::new();
+        match rows {
+            Rows::Counts(rows) => {
+                let id_param = match target.kind {
+                    IdKind::Int { .. } => "$1::bigint",
+                    IdKind::Text { .. } => "$1::text",
+                };
+                let upsert =
+                    self.statement(&upsert_sql(&target.mapping, id_param, "$2::bigint"))?;
+                for (id, value) in rows {
+                    plan.push((upsert.clone(), vec![id_value(id), value], 1));
+                }
+            }
+            Rows::Cells(rows) if target.mapping.missing == Missing::Insert => {
+                let mut by_sig: Vec<(Signature, Vec<&(Id, RowUpdate)>)> = Vec::new();
+                for row in rows {
+                    let sig: Vec<_> = row.1.iter().map(|(i, op, _)| (*i, *op)).collect();
+                    match by_sig.iter_mut().find(|(s, _)| *s == sig) {
+                        Some((_, v)) => v.push(row),
+                        None => by_sig.push((sig, vec![row])),
+                    }
+                }
+                for (sig, members) in by_sig {
+                    let per = (65_535 / (sig.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
+                    for chunk in members.chunks(per) {
+                        let Some(first) = chunk.first() else { continue };
+                        let sql = rows_sql_pg(target, &first.1, chunk.len());
+                        let params = chunk.iter().flat_map(|(id, cells)| row_values(id, cells));
+                        plan.push((self.statement(&sql)?, params.collect(), chunk.len() as u64));
+                    }
+                }
+            }
+            Rows::Cells(rows) => {
+                for (id, cells) in rows {
+                    let sql = row_sql(target, cells, Dialect::Postgres);
+                    plan.push((self.statement(&sql)?, row_values(id, cells).collect(), 1));
+                }
+            }
+        }
+        Ok(plan)
+    }
+
     fn bookkeeping(&mut self) -> Result<Statements, SinkError> {
         Ok(Statements {
             record: self.statement(&format!(
@@ -439,4 +370,73 @@ impl PgSink {
             ))?,
         })
     }
+}
+
+/// The prepared bookkeeping statements of one batch.
+struct Statements {
+    record: Statement,
+    reject: Statement,
+}
+
+/// A batch's transaction with its bookkeeping statements.
+struct BatchTx<'c> {
+    tx: postgres::Transaction<'c>,
+    st: Statements,
+}
+
+impl Bookkeeping for BatchTx<'_> {
+    type Error = postgres::Error;
+
+    fn record(&mut self, r: &Record) -> Result<bool, postgres::Error> {
+        let params: [&(dyn ToSql + Sync); 4] = [&r.buffer, &r.batch_id, &r.entries, &r.checksum];
+        Ok(self.tx.execute(&self.st.record, &params)? > 0)
+    }
+
+    fn recorded(&mut self, r: &Record) -> Result<Option<(i64, i64)>, postgres::Error> {
+        let stored = self.tx.query_opt(
+            &format!(
+                "SELECT entries::bigint, checksum::bigint FROM {BATCHES_TABLE} \
+                 WHERE buffer = $1 AND batch_id = $2"
+            ),
+            &[&r.buffer, &r.batch_id],
+        )?;
+        stored
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
+    }
+
+    fn reject(&mut self, r: &Record, reject: &Reject) -> Result<(), postgres::Error> {
+        let params: [&(dyn ToSql + Sync); 5] = [
+            &r.buffer,
+            &r.batch_id,
+            &reject.member,
+            &reject.value,
+            &reject.reason,
+        ];
+        self.tx.execute(&self.st.reject, &params)?;
+        Ok(())
+    }
+}
+
+/// An id as the integer or text parameter it holds.
+fn id_value(id: &Id) -> &(dyn ToSql + Sync) {
+    match id {
+        Id::Int(n) => n,
+        Id::Text(s) => s,
+    }
+}
+
+/// The parameters of one row: its id, then the value of each cell.
+fn row_values<'r>(
+    id: &'r Id,
+    cells: &'r RowUpdate,
+) -> impl Iterator<Item = &'r (dyn ToSql + Sync)> {
+    let values = cells.iter().map(|(_, _, p)| -> &(dyn ToSql + Sync) {
+        match p {
+            Param::Int(n) => n,
+            Param::Text(s) => s,
+            Param::Bytes(b) => b,
+        }
+    });
+    std::iter::once(id_value(id)).chain(values)
 }

@@ -3,11 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{
+    params, params_from_iter, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior,
+};
 
 use super::{
-    row_sql, upsert_sql, ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate, Sink,
-    SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+    record_and_write, row_sql, upsert_sql, Bookkeeping, Changes, ColKind, Dialect, Outcome, Param,
+    Record, Reject, Rows, Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
 };
 use crate::args::{Mapping, Missing};
 use crate::member::{Id, IdKind};
@@ -279,131 +282,53 @@ impl Sink for SqliteSink {
         Ok(kinds)
     }
 
-    fn apply_rows(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, RowUpdate)],
-        rejects: &[Reject],
-    ) -> Result<(Outcome, u64), SinkError> {
+    fn apply(&mut self, target: &Target, changes: &Changes) -> Result<(Outcome, u64), SinkError> {
         let mut skipped = 0u64;
-        let outcome = self.transact(record, rejects, |tx| {
-            for (id, cells) in rows {
-                let mut st = tx.prepare_cached(&row_sql(target, cells, Dialect::Sqlite))?;
-                let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 1);
-                params.push(match id {
-                    Id::Int(n) => n,
-                    Id::Text(s) => s,
-                });
-                for (_, _, p) in cells {
-                    params.push(match p {
-                        Param::Int(n) => n,
-                        Param::Text(s) => s,
-                        Param::Bytes(b) => b,
-                    });
+        let outcome = self.transact(changes, |tx| {
+            match &changes.rows {
+                Rows::Counts(rows) => {
+                    let mut st = tx.prepare_cached(&upsert_sql(&target.mapping, "?1", "?2"))?;
+                    for (id, value) in rows {
+                        st.execute(params![id, value])?;
+                    }
                 }
-                if st.execute(params.as_slice())? == 0 {
-                    skipped += 1;
+                Rows::Cells(rows) => {
+                    for (id, cells) in rows {
+                        let mut st = tx.prepare_cached(&row_sql(target, cells, Dialect::Sqlite))?;
+                        let values = cells.iter().map(|(_, _, p)| p as &dyn ToSql);
+                        let params = std::iter::once(id as &dyn ToSql).chain(values);
+                        if st.execute(params_from_iter(params))? == 0 {
+                            skipped += 1;
+                        }
+                    }
                 }
             }
             Ok(())
         })?;
         Ok((outcome, skipped))
     }
-
-    fn apply(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, i64)],
-        rejects: &[Reject],
-    ) -> Result<Outcome, SinkError> {
-        self.transact(record, rejects, |tx| {
-            let mut st = tx.prepare_cached(&upsert_sql(&target.mapping, "?1", "?2"))?;
-            for (id, value) in rows {
-                match id {
-                    Id::Int(n) => st.execute(params![n, value]),
-                    Id::Text(s) => st.execute(params![s, value]),
-                }?;
-            }
-            Ok(())
-        })
-    }
 }
 
 impl SqliteSink {
-    /// One transaction: record the batch (or find it recorded), run `body`, record the
-    /// rejects, commit.
+    /// One IMMEDIATE transaction (the write lock up front instead of failing to upgrade
+    /// later): record the batch (or find it recorded), `write` its rows, record the rejects,
+    /// commit.
     fn transact(
         &mut self,
-        record: &Record,
-        rejects: &[Reject],
-        body: impl FnOnce(&rusqlite::Transaction) -> Result<(), rusqlite::Error>,
+        changes: &Changes,
+        write: impl FnOnce(&rusqlite::Transaction) -> Result<(), rusqlite::Error>,
     ) -> Result<Outcome, SinkError> {
         let result = (|| {
             let con = self.con()?;
-            // IMMEDIATE: take the write lock up front instead of failing to upgrade later.
-            let tx = con
+            let mut tx = con
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(retry)?;
-            let inserted = tx
-                .execute(
-                    &format!(
-                        "INSERT INTO {BATCHES_TABLE} (buffer, batch_id, entries, checksum) \
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
-                    ),
-                    params![
-                        record.buffer,
-                        record.batch_id,
-                        record.entries,
-                        record.checksum
-                    ],
-                )
-                .map_err(retry)?;
-            if inserted == 0 {
-                let stored: Option<(i64, i64)> = tx
-                    .query_row(
-                        &format!(
-                            "SELECT entries, checksum FROM {BATCHES_TABLE} \
-                             WHERE buffer = ?1 AND batch_id = ?2"
-                        ),
-                        params![record.buffer, record.batch_id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(retry)?;
-                // Dropping `tx` rolls back (nothing was written).
-                return Ok(match stored {
-                    Some((e, c)) if (e, c) != (record.entries, record.checksum) => {
-                        Outcome::Mismatch {
-                            entries: e,
-                            checksum: c,
-                        }
-                    }
-                    _ => Outcome::AlreadyApplied,
-                });
+            let outcome = record_and_write(&mut tx, changes, |tx| write(tx)).map_err(retry)?;
+            // Otherwise dropping `tx` rolls back (nothing was written).
+            if outcome == Outcome::Applied {
+                tx.commit().map_err(retry)?;
             }
-            body(&tx).map_err(retry)?;
-            {
-                let mut st = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO {REJECTS_TABLE} (buffer, batch_id, member, value, reason) \
-                         VALUES (?1, ?2, ?3, ?4, ?5)"
-                    ))
-                    .map_err(retry)?;
-                for r in rejects {
-                    st.execute(params![
-                        record.buffer,
-                        record.batch_id,
-                        r.member,
-                        r.value,
-                        r.reason
-                    ])
-                    .map_err(retry)?;
-                }
-            }
-            tx.commit().map_err(retry)?;
-            Ok(Outcome::Applied)
+            Ok(outcome)
         })();
         if result.is_err() {
             // Reopen next time: cheap, and clears any odd connection state.
@@ -413,10 +338,72 @@ impl SqliteSink {
     }
 }
 
+impl Bookkeeping for rusqlite::Transaction<'_> {
+    type Error = rusqlite::Error;
+
+    fn record(&mut self, r: &Record) -> Result<bool, rusqlite::Error> {
+        let inserted = self.execute(
+            &format!(
+                "INSERT INTO {BATCHES_TABLE} (buffer, batch_id, entries, checksum) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
+            ),
+            params![r.buffer, r.batch_id, r.entries, r.checksum],
+        )?;
+        Ok(inserted > 0)
+    }
+
+    fn recorded(&mut self, r: &Record) -> Result<Option<(i64, i64)>, rusqlite::Error> {
+        self.query_row(
+            &format!(
+                "SELECT entries, checksum FROM {BATCHES_TABLE} WHERE buffer = ?1 AND batch_id = ?2"
+            ),
+            params![r.buffer, r.batch_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+    }
+
+    fn reject(&mut self, r: &Record, reject: &Reject) -> Result<(), rusqlite::Error> {
+        let mut st = self.prepare_cached(&format!(
+            "INSERT INTO {REJECTS_TABLE} (buffer, batch_id, member, value, reason) \
+             VALUES (?1, ?2, ?3, ?4, ?5)"
+        ))?;
+        st.execute(params![
+            r.buffer,
+            r.batch_id,
+            reject.member,
+            reject.value,
+            reject.reason
+        ])?;
+        Ok(())
+    }
+}
+
+/// An id binds as the integer or text it holds.
+impl ToSql for Id {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Id::Int(n) => n.to_sql(),
+            Id::Text(s) => s.to_sql(),
+        }
+    }
+}
+
+/// A cell's value binds as the integer, text or blob it holds.
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Param::Int(n) => n.to_sql(),
+            Param::Text(s) => s.to_sql(),
+            Param::Bytes(b) => b.to_sql(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::Id;
+    use rusqlite::types::FromSql;
 
     struct TempDb(PathBuf);
     impl Drop for TempDb {
@@ -448,6 +435,13 @@ mod tests {
             columns: None,
             missing: Missing::Insert,
         }
+    }
+
+    /// Every (key, count) row a query returns.
+    fn pairs<K: FromSql>(con: &Connection, sql: &str) -> Vec<(K, i64)> {
+        let mut st = con.prepare(sql).unwrap();
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
     }
 
     fn config_err(r: Result<IdKind, SinkError>) -> String {
@@ -516,75 +510,74 @@ mod tests {
             kind: s.check(&mapping("g", "n", "id")).unwrap(),
             columns: vec![],
         };
-        let rec = Record {
-            buffer: "buf",
-            batch_id: 1,
-            entries: 3,
-            checksum: 99,
+        let rows = || Rows::Counts(vec![(Id::Int(1), 5), (Id::Int(2), -3)]);
+        let changes = Changes {
+            record: Record {
+                buffer: "buf",
+                batch_id: 1,
+                entries: 3,
+                checksum: 99,
+            },
+            rows: rows(),
+            rejects: vec![Reject {
+                member: b"x".to_vec(),
+                value: 4,
+                reason: "not a decimal integer".into(),
+            }],
         };
-        let rows = [(Id::Int(1), 5), (Id::Int(2), -3)];
-        let rejects = [Reject {
-            member: b"x".to_vec(),
-            value: 4,
-            reason: "not a decimal integer".into(),
-        }];
-        assert_eq!(
-            s.apply(&target, &rec, &rows, &rejects).unwrap(),
-            Outcome::Applied
-        );
-        assert_eq!(
-            s.apply(&target, &rec, &rows, &rejects).unwrap(),
-            Outcome::AlreadyApplied
-        );
-        let other = Record {
-            checksum: 98,
-            ..rec
+        let mut apply = |target: &Target, changes: &Changes| s.apply(target, changes).unwrap().0;
+        assert_eq!(apply(&target, &changes), Outcome::Applied);
+        assert_eq!(apply(&target, &changes), Outcome::AlreadyApplied);
+        let other = Changes {
+            record: Record {
+                checksum: 98,
+                ..changes.record
+            },
+            rows: rows(),
+            rejects: vec![],
         };
         assert_eq!(
-            s.apply(&target, &other, &rows, &rejects).unwrap(),
+            apply(&target, &other),
             Outcome::Mismatch {
                 entries: 3,
                 checksum: 99
             }
         );
         // Same batch id on another buffer is another batch.
-        let b2 = Record {
-            buffer: "buf2",
-            ..rec
+        let b2 = Changes {
+            record: Record {
+                buffer: "buf2",
+                ..changes.record
+            },
+            rows: rows(),
+            rejects: vec![],
         };
-        assert_eq!(s.apply(&target, &b2, &rows, &[]).unwrap(), Outcome::Applied);
+        assert_eq!(apply(&target, &b2), Outcome::Applied);
 
         let wt = Target {
             mapping: mapping("w", "n", "name"),
             kind: IdKind::Text { max_chars: None },
             columns: vec![],
         };
-        let wr = Record { buffer: "w", ..rec };
-        s.apply(
-            &wt,
-            &wr,
-            &[(Id::Text("a".into()), 2), (Id::Text("b".into()), 1)],
-            &[],
-        )
-        .unwrap();
+        let w = Changes {
+            record: Record {
+                buffer: "w",
+                ..changes.record
+            },
+            rows: Rows::Counts(vec![(Id::Text("a".into()), 2), (Id::Text("b".into()), 1)]),
+            rejects: vec![],
+        };
+        apply(&wt, &w);
 
         let con = Connection::open(&t.0).unwrap();
-        let rows: Vec<(i64, i64)> = con
-            .prepare("SELECT id, n FROM g ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(rows, [(1, 20), (2, -6)]);
-        let w: Vec<(String, i64)> = con
-            .prepare("SELECT name, n FROM w ORDER BY name")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(w, [("a".to_string(), 2), ("b".to_string(), 1)]);
+        assert_eq!(
+            pairs::<i64>(&con, "SELECT id, n FROM g ORDER BY id"),
+            [(1, 20), (2, -6)]
+        );
+        assert_eq!(
+            pairs::<String>(&con, "SELECT name, n FROM w ORDER BY name"),
+            [("a".to_string(), 2), ("b".to_string(), 1)]
+        );
         let rejects: i64 = con
             .query_row(
                 "SELECT count(*) FROM hacks_flush_rejects WHERE member = x'78'",
