@@ -86,12 +86,8 @@ pub fn run(cfg: &Config) -> i32 {
                         continue;
                     }
                     Err(Failure::Down(e)) | Err(Failure::Reply(e)) => {
-                        let d = st.backoff.next_delay();
-                        log!(
-                            "{buffer}: HACK.BUFINFO failed ({e}): retrying in {} ms",
-                            d.as_millis()
-                        );
-                        st.retry_at = Some(Instant::now() + d);
+                        let why = format_args!("{buffer}: HACK.BUFINFO failed ({e})");
+                        st.retry_at = Some(Instant::now() + st.backoff.retry_delay(why));
                         busy = true;
                         continue;
                     }
@@ -123,20 +119,12 @@ pub fn run(cfg: &Config) -> i32 {
                     st.done = true;
                 }
                 Step::RedisError(e) => {
-                    let d = st.backoff.next_delay();
-                    log!(
-                        "{buffer}: HACK.DRAIN failed ({e}): retrying in {} ms",
-                        d.as_millis()
-                    );
-                    st.retry_at = Some(Instant::now() + d);
+                    let why = format_args!("{buffer}: HACK.DRAIN failed ({e})");
+                    st.retry_at = Some(Instant::now() + st.backoff.retry_delay(why));
                 }
                 Step::RedisDown(e) => {
-                    let d = down.next_delay();
-                    log!(
-                        "redis {redis} unreachable ({e}): retrying in {} ms",
-                        d.as_millis()
-                    );
-                    if !signals::sleep(d) {
+                    let why = format_args!("redis {redis} unreachable ({e})");
+                    if !signals::sleep(down.retry_delay(why)) {
                         return stopped();
                     }
                     busy = true;
@@ -221,13 +209,8 @@ fn prepare(sink: &mut dyn Sink, cfg: &Config) -> Result<Vec<Target>, i32> {
                 return Err(EXIT_CONFIG);
             }
             Err(SinkError::Retry(msg)) => {
-                let d = backoff.next_delay();
-                log!(
-                    "{} unreachable ({msg}): retrying in {} ms",
-                    sink.describe(),
-                    d.as_millis()
-                );
-                if !signals::sleep(d) {
+                let why = format_args!("{} unreachable ({msg})", sink.describe());
+                if !signals::sleep(backoff.retry_delay(why)) {
                     return Err(stopped());
                 }
             }
@@ -251,9 +234,7 @@ fn wait_for_redis(source: &mut Source, redis: &str) -> Result<(), i32> {
             Err(Failure::Down(e)) => format!("redis {redis} unreachable ({e})"),
             Err(Failure::Reply(e)) => format!("redis {redis}: COMMAND INFO failed ({e})"),
         };
-        let d = backoff.next_delay();
-        log!("{why}: retrying in {} ms", d.as_millis());
-        if !signals::sleep(d) {
+        if !signals::sleep(backoff.retry_delay(format_args!("{why}"))) {
             return Err(stopped());
         }
     }
@@ -295,13 +276,8 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
         match sink.apply(target, &changes) {
             Ok(applied) => break applied,
             Err(SinkError::Retry(msg) | SinkError::Config(msg)) => {
-                let d = backoff.next_delay();
-                log!(
-                    "{head}: {} failed ({msg}): retrying in {} ms",
-                    sink.describe(),
-                    d.as_millis()
-                );
-                if !signals::sleep(d) {
+                let why = format_args!("{head}: {} failed ({msg})", sink.describe());
+                if !signals::sleep(backoff.retry_delay(why)) {
                     log!("{head}: abandoned on stop; it is handed out again after its lease");
                     return Step::Stopped;
                 }
