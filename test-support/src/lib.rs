@@ -18,6 +18,7 @@ pub use redis::{Connection, Value};
 
 pub mod cluster;
 pub mod conformance;
+pub mod handoff;
 pub mod pairs;
 pub mod resp;
 pub mod rng;
