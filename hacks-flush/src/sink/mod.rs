@@ -231,6 +231,30 @@ pub fn open(db: &Db) -> Box<dyn Sink> {
     }
 }
 
+/// The bookkeeping tables (created when missing), the same columns in each database's types.
+pub fn bookkeeping_sql(d: Dialect) -> String {
+    let (text, int, bytes, time, now) = match d {
+        Dialect::Sqlite => ("TEXT", "INTEGER", "BLOB", "TEXT", "CURRENT_TIMESTAMP"),
+        Dialect::Postgres => ("text", "bigint", "bytea", "timestamptz", "now()"),
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
+             buffer {text} NOT NULL,
+             batch_id {int} NOT NULL,
+             entries {int} NOT NULL,
+             checksum {int} NOT NULL,
+             applied_at {time} NOT NULL DEFAULT {now},
+             PRIMARY KEY (buffer, batch_id));
+         CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
+             buffer {text} NOT NULL,
+             batch_id {int} NOT NULL,
+             member {bytes} NOT NULL,
+             value {int} NOT NULL,
+             reason {text} NOT NULL,
+             rejected_at {time} NOT NULL DEFAULT {now});"
+    )
+}
+
 /// `name` as a double-quoted SQL identifier (the same syntax in SQLite and PostgreSQL).
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -7,9 +7,9 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
 
 use super::{
-    record_and_write, row_sql, rows_sql_pg, upsert_sql, Bookkeeping, Changes, ColKind, Dialect,
-    Outcome, Param, Record, Reject, RowUpdate, Rows, Sink, SinkError, Target, BATCHES_TABLE,
-    REJECTS_TABLE,
+    bookkeeping_sql, record_and_write, row_sql, rows_sql_pg, upsert_sql, Bookkeeping, Changes,
+    ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate, Rows, Sink, SinkError, Target,
+    BATCHES_TABLE, REJECTS_TABLE,
 };
 use crate::args::{Mapping, Missing};
 use crate::member::{Id, IdKind};
@@ -35,9 +35,9 @@ struct Column {
     /// For `varchar(n)` / `char(n)`: n.
     max_chars: Option<i32>,
     attnum: i16,
-    not_null: bool,
-    /// A default, an identity or a generated column: an INSERT may leave it out.
-    fills_itself: bool,
+    /// NOT NULL without a default, an identity or a generation expression: an INSERT must
+    /// give it a value.
+    needs_value: bool,
 }
 
 fn int_range(type_name: &str) -> Option<(i64, i64)> {
@@ -109,8 +109,8 @@ impl PgSink {
         let rows = client.query(
             "SELECT a.attname::text, format_type(a.atttypid, NULL),
                     CASE WHEN a.atttypmod > 4 THEN a.atttypmod - 4 END,
-                    a.attnum, a.attnotnull,
-                    a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
+                    a.attnum,
+                    a.attnotnull AND NOT (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '')
                FROM pg_attribute a
               WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
             &[&quoted],
@@ -123,8 +123,7 @@ impl PgSink {
                         type_name: r.try_get(1)?,
                         max_chars: r.try_get(2)?,
                         attnum: r.try_get(3)?,
-                        not_null: r.try_get(4)?,
-                        fills_itself: r.try_get(5)?,
+                        needs_value: r.try_get(4)?,
                     })
                 })
                 .collect::<Result<Vec<_>, postgres::Error>>()
@@ -214,7 +213,7 @@ impl Sink for PgSink {
         let attnum = id.attnum;
         let blocker = cols
             .iter()
-            .find(|c| c.not_null && !c.fills_itself && c.name != m.column && c.name != m.id_column)
+            .find(|c| c.needs_value && c.name != m.column && c.name != m.id_column)
             .map(|c| c.name.clone())
             // --missing skip never inserts a row.
             .filter(|_| m.missing == Missing::Insert);
@@ -235,22 +234,7 @@ impl Sink for PgSink {
 
     fn create_bookkeeping(&mut self) -> Result<(), SinkError> {
         let client = self.client()?;
-        let r = client.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
-                 buffer text NOT NULL,
-                 batch_id bigint NOT NULL,
-                 entries bigint NOT NULL,
-                 checksum bigint NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now(),
-                 PRIMARY KEY (buffer, batch_id));
-             CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
-                 buffer text NOT NULL,
-                 batch_id bigint NOT NULL,
-                 member bytea NOT NULL,
-                 value bigint NOT NULL,
-                 reason text NOT NULL,
-                 rejected_at timestamptz NOT NULL DEFAULT now());"
-        ));
+        let r = client.batch_execute(&bookkeeping_sql(Dialect::Postgres));
         r.map_err(|e| self.fail(e))
     }
 

@@ -9,8 +9,8 @@ use rusqlite::{
 };
 
 use super::{
-    record_and_write, row_sql, upsert_sql, Bookkeeping, Changes, ColKind, Dialect, Outcome, Param,
-    Record, Reject, Rows, Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+    bookkeeping_sql, record_and_write, row_sql, upsert_sql, Bookkeeping, Changes, ColKind, Dialect,
+    Outcome, Param, Record, Reject, Rows, Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
 };
 use crate::args::{Mapping, Missing};
 use crate::member::{Id, IdKind};
@@ -28,8 +28,8 @@ pub struct SqliteSink {
 struct Column {
     name: String,
     decl_type: String,
-    not_null: bool,
-    has_default: bool,
+    /// NOT NULL without a default: an INSERT must give it a value (unless it is the rowid).
+    needs_value: bool,
     pk: i64,
 }
 
@@ -107,7 +107,7 @@ impl SqliteSink {
         }
         let mut st = con
             .prepare(
-                "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk \
+                "SELECT name, type, \"notnull\" AND dflt_value IS NULL, pk \
                  FROM pragma_table_info(?1)",
             )
             .map_err(retry)?;
@@ -116,9 +116,8 @@ impl SqliteSink {
                 Ok(Column {
                     name: r.get(0)?,
                     decl_type: r.get(1)?,
-                    not_null: r.get(2)?,
-                    has_default: r.get(3)?,
-                    pk: r.get(4)?,
+                    needs_value: r.get(2)?,
+                    pk: r.get(3)?,
                 })
             })
             .map_err(retry)?;
@@ -221,7 +220,7 @@ impl Sink for SqliteSink {
             if m.missing == Missing::Skip {
                 continue;
             }
-            if c.not_null && !c.has_default && !rowid && !ours {
+            if c.needs_value && !rowid && !ours {
                 return Err(SinkError::Config(format!(
                     "column {}.{} is NOT NULL without a default: missing rows cannot be inserted",
                     m.table, c.name
@@ -233,23 +232,8 @@ impl Sink for SqliteSink {
 
     fn create_bookkeeping(&mut self) -> Result<(), SinkError> {
         let con = self.con()?;
-        con.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
-                 buffer TEXT NOT NULL,
-                 batch_id INTEGER NOT NULL,
-                 entries INTEGER NOT NULL,
-                 checksum INTEGER NOT NULL,
-                 applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-                 PRIMARY KEY (buffer, batch_id));
-             CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
-                 buffer TEXT NOT NULL,
-                 batch_id INTEGER NOT NULL,
-                 member BLOB NOT NULL,
-                 value INTEGER NOT NULL,
-                 reason TEXT NOT NULL,
-                 rejected_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);"
-        ))
-        .map_err(retry)
+        con.execute_batch(&bookkeeping_sql(Dialect::Sqlite))
+            .map_err(retry)
     }
 
     fn check_columns(&mut self, m: &Mapping) -> Result<Vec<ColKind>, SinkError> {
