@@ -6,7 +6,7 @@ use crate::args::Config;
 use crate::backoff::Backoff;
 use crate::batch::{self, Batch, CellVal, Entry, Op};
 use crate::log::show;
-use crate::member::to_id;
+use crate::member::{canonical_i64, to_id};
 use crate::signals;
 use crate::sink::{
     self, Changes, ColKind, Outcome, Param, Record, Reject, RowUpdate, Rows, Sink, SinkError,
@@ -426,9 +426,7 @@ fn row_update(target: &Target, entry: &Entry) -> Result<RowUpdate, String> {
                 Param::Int(*n)
             }
             (Op::Set, CellVal::Bytes(b), Some(ColKind::Int { min, max })) => {
-                let n = std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok().filter(|n| n.to_string() == s))
+                let n = canonical_i64(b)
                     .filter(|n| n >= min && n <= max)
                     .ok_or_else(|| format!("{name}: SET value is no integer the column holds"))?;
                 Param::Int(n)
