@@ -15,16 +15,18 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_hacks-flush");
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// `{tag}-{pid}-{n}`: a name no other test of this or of another running test binary uses.
+fn unique(tag: &str) -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}-{}-{n}", std::process::id())
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "hacks-flush-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = std::env::temp_dir().join(unique(&format!("hacks-flush-{tag}")));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -137,10 +139,7 @@ pub struct Done {
 
 /// Runs the worker to completion (at most 60 s) and returns its exit code and stderr.
 pub fn run(args: &[String], dir: &Path) -> Done {
-    let log = dir.join(format!(
-        "worker-{}.log",
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    let log = dir.join(unique("worker") + ".log");
     let mut w = Worker::spawn(args, log);
     let status = w.wait_for(Duration::from_secs(60));
     let stderr = w.stderr();
