@@ -308,7 +308,7 @@ impl SqliteSink {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(retry)?;
             let outcome = record_and_write(&mut tx, changes, |tx| write(tx)).map_err(retry)?;
-            // Otherwise dropping `tx` rolls back (nothing was written).
+            // Not applied: dropping `tx` rolls back (nothing was written).
             if outcome == Outcome::Applied {
                 tx.commit().map_err(retry)?;
             }
