@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 pub use redis::{Connection, Value};
 
+pub mod bench;
 pub mod cluster;
 pub mod conformance;
-pub mod handoff;
 pub mod pairs;
 pub mod resp;
 pub mod rng;
