@@ -12,6 +12,7 @@
 //! one's record once it commits.
 
 mod postgres;
+mod schema;
 mod sqlite;
 
 use crate::args::{Db, Mapping, Missing};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
 
+use super::schema::{self, Column};
 use super::{
     bookkeeping_sql, record_and_write, row_sql, rows_sql_pg, upsert_sql, Bookkeeping, Changes,
     ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate, Rows, Sink, SinkError, Target,
@@ -28,23 +29,20 @@ pub struct PgSink {
     statements: HashMap<String, Statement>,
 }
 
-/// A column as `pg_attribute` describes it.
-struct Column {
-    name: String,
-    type_name: String,
-    /// For `varchar(n)` / `char(n)`: n.
-    max_chars: Option<i32>,
-    attnum: i16,
-    /// NOT NULL without a default, an identity or a generation expression: an INSERT must
-    /// give it a value.
-    needs_value: bool,
-}
+/// A column as `pg_attribute` describes it, with its `attnum` as the key.
+type PgColumn = Column<i16>;
 
-fn int_range(type_name: &str) -> Option<(i64, i64)> {
+/// What a column of this type takes (`max_chars`: the n of `varchar(n)` / `char(n)`).
+fn col_kind(type_name: &str, max_chars: Option<i32>) -> Option<ColKind> {
+    let int = |min: i64, max: i64| Some(ColKind::Int { min, max });
     match type_name {
-        "smallint" => Some((i16::MIN.into(), i16::MAX.into())),
-        "integer" => Some((i32::MIN.into(), i32::MAX.into())),
-        "bigint" => Some((i64::MIN, i64::MAX)),
+        "smallint" => int(i16::MIN.into(), i16::MAX.into()),
+        "integer" => int(i32::MIN.into(), i32::MAX.into()),
+        "bigint" => int(i64::MIN, i64::MAX),
+        "text" | "character varying" | "character" => Some(ColKind::Text {
+            max_chars: max_chars.and_then(|n| usize::try_from(n).ok()),
+        }),
+        "bytea" => Some(ColKind::Bytes),
         _ => None,
     }
 }
@@ -88,7 +86,7 @@ impl PgSink {
         SinkError::Retry(describe(&e))
     }
 
-    fn columns(&mut self, table: &str) -> Result<Vec<Column>, SinkError> {
+    fn columns(&mut self, table: &str) -> Result<Vec<PgColumn>, SinkError> {
         let quoted = super::quote(table);
         let client = self.client()?;
         let kind = client.query_opt(
@@ -118,12 +116,13 @@ impl PgSink {
         let columns = rows.and_then(|rows| {
             rows.iter()
                 .map(|r| {
+                    let shown_type: String = r.try_get(1)?;
                     Ok(Column {
                         name: r.try_get(0)?,
-                        type_name: r.try_get(1)?,
-                        max_chars: r.try_get(2)?,
-                        attnum: r.try_get(3)?,
+                        kind: col_kind(&shown_type, r.try_get(2)?),
+                        shown_type,
                         needs_value: r.try_get(4)?,
+                        key: r.try_get(3)?,
                     })
                 })
                 .collect::<Result<Vec<_>, postgres::Error>>()
@@ -183,53 +182,9 @@ impl Sink for PgSink {
 
     fn check(&mut self, m: &Mapping) -> Result<IdKind, SinkError> {
         let cols = self.columns(&m.table)?;
-        let find = |name: &str| {
-            cols.iter()
-                .find(|c| c.name == name)
-                .ok_or_else(|| SinkError::Config(format!("table {} has no column {name}", m.table)))
-        };
-        if m.columns.is_none() {
-            let value = find(&m.column)?;
-            if int_range(&value.type_name).is_none() {
-                return Err(SinkError::Config(format!(
-                    "column {}.{} is {}, not an integer column (smallint, integer or bigint)",
-                    m.table, m.column, value.type_name
-                )));
-            }
-        }
-        let id = find(&m.id_column)?;
-        let kind = match (int_range(&id.type_name), id.type_name.as_str()) {
-            (Some((min, max)), _) => IdKind::Int { min, max },
-            (None, "text" | "character varying" | "character") => IdKind::Text {
-                max_chars: id.max_chars.and_then(|n| usize::try_from(n).ok()),
-            },
-            _ => {
-                return Err(SinkError::Config(format!(
-                    "id column {}.{} is {}: it must be an integer or text column",
-                    m.table, m.id_column, id.type_name
-                )))
-            }
-        };
-        let attnum = id.attnum;
-        let blocker = cols
-            .iter()
-            .find(|c| c.needs_value && c.name != m.column && c.name != m.id_column)
-            .map(|c| c.name.clone())
-            // --missing skip never inserts a row.
-            .filter(|_| m.missing == Missing::Insert);
-        if !self.is_unique(&m.table, attnum)? {
-            return Err(SinkError::Config(format!(
-                "id column {}.{} is neither the PRIMARY KEY nor UNIQUE: rows cannot be upserted",
-                m.table, m.id_column
-            )));
-        }
-        if let Some(name) = blocker {
-            return Err(SinkError::Config(format!(
-                "column {}.{name} is NOT NULL without a default: missing rows cannot be inserted",
-                m.table
-            )));
-        }
-        Ok(kind)
+        schema::check(Dialect::Postgres, m, &cols, |id| {
+            self.is_unique(&m.table, id.key)
+        })
     }
 
     fn create_bookkeeping(&mut self) -> Result<(), SinkError> {
@@ -240,26 +195,7 @@ impl Sink for PgSink {
 
     fn check_columns(&mut self, m: &Mapping) -> Result<Vec<ColKind>, SinkError> {
         let cols = self.columns(&m.table)?;
-        let mut kinds = Vec::new();
-        for name in m.columns.iter().flatten() {
-            let c = cols.iter().find(|c| &c.name == name).ok_or_else(|| {
-                SinkError::Config(format!("table {} has no column {name}", m.table))
-            })?;
-            kinds.push(match (int_range(&c.type_name), c.type_name.as_str()) {
-                (Some((min, max)), _) => ColKind::Int { min, max },
-                (None, "text" | "character varying" | "character") => ColKind::Text {
-                    max_chars: c.max_chars.and_then(|n| usize::try_from(n).ok()),
-                },
-                (None, "bytea") => ColKind::Bytes,
-                _ => {
-                    return Err(SinkError::Config(format!(
-                        "column {}.{name} is {}: buffered columns must be integer, text or bytea",
-                        m.table, c.type_name
-                    )))
-                }
-            });
-        }
-        Ok(kinds)
+        schema::column_kinds(Dialect::Postgres, m, &cols)
     }
 
     fn apply(&mut self, target: &Target, changes: &Changes) -> Result<(Outcome, u64), SinkError> {

@@ -8,11 +8,12 @@ use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior,
 };
 
+use super::schema::{self, Column};
 use super::{
     bookkeeping_sql, record_and_write, row_sql, upsert_sql, Bookkeeping, Changes, ColKind, Dialect,
     Outcome, Param, Record, Reject, Rows, Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
 };
-use crate::args::{Mapping, Missing};
+use crate::args::Mapping;
 use crate::member::{Id, IdKind};
 use crate::signals;
 
@@ -24,32 +25,25 @@ pub struct SqliteSink {
     con: Option<Connection>,
 }
 
-/// A column as `pragma_table_info` describes it.
-struct Column {
-    name: String,
-    decl_type: String,
-    /// NOT NULL without a default: an INSERT must give it a value (unless it is the rowid).
-    needs_value: bool,
-    pk: i64,
-}
+/// A column as `pragma_table_info` describes it, with its position in the primary key (0:
+/// not part of it) as the key.
+type SqliteColumn = Column<i64>;
 
-#[derive(Debug, PartialEq, Eq)]
-enum Affinity {
-    Integer,
-    Text,
-    Other,
-}
-
-/// SQLite's column affinity rules (section 3.1 of its datatype documentation), reduced to
-/// what matters here.
-fn affinity(decl_type: &str) -> Affinity {
+/// What a column of this declared type takes: SQLite's column affinity rules (section 3.1
+/// of its datatype documentation), reduced to what matters here.
+fn col_kind(decl_type: &str) -> Option<ColKind> {
     let t = decl_type.to_ascii_uppercase();
     if t.contains("INT") {
-        Affinity::Integer
+        Some(ColKind::Int {
+            min: i64::MIN,
+            max: i64::MAX,
+        })
     } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
-        Affinity::Text
+        Some(ColKind::Text { max_chars: None })
+    } else if t.is_empty() || t.contains("BLOB") {
+        Some(ColKind::Bytes)
     } else {
-        Affinity::Other
+        None
     }
 }
 
@@ -93,7 +87,7 @@ impl SqliteSink {
             .ok_or_else(|| SinkError::Retry("not connected".into()))
     }
 
-    fn columns(con: &Connection, table: &str) -> Result<Vec<Column>, SinkError> {
+    fn columns(con: &Connection, table: &str) -> Result<Vec<SqliteColumn>, SinkError> {
         let is_table: bool = con
             .query_row(
                 "SELECT count(*) > 0 FROM sqlite_schema \
@@ -113,15 +107,25 @@ impl SqliteSink {
             .map_err(retry)?;
         let rows = st
             .query_map([table], |r| {
-                Ok(Column {
-                    name: r.get(0)?,
-                    decl_type: r.get(1)?,
-                    needs_value: r.get(2)?,
-                    pk: r.get(3)?,
-                })
+                let row: (String, String, bool, i64) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                Ok(row)
             })
+            .map_err(retry)?
+            .collect::<Result<Vec<_>, _>>()
             .map_err(retry)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(retry)
+        // An INTEGER PRIMARY KEY is the rowid: an INSERT without it gets one.
+        let single_pk = rows.iter().filter(|r| r.3 > 0).count() == 1;
+        let column = |(name, decl_type, needs_value, pk): (String, String, bool, i64)| {
+            let rowid = single_pk && pk == 1 && decl_type.eq_ignore_ascii_case("INTEGER");
+            Column {
+                name,
+                shown_type: format!("{decl_type:?}"),
+                kind: col_kind(&decl_type),
+                needs_value: needs_value && !rowid,
+                key: pk,
+            }
+        };
+        Ok(rows.into_iter().map(column).collect())
     }
 
     /// Whether `column` alone is the primary key or has a non-partial unique index, so that
@@ -129,10 +133,10 @@ impl SqliteSink {
     fn is_unique(
         con: &Connection,
         table: &str,
-        cols: &[Column],
+        cols: &[SqliteColumn],
         column: &str,
     ) -> Result<bool, SinkError> {
-        let pk: Vec<&Column> = cols.iter().filter(|c| c.pk > 0).collect();
+        let pk: Vec<&SqliteColumn> = cols.iter().filter(|c| c.key > 0).collect();
         if let [only] = pk.as_slice() {
             if only.name.eq_ignore_ascii_case(column) {
                 return Ok(true);
@@ -174,60 +178,9 @@ impl Sink for SqliteSink {
     fn check(&mut self, m: &Mapping) -> Result<IdKind, SinkError> {
         let con = self.con()?;
         let cols = Self::columns(con, &m.table)?;
-        let find = |name: &str| {
-            cols.iter()
-                .find(|c| c.name.eq_ignore_ascii_case(name))
-                .ok_or_else(|| SinkError::Config(format!("table {} has no column {name}", m.table)))
-        };
-        if m.columns.is_none() {
-            let value = find(&m.column)?;
-            if affinity(&value.decl_type) != Affinity::Integer {
-                return Err(SinkError::Config(format!(
-                    "column {}.{} is {:?}, not an integer column",
-                    m.table, m.column, value.decl_type
-                )));
-            }
-        }
-        let id = find(&m.id_column)?;
-        let kind = match affinity(&id.decl_type) {
-            Affinity::Integer => IdKind::Int {
-                min: i64::MIN,
-                max: i64::MAX,
-            },
-            Affinity::Text => IdKind::Text { max_chars: None },
-            Affinity::Other => {
-                return Err(SinkError::Config(format!(
-                    "id column {}.{} is {:?}: it must be an integer or text column",
-                    m.table, m.id_column, id.decl_type
-                )))
-            }
-        };
-        if !Self::is_unique(con, &m.table, &cols, &m.id_column)? {
-            return Err(SinkError::Config(format!(
-                "id column {}.{} is neither the PRIMARY KEY nor UNIQUE: rows cannot be upserted",
-                m.table, m.id_column
-            )));
-        }
-        // A missing row is inserted with only the id and the count: any other NOT NULL column
-        // needs a default (an INTEGER PRIMARY KEY gets the rowid).
-        let single_pk = cols.iter().filter(|c| c.pk > 0).count() == 1;
-        for c in &cols {
-            let rowid = single_pk && c.pk == 1 && c.decl_type.eq_ignore_ascii_case("INTEGER");
-            let ours =
-                c.name.eq_ignore_ascii_case(&m.column) || c.name.eq_ignore_ascii_case(&m.id_column);
-            // Rows mode (`m.column` empty): a row may leave any buffered column out, so only
-            // the id is exempt; with --missing skip nothing is ever inserted.
-            if m.missing == Missing::Skip {
-                continue;
-            }
-            if c.needs_value && !rowid && !ours {
-                return Err(SinkError::Config(format!(
-                    "column {}.{} is NOT NULL without a default: missing rows cannot be inserted",
-                    m.table, c.name
-                )));
-            }
-        }
-        Ok(kind)
+        schema::check(Dialect::Sqlite, m, &cols, |id| {
+            Self::is_unique(con, &m.table, &cols, &id.name)
+        })
     }
 
     fn create_bookkeeping(&mut self) -> Result<(), SinkError> {
@@ -237,33 +190,8 @@ impl Sink for SqliteSink {
     }
 
     fn check_columns(&mut self, m: &Mapping) -> Result<Vec<ColKind>, SinkError> {
-        let con = self.con()?;
-        let cols = Self::columns(con, &m.table)?;
-        let mut kinds = Vec::new();
-        for name in m.columns.iter().flatten() {
-            let c = cols
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(name))
-                .ok_or_else(|| {
-                    SinkError::Config(format!("table {} has no column {name}", m.table))
-                })?;
-            let t = c.decl_type.to_ascii_uppercase();
-            kinds.push(match affinity(&c.decl_type) {
-                Affinity::Integer => ColKind::Int {
-                    min: i64::MIN,
-                    max: i64::MAX,
-                },
-                Affinity::Text => ColKind::Text { max_chars: None },
-                Affinity::Other if t.is_empty() || t.contains("BLOB") => ColKind::Bytes,
-                Affinity::Other => {
-                    return Err(SinkError::Config(format!(
-                        "column {}.{name} is {:?}: buffered columns must be integer, text or blob",
-                        m.table, c.decl_type
-                    )))
-                }
-            });
-        }
-        Ok(kinds)
+        let cols = Self::columns(self.con()?, &m.table)?;
+        schema::column_kinds(Dialect::Sqlite, m, &cols)
     }
 
     fn apply(&mut self, target: &Target, changes: &Changes) -> Result<(Outcome, u64), SinkError> {
@@ -387,6 +315,7 @@ impl ToSql for Param {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::Missing;
     use rusqlite::types::FromSql;
 
     struct TempDb(PathBuf);
