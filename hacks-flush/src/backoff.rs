@@ -21,6 +21,13 @@ impl Backoff {
         d
     }
 
+    /// The delay to wait now, logged as `{why}: retrying in N ms`.
+    pub fn retry_delay(&mut self, why: std::fmt::Arguments) -> Duration {
+        let d = self.next_delay();
+        log!("{why}: retrying in {} ms", d.as_millis());
+        d
+    }
+
     pub fn reset(&mut self) {
         self.next = FIRST;
     }

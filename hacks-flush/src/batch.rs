@@ -11,23 +11,22 @@ pub enum Op {
     Min,
 }
 
+/// Each op with the word HACK.DRAIN replies spell it with, in declaration order.
+const OP_WORDS: [(Op, &str); 4] = [
+    (Op::Incr, "INCR"),
+    (Op::Set, "SET"),
+    (Op::Max, "MAX"),
+    (Op::Min, "MIN"),
+];
+
 impl Op {
     pub fn parse(word: &[u8]) -> Option<Op> {
-        match word {
-            b"INCR" => Some(Op::Incr),
-            b"SET" => Some(Op::Set),
-            b"MAX" => Some(Op::Max),
-            b"MIN" => Some(Op::Min),
-            _ => None,
-        }
+        let (op, _) = OP_WORDS.iter().find(|(_, w)| w.as_bytes() == word)?;
+        Some(*op)
     }
+
     pub fn word(self) -> &'static str {
-        match self {
-            Op::Incr => "INCR",
-            Op::Set => "SET",
-            Op::Max => "MAX",
-            Op::Min => "MIN",
-        }
+        OP_WORDS[self as usize].1
     }
 }
 
@@ -164,6 +163,15 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn op_words_both_ways() {
+        for (op, word) in OP_WORDS {
+            assert_eq!(op.word(), word);
+            assert_eq!(Op::parse(word.as_bytes()), Some(op));
+        }
+        assert_eq!(Op::parse(b"incr"), None);
     }
 
     #[test]

@@ -22,10 +22,7 @@ pub enum Id {
 pub fn to_id(kind: &IdKind, member: &[u8]) -> Result<Id, String> {
     match kind {
         IdKind::Int { min, max } => {
-            let n = std::str::from_utf8(member)
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok().filter(|n| n.to_string() == s))
-                .ok_or("not a decimal integer")?;
+            let n = canonical_i64(member).ok_or("not a decimal integer")?;
             if n < *min || n > *max {
                 return Err(format!("out of range for the id column ({min}..={max})"));
             }
@@ -47,6 +44,13 @@ pub fn to_id(kind: &IdKind, member: &[u8]) -> Result<Id, String> {
     }
 }
 
+/// `bytes` as an integer in canonical decimal form (no `+`, no leading zeros, no `-0`: what
+/// Redis writes for one), else None.
+pub fn canonical_i64(bytes: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    s.parse::<i64>().ok().filter(|n| n.to_string() == s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,19 +66,12 @@ mod tests {
         assert_eq!(to_id(&I64, b"-7"), Ok(Id::Int(-7)));
         assert_eq!(to_id(&I64, b"0"), Ok(Id::Int(0)));
         assert_eq!(to_id(&I64, b"-9223372036854775808"), Ok(Id::Int(i64::MIN)));
-        for bad in [
-            &b"abc"[..],
-            b"",
-            b"+1",
-            b"007",
-            b"-0",
-            b" 1",
-            b"1.0",
-            b"9223372036854775808",
-            b"\xff",
-        ] {
-            assert!(to_id(&I64, bad).is_err(), "{bad:?}");
+        // Not what Redis writes for an integer, out of i64, not UTF-8.
+        for bad in ["abc", "", "+1", "007", "-0", " 1", "1.0"] {
+            assert!(to_id(&I64, bad.as_bytes()).is_err(), "{bad:?}");
         }
+        assert!(to_id(&I64, b"9223372036854775808").is_err());
+        assert!(to_id(&I64, b"\xff").is_err());
         let int4 = IdKind::Int {
             min: i32::MIN.into(),
             max: i32::MAX.into(),

@@ -6,11 +6,11 @@ use crate::args::Config;
 use crate::backoff::Backoff;
 use crate::batch::{self, Batch, CellVal, Entry, Op};
 use crate::log::show;
-use crate::member::to_id;
+use crate::member::{canonical_i64, to_id};
 use crate::signals;
 use crate::sink::{
-    self, ColKind, Outcome, Param, Record, Reject, RowUpdate, Sink, SinkError, Target,
-    REJECTS_TABLE,
+    self, Changes, ColKind, Outcome, Param, Record, Reject, RowUpdate, Rows, Sink, SinkError,
+    Target, REJECTS_TABLE,
 };
 use crate::source::{Failure, Source};
 
@@ -86,12 +86,8 @@ pub fn run(cfg: &Config) -> i32 {
                         continue;
                     }
                     Err(Failure::Down(e)) | Err(Failure::Reply(e)) => {
-                        let d = st.backoff.next_delay();
-                        log!(
-                            "{buffer}: HACK.BUFINFO failed ({e}): retrying in {} ms",
-                            d.as_millis()
-                        );
-                        st.retry_at = Some(Instant::now() + d);
+                        let why = format_args!("{buffer}: HACK.BUFINFO failed ({e})");
+                        st.retry_at = Some(Instant::now() + st.backoff.retry_delay(why));
                         busy = true;
                         continue;
                     }
@@ -123,20 +119,12 @@ pub fn run(cfg: &Config) -> i32 {
                     st.done = true;
                 }
                 Step::RedisError(e) => {
-                    let d = st.backoff.next_delay();
-                    log!(
-                        "{buffer}: HACK.DRAIN failed ({e}): retrying in {} ms",
-                        d.as_millis()
-                    );
-                    st.retry_at = Some(Instant::now() + d);
+                    let why = format_args!("{buffer}: HACK.DRAIN failed ({e})");
+                    st.retry_at = Some(Instant::now() + st.backoff.retry_delay(why));
                 }
                 Step::RedisDown(e) => {
-                    let d = down.next_delay();
-                    log!(
-                        "redis {redis} unreachable ({e}): retrying in {} ms",
-                        d.as_millis()
-                    );
-                    if !signals::sleep(d) {
+                    let why = format_args!("redis {redis} unreachable ({e})");
+                    if !signals::sleep(down.retry_delay(why)) {
                         return stopped();
                     }
                     busy = true;
@@ -221,13 +209,8 @@ fn prepare(sink: &mut dyn Sink, cfg: &Config) -> Result<Vec<Target>, i32> {
                 return Err(EXIT_CONFIG);
             }
             Err(SinkError::Retry(msg)) => {
-                let d = backoff.next_delay();
-                log!(
-                    "{} unreachable ({msg}): retrying in {} ms",
-                    sink.describe(),
-                    d.as_millis()
-                );
-                if !signals::sleep(d) {
+                let why = format_args!("{} unreachable ({msg})", sink.describe());
+                if !signals::sleep(backoff.retry_delay(why)) {
                     return Err(stopped());
                 }
             }
@@ -251,9 +234,7 @@ fn wait_for_redis(source: &mut Source, redis: &str) -> Result<(), i32> {
             Err(Failure::Down(e)) => format!("redis {redis} unreachable ({e})"),
             Err(Failure::Reply(e)) => format!("redis {redis}: COMMAND INFO failed ({e})"),
         };
-        let d = backoff.next_delay();
-        log!("{why}: retrying in {} ms", d.as_millis());
-        if !signals::sleep(d) {
+        if !signals::sleep(backoff.retry_delay(format_args!("{why}"))) {
             return Err(stopped());
         }
     }
@@ -270,44 +251,33 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
     };
     let started = Instant::now();
     let rows_mode = target.mapping.columns.is_some();
-    let (rows, row_updates, rejects) = if rows_mode {
-        let (u, r) = split_rows(target, &batch);
-        (vec![], u, r)
+    let (rows, rejects) = if rows_mode {
+        let (rows, rejects) = split_rows(target, &batch);
+        (Rows::Cells(rows), rejects)
     } else {
-        let (p, r) = split(target, &batch);
-        (p, vec![], r)
+        let (rows, rejects) = split(target, &batch);
+        (Rows::Counts(rows), rejects)
     };
-    let record = Record {
-        buffer,
-        batch_id: batch.id,
-        entries: batch.entries.len() as i64,
-        checksum: batch::checksum(&batch.entries),
+    let changes = Changes {
+        record: Record {
+            buffer,
+            batch_id: batch.id,
+            entries: batch.entries.len() as i64,
+            checksum: batch::checksum(&batch.entries),
+        },
+        rows,
+        rejects,
     };
     let head = format!("{buffer} batch {}", batch.id);
     // A stop request does not interrupt a batch that applies: it finishes (quickly). Only a
     // batch stuck retrying is abandoned; its lease brings it back.
     let mut backoff = Backoff::new();
-    let mut skipped = 0u64;
-    let outcome = loop {
-        let applied = if rows_mode {
-            sink.apply_rows(target, &record, &row_updates, &rejects)
-                .map(|(o, s)| {
-                    skipped = s;
-                    o
-                })
-        } else {
-            sink.apply(target, &record, &rows, &rejects)
-        };
-        match applied {
-            Ok(o) => break o,
+    let (outcome, skipped) = loop {
+        match sink.apply(target, &changes) {
+            Ok(applied) => break applied,
             Err(SinkError::Retry(msg) | SinkError::Config(msg)) => {
-                let d = backoff.next_delay();
-                log!(
-                    "{head}: {} failed ({msg}): retrying in {} ms",
-                    sink.describe(),
-                    d.as_millis()
-                );
-                if !signals::sleep(d) {
+                let why = format_args!("{head}: {} failed ({msg})", sink.describe());
+                if !signals::sleep(backoff.retry_delay(why)) {
                     log!("{head}: abandoned on stop; it is handed out again after its lease");
                     return Step::Stopped;
                 }
@@ -318,7 +288,7 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
     let d = batch.deliveries;
     let what = match outcome {
         Outcome::Applied => {
-            for r in &rejects {
+            for r in &changes.rejects {
                 log!(
                     "{head}: member {} (value {}) rejected: {}; recorded in {REJECTS_TABLE}",
                     show(&r.member),
@@ -333,7 +303,7 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
             };
             format!(
                 "{n} entries applied ({} rejected{missing}), delivery {d}",
-                rejects.len()
+                changes.rejects.len()
             )
         }
         Outcome::AlreadyApplied => format!("{n} entries, delivery {d}: already applied"),
@@ -343,7 +313,7 @@ fn step(cfg: &Config, source: &mut Source, sink: &mut dyn Sink, target: &Target)
                  ({entries} entries, checksum {checksum}; now {n} entries, checksum {}): batch \
                  ids were reused, did Redis lose its data? Not applying and not acknowledging \
                  it: it is handed out again after its lease",
-                record.checksum
+                changes.record.checksum
             );
             return Step::Refused;
         }
@@ -456,9 +426,7 @@ fn row_update(target: &Target, entry: &Entry) -> Result<RowUpdate, String> {
                 Param::Int(*n)
             }
             (Op::Set, CellVal::Bytes(b), Some(ColKind::Int { min, max })) => {
-                let n = std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok().filter(|n| n.to_string() == s))
+                let n = canonical_i64(b)
                     .filter(|n| n >= min && n <= max)
                     .ok_or_else(|| format!("{name}: SET value is no integer the column holds"))?;
                 Param::Int(n)

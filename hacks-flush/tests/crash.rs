@@ -40,7 +40,7 @@ fn crash_run<T>(
     // The producers keep the buffer busy while the worker is killed (bounded).
     let stop = Arc::new(AtomicBool::new(false));
     let producers = start(stop.clone());
-    let mut rng = Rng::new(seed ^ 0x5eed);
+    let mut rng = Rng((seed ^ 0x5eed).max(1));
     let mut logs = String::new();
     let mut con = server.conn();
     let (mut kills, mut stranded) = (0, 0);
@@ -49,7 +49,7 @@ fn crash_run<T>(
     // hit a worker between DRAIN and ACK, leaving its batch in flight.
     while kills < KILLS || (stranded < MIN_STRANDED && kills < MAX_KILLS) {
         let mut w = Worker::spawn(&flags, db.dir().path(&format!("w{kills}.log")));
-        sleep(Duration::from_millis(rng.range(40, 400) as u64));
+        sleep(Duration::from_millis(rng.range(40, 401) as u64));
         // Every other kill waits (up to 200 ms) for a batch to be in flight, so kills between
         // DRAIN and ACK do not depend on luck: a batch spends a small part of a cycle there,
         // and the faster the buffer side gets, the smaller that part.
@@ -109,7 +109,7 @@ fn crash_run<T>(
 on_both_sinks!(survives_random_sigkills, rows_survive_random_sigkills);
 
 fn survives_random_sigkills(db: &dyn TestDb) {
-    let seed = Rng::seed_from_time();
+    let seed = seed_from_time();
     db.exec(SCHEMA);
     let server = Server::start();
     let extra = format!("--batch 7 --lease-ms {LEASE_MS} --interval-ms 5");
@@ -151,14 +151,14 @@ fn produce_rows(
                 std::thread::spawn(move || {
                     let client = redis::Client::open(redis_url(port)).expect("client");
                     let mut con = client.get_connection().expect("connect");
-                    let mut rng = Rng::new(seed.wrapping_add(t * 7919));
+                    let mut rng = Rng(seed.wrapping_add(t * 7919).max(1));
                     let mut sent: BTreeMap<i64, Sent> = BTreeMap::new();
                     for _ in 0..4000 {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
                         let (m, d, ts) =
-                            (rng.range(0, 39), rng.range(-5, 20), rng.range(1, 1_000_000));
+                            (rng.range(0, 40), rng.range(-5, 21), rng.range(1, 1_000_001));
                         let seq: i64 = redis::cmd("EVAL")
                             .arg(ROW_SCRIPT)
                             .arg(2)
@@ -203,7 +203,7 @@ fn produce_rows(
 }
 
 fn rows_survive_random_sigkills(db: &dyn TestDb) {
-    let seed = Rng::seed_from_time();
+    let seed = seed_from_time();
     db.exec(
         "CREATE TABLE groups (id INTEGER PRIMARY KEY, times_seen INTEGER NOT NULL DEFAULT 0,
                               last_seen BIGINT, first_seen BIGINT, message TEXT);",

@@ -10,7 +10,7 @@ mod flush;
 mod pg;
 
 use common::Server;
-use db::{TestDb, Val};
+use db::{once, Setup, TestDb, Val};
 use flush::*;
 
 pub const ROWS_SCHEMA: &str = "CREATE TABLE groups (id INTEGER PRIMARY KEY,
@@ -24,13 +24,23 @@ on_both_sinks!(
     a_row_in_plain_mode_is_rejected,
 );
 
-fn update(con: &mut redis::Connection, member: &str, updates: &[(&str, &str, &str)]) {
-    let mut c = redis::cmd("HACK.BUFUPDATE");
-    c.arg("pending:groups").arg(member);
-    for (op, col, v) in updates {
-        c.arg(*op).arg(*col).arg(*v);
+/// Rows-mode scenarios: the same start (with `ROWS_SCHEMA`), rows written and flushed.
+impl Setup<'_> {
+    /// `HACK.BUFUPDATE pending:groups member` with `updates` as words (`INCR times_seen 1 ...`).
+    fn update(&mut self, member: &str, updates: &str) {
+        redis::cmd("HACK.BUFUPDATE")
+            .arg("pending:groups")
+            .arg(member)
+            .arg(words(updates))
+            .query::<redis::Value>(&mut self.con)
+            .expect("HACK.BUFUPDATE");
     }
-    c.query::<redis::Value>(con).expect("HACK.BUFUPDATE");
+
+    /// `--once` in rows mode plus `extra`: it must exit 0 and log `applied`.
+    fn flush(&self, extra: &str, applied: &str) {
+        let done = once(self.db, rows_flags(self.server.port, self.db, extra), 0);
+        says(&done.stderr, applied);
+    }
 }
 
 fn rows_flags(port: u16, db: &dyn TestDb, extra: &str) -> Vec<String> {
@@ -43,73 +53,28 @@ fn rows_flags(port: u16, db: &dyn TestDb, extra: &str) -> Vec<String> {
     a
 }
 
-fn once(db: &dyn TestDb, mut a: Vec<String>, code: i32) -> Done {
-    a.push("--once".into());
-    let done = run(&a, &db.dir().0);
-    assert_eq!(done.code, Some(code), "{a:?}: stderr:\n{}", done.stderr);
-    done
-}
-
 fn table(db: &dyn TestDb) -> Vec<Vec<Val>> {
     db.rows("SELECT id, times_seen, last_seen, first_seen, message, secret FROM groups ORDER BY id")
 }
 
 fn rows_apply_each_op_and_reject_what_is_not_allowed(db: &dyn TestDb) {
-    db.exec(ROWS_SCHEMA);
+    let mut s = Setup::with(db, Server::start(), ROWS_SCHEMA);
     db.exec(
         "INSERT INTO groups (id, times_seen, last_seen, first_seen, message) \
          VALUES (1, 10, 500, 100, 'old'), (2, 0, NULL, NULL, NULL);",
     );
-    let server = Server::start();
-    let mut con = server.conn();
     // An older event after a newer one: MAX keeps 600, MIN 50.
-    update(
-        &mut con,
-        "1",
-        &[
-            ("INCR", "times_seen", "1"),
-            ("MAX", "last_seen", "600"),
-            ("SET", "message", "new"),
-        ],
-    );
-    update(
-        &mut con,
-        "1",
-        &[
-            ("INCR", "times_seen", "2"),
-            ("MAX", "last_seen", "550"),
-            ("MIN", "first_seen", "50"),
-        ],
-    );
+    s.update("1", "INCR times_seen 1 MAX last_seen 600 SET message new");
+    s.update("1", "INCR times_seen 2 MAX last_seen 550 MIN first_seen 50");
     // MAX below the table's value, and NULLs in the table.
-    update(
-        &mut con,
-        "2",
-        &[
-            ("MAX", "last_seen", "7"),
-            ("MIN", "first_seen", "7"),
-            ("INCR", "times_seen", "3"),
-        ],
-    );
-    update(
-        &mut con,
-        "3",
-        &[("INCR", "times_seen", "4"), ("SET", "message", "fresh")],
-    );
+    s.update("2", "MAX last_seen 7 MIN first_seen 7 INCR times_seen 3");
+    s.update("3", "INCR times_seen 4 SET message fresh");
     // Not allowed: a column outside --columns, and a plain member ("value").
-    update(
-        &mut con,
-        "4",
-        &[("INCR", "times_seen", "1"), ("SET", "secret", "pw")],
-    );
-    bufincr(&mut con, "pending:groups", &[("5", 9)]);
+    s.update("4", "INCR times_seen 1 SET secret pw");
+    bufincr(&mut s.con, "pending:groups", &[("5", 9)]);
     // A member that is no id.
-    update(&mut con, "x", &[("INCR", "times_seen", "1")]);
-    let done = once(db, rows_flags(server.port, db, ""), 0);
-    says(
-        &done.stderr,
-        "6 entries applied (3 rejected, 0 missing rows skipped)",
-    );
+    s.update("x", "INCR times_seen 1");
+    s.flush("", "6 entries applied (3 rejected, 0 missing rows skipped)");
     assert_eq!(
         table(db),
         vec![
@@ -119,53 +84,36 @@ fn rows_apply_each_op_and_reject_what_is_not_allowed(db: &dyn TestDb) {
         ]
     );
     let rejects = db.rows("SELECT member, value, reason FROM hacks_flush_rejects ORDER BY member");
-    assert_eq!(rejects.len(), 3, "{rejects:?}");
-    let reason = |i: usize| match &rejects[i][2] {
-        Val::Text(t) => t.clone(),
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(rejects[0][0], Val::from(b"4"));
-    assert!(
-        reason(0).contains("\"secret\" is not in --columns"),
-        "{}",
-        reason(0)
-    );
-    assert!(
-        reason(0).contains("\"secret\" SET \"pw\""),
-        "the row is kept: {}",
-        reason(0)
-    );
-    assert_eq!(
-        (rejects[1][0].clone(), rejects[1][1].clone()),
-        (Val::from(b"5"), Val::Int(9))
-    );
-    assert!(
-        reason(1).contains("\"value\" is not in --columns"),
-        "{}",
-        reason(1)
-    );
-    assert!(reason(2).contains("not a decimal integer"), "{}", reason(2));
+    // (member, value, what the reason says); a rejected row's value is 0.
+    let expected: [(&[u8; 1], i64, &[&str]); 3] = [
+        // The reason keeps the row.
+        (
+            b"4",
+            0,
+            &["\"secret\" is not in --columns", "\"secret\" SET \"pw\""],
+        ),
+        (b"5", 9, &["\"value\" is not in --columns"]),
+        (b"x", 0, &["not a decimal integer"]),
+    ];
+    assert_eq!(rejects.len(), expected.len(), "{rejects:?}");
+    for (row, (member, value, says)) in rejects.iter().zip(expected) {
+        assert_eq!(row[..2], [Val::from(member), Val::Int(value)], "{row:?}");
+        for text in says {
+            assert!(row[2].text().contains(text), "no {text:?} in {row:?}");
+        }
+    }
     // The same batch again (as after a crash before ACK) changes nothing: exactly once.
     assert_eq!(db.int("SELECT count(*) FROM hacks_flushed_batches"), 1);
 }
 
 fn missing_rows_are_skipped_and_counted(db: &dyn TestDb) {
-    db.exec(ROWS_SCHEMA);
+    let mut s = Setup::with(db, Server::start(), ROWS_SCHEMA);
     db.exec("INSERT INTO groups (id, times_seen) VALUES (1, 1);");
-    let server = Server::start();
-    let mut con = server.conn();
-    update(
-        &mut con,
-        "1",
-        &[("INCR", "times_seen", "2"), ("MAX", "last_seen", "9")],
-    );
-    update(&mut con, "8", &[("INCR", "times_seen", "5")]);
-    update(&mut con, "9", &[("SET", "message", "gone")]);
-    let done = once(db, rows_flags(server.port, db, "--missing skip"), 0);
-    says(
-        &done.stderr,
-        "3 entries applied (0 rejected, 2 missing rows skipped)",
-    );
+    s.update("1", "INCR times_seen 2 MAX last_seen 9");
+    s.update("8", "INCR times_seen 5");
+    s.update("9", "SET message gone");
+    let skipped = "3 entries applied (0 rejected, 2 missing rows skipped)";
+    s.flush("--missing skip", skipped);
     assert_eq!(
         table(db),
         vec![row![1, 3, 9, Val::Null, Val::Null, Val::Null]]
@@ -203,16 +151,10 @@ fn rows_schema_is_checked_at_start(db: &dyn TestDb) {
 }
 
 fn a_row_in_plain_mode_is_rejected(db: &dyn TestDb) {
-    db.exec(ROWS_SCHEMA);
-    let server = Server::start();
-    let mut con = server.conn();
-    update(
-        &mut con,
-        "1",
-        &[("INCR", "times_seen", "2"), ("SET", "message", "m")],
-    );
-    bufincr(&mut con, "pending:groups", &[("2", 5)]);
-    let done = once(db, flags(&redis_url(server.port), &db.url(), ""), 0);
+    let mut s = Setup::with(db, Server::start(), ROWS_SCHEMA);
+    s.update("1", "INCR times_seen 2 SET message m");
+    bufincr(&mut s.con, "pending:groups", &[("2", 5)]);
+    let done = once(db, flags(&redis_url(s.server.port), &db.url(), ""), 0);
     says(&done.stderr, "2 entries applied (1 rejected)");
     assert_eq!(db.totals(), [(2, 5)].into());
     let reason = db.rows("SELECT reason FROM hacks_flush_rejects");

@@ -14,7 +14,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::{Opts, Server};
-use db::{Postgres, Sqlite, TestDb, Val, SCHEMA};
+use db::{once, Postgres, Setup, Sqlite, TestDb, Val, SCHEMA};
 use flush::*;
 
 on_both_sinks!(
@@ -29,75 +29,6 @@ on_both_sinks!(
     a_reused_batch_id_is_refused,
     an_error_reply_on_one_buffer_does_not_block_the_others,
 );
-
-/// What most scenarios start from: a redis-server and a database holding `schema`.
-struct Setup<'a> {
-    db: &'a dyn TestDb,
-    server: Server,
-    con: redis::Connection,
-}
-
-impl<'a> Setup<'a> {
-    fn new(db: &'a dyn TestDb) -> Setup<'a> {
-        Setup::with(db, Server::start(), SCHEMA)
-    }
-
-    fn with(db: &'a dyn TestDb, server: Server, schema: &str) -> Setup<'a> {
-        db.exec(schema);
-        let con = server.conn();
-        Setup { db, server, con }
-    }
-
-    /// The usual mapping against this server and database, then `extra` (words).
-    fn flags(&self, extra: &str) -> Vec<String> {
-        flags(&redis_url(self.server.port), &self.db.url(), extra)
-    }
-
-    /// `--once` with `extra`, which must exit with `code`.
-    fn once(&self, extra: &str, code: i32) -> Done {
-        once(self.db, self.flags(extra), code)
-    }
-
-    fn spawn(&self, extra: &str, log: &str) -> Worker {
-        Worker::spawn(&self.flags(extra), self.db.dir().path(log))
-    }
-
-    /// HACK.BUFINCR on `pending:groups`.
-    fn incr(&mut self, pairs: &[(&str, i64)]) {
-        bufincr(&mut self.con, "pending:groups", pairs);
-    }
-
-    fn gone(&mut self, key: &str) -> bool {
-        buffer_gone(&mut self.con, key)
-    }
-
-    fn in_flight(&mut self) -> i64 {
-        batches_in_flight(&mut self.con, "pending:groups")
-    }
-
-    /// HACK.DRAIN of `pending:groups` by "a worker" (this test) that never applies it;
-    /// returns the batch id.
-    fn lease(&mut self, ms: u64) -> i64 {
-        let v: Vec<redis::Value> = redis::cmd("HACK.DRAIN")
-            .arg("pending:groups")
-            .arg("LEASE")
-            .arg(ms)
-            .query(&mut self.con)
-            .unwrap();
-        match v.first() {
-            Some(redis::Value::Int(id)) => *id,
-            _ => panic!("HACK.DRAIN: {v:?}"),
-        }
-    }
-}
-
-/// Runs `a` plus `--once` to the end; it must exit with `code`.
-fn once(db: &dyn TestDb, mut a: Vec<String>, code: i32) -> Done {
-    a.push("--once".into());
-    let done = run(&a, &db.dir().0);
-    assert_eq!(done.code, Some(code), "{a:?}: stderr:\n{}", done.stderr);
-    done
-}
 
 fn happy_path_applies_totals_and_creates_rows(db: &dyn TestDb) {
     let mut s = Setup::new(db);

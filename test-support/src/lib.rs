@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 pub use redis::{Connection, Value};
 
+pub mod bench;
 pub mod cluster;
 pub mod conformance;
 pub mod pairs;

@@ -12,6 +12,7 @@
 //! one's record once it commits.
 
 mod postgres;
+mod schema;
 mod sqlite;
 
 use crate::args::{Db, Mapping, Missing};
@@ -139,6 +140,7 @@ pub struct Record<'a> {
     pub checksum: i64,
 }
 
+/// A member that maps to no row, for `hacks_flush_rejects`.
 pub struct Reject {
     pub member: Vec<u8>,
     pub value: i64,
@@ -166,24 +168,61 @@ pub trait Sink {
     /// Rows mode: what each allowed column accepts (config error for a missing column or a
     /// type that cannot take buffered values).
     fn check_columns(&mut self, m: &Mapping) -> Result<Vec<ColKind>, SinkError>;
-    /// Rows mode: applies one batch of rows in one transaction (see [`row_sql`]); returns
-    /// the outcome and the rows skipped as missing (`--missing skip`).
-    fn apply_rows(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, RowUpdate)],
-        rejects: &[Reject],
-    ) -> Result<(Outcome, u64), SinkError>;
-    /// Applies one batch in one transaction; `rows` are sorted by id (a stable lock order
-    /// between concurrent workers).
-    fn apply(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, i64)],
-        rejects: &[Reject],
-    ) -> Result<Outcome, SinkError>;
+    /// Applies one batch in one transaction (steps 1 to 3 above); returns the outcome and the
+    /// rows skipped as missing (rows mode with `--missing skip`).
+    fn apply(&mut self, target: &Target, changes: &Changes) -> Result<(Outcome, u64), SinkError>;
+}
+
+/// The rows of one batch, sorted by id (a stable lock order between concurrent workers).
+pub enum Rows {
+    /// Plain mode: `column = column + value` for each id (see [`upsert_sql`]).
+    Counts(Vec<(Id, i64)>),
+    /// Rows mode: the cells of each id (see [`row_sql`]).
+    Cells(Vec<(Id, RowUpdate)>),
+}
+
+/// One drained batch as the database receives it.
+pub struct Changes<'a> {
+    pub record: Record<'a>,
+    pub rows: Rows,
+    pub rejects: Vec<Reject>,
+}
+
+/// The bookkeeping statements of a batch's transaction, as one database runs them.
+trait Bookkeeping {
+    type Error;
+    /// Inserts the batch's record; false when its buffer and id are recorded already.
+    fn record(&mut self, record: &Record) -> Result<bool, Self::Error>;
+    /// The entries and checksum recorded earlier under the batch's buffer and id.
+    fn recorded(&mut self, record: &Record) -> Result<Option<(i64, i64)>, Self::Error>;
+    /// Records one rejected member of the batch.
+    fn reject(&mut self, record: &Record, reject: &Reject) -> Result<(), Self::Error>;
+}
+
+/// Steps 1 and 2 in an open transaction: records the batch, then `write`s its rows and
+/// records its rejects, unless the batch was recorded before. The caller commits on
+/// [`Outcome::Applied`] and rolls back otherwise (nothing was written).
+fn record_and_write<T: Bookkeeping>(
+    tx: &mut T,
+    changes: &Changes,
+    write: impl FnOnce(&mut T) -> Result<(), T::Error>,
+) -> Result<Outcome, T::Error> {
+    let record = &changes.record;
+    if !tx.record(record)? {
+        return Ok(match tx.recorded(record)? {
+            Some((entries, checksum))
+                if (entries, checksum) != (record.entries, record.checksum) =>
+            {
+                Outcome::Mismatch { entries, checksum }
+            }
+            _ => Outcome::AlreadyApplied,
+        });
+    }
+    write(tx)?;
+    for r in &changes.rejects {
+        tx.reject(record, r)?;
+    }
+    Ok(Outcome::Applied)
 }
 
 pub fn open(db: &Db) -> Box<dyn Sink> {
@@ -191,6 +230,30 @@ pub fn open(db: &Db) -> Box<dyn Sink> {
         Db::Sqlite(path) => Box::new(sqlite::SqliteSink::new(path.clone())),
         Db::Postgres(url) => Box::new(postgres::PgSink::new(url.clone())),
     }
+}
+
+/// The bookkeeping tables (created when missing), the same columns in each database's types.
+pub fn bookkeeping_sql(d: Dialect) -> String {
+    let (text, int, bytes, time, now) = match d {
+        Dialect::Sqlite => ("TEXT", "INTEGER", "BLOB", "TEXT", "CURRENT_TIMESTAMP"),
+        Dialect::Postgres => ("text", "bigint", "bytea", "timestamptz", "now()"),
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
+             buffer {text} NOT NULL,
+             batch_id {int} NOT NULL,
+             entries {int} NOT NULL,
+             checksum {int} NOT NULL,
+             applied_at {time} NOT NULL DEFAULT {now},
+             PRIMARY KEY (buffer, batch_id));
+         CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
+             buffer {text} NOT NULL,
+             batch_id {int} NOT NULL,
+             member {bytes} NOT NULL,
+             value {int} NOT NULL,
+             reason {text} NOT NULL,
+             rejected_at {time} NOT NULL DEFAULT {now});"
+    )
 }
 
 /// `name` as a double-quoted SQL identifier (the same syntax in SQLite and PostgreSQL).

@@ -3,11 +3,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
 
+use super::schema::{self, Column};
 use super::{
-    row_sql, rows_sql_pg, upsert_sql, ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate,
-    Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+    bookkeeping_sql, record_and_write, row_sql, rows_sql_pg, upsert_sql, Bookkeeping, Changes,
+    ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate, Rows, Sink, SinkError, Target,
+    BATCHES_TABLE, REJECTS_TABLE,
 };
 use crate::args::{Mapping, Missing};
 use crate::member::{Id, IdKind};
@@ -26,23 +29,20 @@ pub struct PgSink {
     statements: HashMap<String, Statement>,
 }
 
-/// A column as `pg_attribute` describes it.
-struct Column {
-    name: String,
-    type_name: String,
-    /// For `varchar(n)` / `char(n)`: n.
-    max_chars: Option<i32>,
-    attnum: i16,
-    not_null: bool,
-    /// A default, an identity or a generated column: an INSERT may leave it out.
-    fills_itself: bool,
-}
+/// A column as `pg_attribute` describes it, with its `attnum` as the key.
+type PgColumn = Column<i16>;
 
-fn int_range(type_name: &str) -> Option<(i64, i64)> {
+/// What a column of this type takes (`max_chars`: the n of `varchar(n)` / `char(n)`).
+fn col_kind(type_name: &str, max_chars: Option<i32>) -> Option<ColKind> {
+    let int = |min: i64, max: i64| Some(ColKind::Int { min, max });
     match type_name {
-        "smallint" => Some((i16::MIN.into(), i16::MAX.into())),
-        "integer" => Some((i32::MIN.into(), i32::MAX.into())),
-        "bigint" => Some((i64::MIN, i64::MAX)),
+        "smallint" => int(i16::MIN.into(), i16::MAX.into()),
+        "integer" => int(i32::MIN.into(), i32::MAX.into()),
+        "bigint" => int(i64::MIN, i64::MAX),
+        "text" | "character varying" | "character" => Some(ColKind::Text {
+            max_chars: max_chars.and_then(|n| usize::try_from(n).ok()),
+        }),
+        "bytea" => Some(ColKind::Bytes),
         _ => None,
     }
 }
@@ -86,7 +86,7 @@ impl PgSink {
         SinkError::Retry(describe(&e))
     }
 
-    fn columns(&mut self, table: &str) -> Result<Vec<Column>, SinkError> {
+    fn columns(&mut self, table: &str) -> Result<Vec<PgColumn>, SinkError> {
         let quoted = super::quote(table);
         let client = self.client()?;
         let kind = client.query_opt(
@@ -107,8 +107,8 @@ impl PgSink {
         let rows = client.query(
             "SELECT a.attname::text, format_type(a.atttypid, NULL),
                     CASE WHEN a.atttypmod > 4 THEN a.atttypmod - 4 END,
-                    a.attnum, a.attnotnull,
-                    a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
+                    a.attnum,
+                    a.attnotnull AND NOT (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '')
                FROM pg_attribute a
               WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
             &[&quoted],
@@ -116,13 +116,13 @@ impl PgSink {
         let columns = rows.and_then(|rows| {
             rows.iter()
                 .map(|r| {
+                    let shown_type: String = r.try_get(1)?;
                     Ok(Column {
                         name: r.try_get(0)?,
-                        type_name: r.try_get(1)?,
-                        max_chars: r.try_get(2)?,
-                        attnum: r.try_get(3)?,
-                        not_null: r.try_get(4)?,
-                        fills_itself: r.try_get(5)?,
+                        kind: col_kind(&shown_type, r.try_get(2)?),
+                        shown_type,
+                        needs_value: r.try_get(4)?,
+                        key: r.try_get(3)?,
                     })
                 })
                 .collect::<Result<Vec<_>, postgres::Error>>()
@@ -173,66 +173,6 @@ fn describe(e: &postgres::Error) -> String {
     }
 }
 
-/// The prepared statements of one apply.
-struct Statements {
-    record: Statement,
-    reject: Statement,
-}
-
-fn apply_tx(
-    client: &mut Client,
-    st: &Statements,
-    record: &Record,
-    rejects: &[Reject],
-    body: impl FnOnce(&mut postgres::Transaction) -> Result<(), postgres::Error>,
-) -> Result<Outcome, postgres::Error> {
-    let mut tx = client.transaction()?;
-    let inserted = tx.execute(
-        &st.record,
-        &[
-            &record.buffer,
-            &record.batch_id,
-            &record.entries,
-            &record.checksum,
-        ],
-    )?;
-    if inserted == 0 {
-        let stored = tx.query_opt(
-            &format!(
-                "SELECT entries::bigint, checksum::bigint FROM {BATCHES_TABLE} \
-                 WHERE buffer = $1 AND batch_id = $2"
-            ),
-            &[&record.buffer, &record.batch_id],
-        )?;
-        tx.rollback()?;
-        let stored: Option<(i64, i64)> = stored
-            .map(|r| Ok::<_, postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
-            .transpose()?;
-        return Ok(match stored {
-            Some((e, c)) if (e, c) != (record.entries, record.checksum) => Outcome::Mismatch {
-                entries: e,
-                checksum: c,
-            },
-            _ => Outcome::AlreadyApplied,
-        });
-    }
-    body(&mut tx)?;
-    for r in rejects {
-        tx.execute(
-            &st.reject,
-            &[
-                &record.buffer,
-                &record.batch_id,
-                &r.member,
-                &r.value,
-                &r.reason,
-            ],
-        )?;
-    }
-    tx.commit()?;
-    Ok(Outcome::Applied)
-}
-
 impl Sink for PgSink {
     fn describe(&self) -> String {
         // The URL may hold a password: show only what follows the last '@'.
@@ -242,191 +182,102 @@ impl Sink for PgSink {
 
     fn check(&mut self, m: &Mapping) -> Result<IdKind, SinkError> {
         let cols = self.columns(&m.table)?;
-        let find = |name: &str| {
-            cols.iter()
-                .find(|c| c.name == name)
-                .ok_or_else(|| SinkError::Config(format!("table {} has no column {name}", m.table)))
-        };
-        if m.columns.is_none() {
-            let value = find(&m.column)?;
-            if int_range(&value.type_name).is_none() {
-                return Err(SinkError::Config(format!(
-                    "column {}.{} is {}, not an integer column (smallint, integer or bigint)",
-                    m.table, m.column, value.type_name
-                )));
-            }
-        }
-        let id = find(&m.id_column)?;
-        let kind = match (int_range(&id.type_name), id.type_name.as_str()) {
-            (Some((min, max)), _) => IdKind::Int { min, max },
-            (None, "text" | "character varying" | "character") => IdKind::Text {
-                max_chars: id.max_chars.and_then(|n| usize::try_from(n).ok()),
-            },
-            _ => {
-                return Err(SinkError::Config(format!(
-                    "id column {}.{} is {}: it must be an integer or text column",
-                    m.table, m.id_column, id.type_name
-                )))
-            }
-        };
-        let attnum = id.attnum;
-        let blocker = cols
-            .iter()
-            .find(|c| c.not_null && !c.fills_itself && c.name != m.column && c.name != m.id_column)
-            .map(|c| c.name.clone())
-            // --missing skip never inserts a row.
-            .filter(|_| m.missing == Missing::Insert);
-        if !self.is_unique(&m.table, attnum)? {
-            return Err(SinkError::Config(format!(
-                "id column {}.{} is neither the PRIMARY KEY nor UNIQUE: rows cannot be upserted",
-                m.table, m.id_column
-            )));
-        }
-        if let Some(name) = blocker {
-            return Err(SinkError::Config(format!(
-                "column {}.{name} is NOT NULL without a default: missing rows cannot be inserted",
-                m.table
-            )));
-        }
-        Ok(kind)
+        schema::check(Dialect::Postgres, m, &cols, |id| {
+            self.is_unique(&m.table, id.key)
+        })
     }
 
     fn create_bookkeeping(&mut self) -> Result<(), SinkError> {
         let client = self.client()?;
-        let r = client.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
-                 buffer text NOT NULL,
-                 batch_id bigint NOT NULL,
-                 entries bigint NOT NULL,
-                 checksum bigint NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now(),
-                 PRIMARY KEY (buffer, batch_id));
-             CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
-                 buffer text NOT NULL,
-                 batch_id bigint NOT NULL,
-                 member bytea NOT NULL,
-                 value bigint NOT NULL,
-                 reason text NOT NULL,
-                 rejected_at timestamptz NOT NULL DEFAULT now());"
-        ));
+        let r = client.batch_execute(&bookkeeping_sql(Dialect::Postgres));
         r.map_err(|e| self.fail(e))
     }
 
     fn check_columns(&mut self, m: &Mapping) -> Result<Vec<ColKind>, SinkError> {
         let cols = self.columns(&m.table)?;
-        let mut kinds = Vec::new();
-        for name in m.columns.iter().flatten() {
-            let c = cols.iter().find(|c| &c.name == name).ok_or_else(|| {
-                SinkError::Config(format!("table {} has no column {name}", m.table))
+        schema::column_kinds(Dialect::Postgres, m, &cols)
+    }
+
+    fn apply(&mut self, target: &Target, changes: &Changes) -> Result<(Outcome, u64), SinkError> {
+        let st = self.bookkeeping()?;
+        let plan = self.plan(target, &changes.rows)?;
+        let client = self.client()?;
+        let applied = (|| {
+            let mut tx = BatchTx {
+                tx: client.transaction()?,
+                st,
+            };
+            let mut skipped = 0u64;
+            let outcome = record_and_write(&mut tx, changes, |tx| {
+                for (statement, params, rows) in &plan {
+                    let n = tx.tx.execute(statement, params)?;
+                    skipped += rows.saturating_sub(n);
+                }
+                Ok(())
             })?;
-            kinds.push(match (int_range(&c.type_name), c.type_name.as_str()) {
-                (Some((min, max)), _) => ColKind::Int { min, max },
-                (None, "text" | "character varying" | "character") => ColKind::Text {
-                    max_chars: c.max_chars.and_then(|n| usize::try_from(n).ok()),
-                },
-                (None, "bytea") => ColKind::Bytes,
-                _ => {
-                    return Err(SinkError::Config(format!(
-                        "column {}.{name} is {}: buffered columns must be integer, text or bytea",
-                        m.table, c.type_name
-                    )))
-                }
-            });
-        }
-        Ok(kinds)
-    }
-
-    fn apply_rows(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, RowUpdate)],
-        rejects: &[Reject],
-    ) -> Result<(Outcome, u64), SinkError> {
-        let st = self.bookkeeping()?;
-        // Insert mode: rows with the same columns and ops go in multi-row upserts of up to
-        // ROWS_PER_STATEMENT (one round trip each instead of one per row: measured faster,
-        // see the README); skip mode: one UPDATE per row (its row count says what was
-        // missing). Statements are prepared before the transaction (cached per connection).
-        let mut groups: Vec<(Statement, Vec<&(Id, RowUpdate)>)> = Vec::new();
-        if target.mapping.missing == Missing::Insert {
-            let mut by_sig: Vec<(Signature, Vec<&(Id, RowUpdate)>)> = Vec::new();
-            for row in rows {
-                let sig: Vec<_> = row.1.iter().map(|(i, op, _)| (*i, *op)).collect();
-                match by_sig.iter_mut().find(|(s, _)| *s == sig) {
-                    Some((_, v)) => v.push(row),
-                    None => by_sig.push((sig, vec![row])),
-                }
+            if outcome == Outcome::Applied {
+                tx.tx.commit()?;
+            } else {
+                tx.tx.rollback()?;
             }
-            for (sig, members) in by_sig {
-                let per = (65_535 / (sig.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
-                for chunk in members.chunks(per) {
-                    let Some(first) = chunk.first() else { continue };
-                    let sql = rows_sql_pg(target, &first.1, chunk.len());
-                    groups.push((self.statement(&sql)?, chunk.to_vec()));
-                }
-            }
-        } else {
-            for row in rows {
-                let sql = row_sql(target, &row.1, Dialect::Postgres);
-                groups.push((self.statement(&sql)?, vec![row]));
-            }
-        }
-        let mut skipped = 0u64;
-        let client = self.client()?;
-        let r = apply_tx(client, &st, record, rejects, |tx| {
-            for (statement, members) in &groups {
-                let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
-                for (id, cells) in members.iter().copied() {
-                    params.push(match id {
-                        Id::Int(n) => n,
-                        Id::Text(s) => s,
-                    });
-                    for (_, _, p) in cells {
-                        params.push(match p {
-                            Param::Int(n) => n,
-                            Param::Text(s) => s,
-                            Param::Bytes(b) => b,
-                        });
-                    }
-                }
-                let n = tx.execute(statement, &params)?;
-                skipped += (members.len() as u64).saturating_sub(n);
-            }
-            Ok(())
-        });
-        let outcome = r.map_err(|e| self.fail(e))?;
-        Ok((outcome, skipped))
-    }
-
-    fn apply(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, i64)],
-        rejects: &[Reject],
-    ) -> Result<Outcome, SinkError> {
-        let id_param = match target.kind {
-            IdKind::Int { .. } => "$1::bigint",
-            IdKind::Text { .. } => "$1::text",
-        };
-        let st = self.bookkeeping()?;
-        let upsert = self.statement(&upsert_sql(&target.mapping, id_param, "$2::bigint"))?;
-        let client = self.client()?;
-        apply_tx(client, &st, record, rejects, |tx| {
-            for (id, value) in rows {
-                match id {
-                    Id::Int(n) => tx.execute(&upsert, &[n, value])?,
-                    Id::Text(s) => tx.execute(&upsert, &[s, value])?,
-                };
-            }
-            Ok(())
-        })
-        .map_err(|e| self.fail(e))
+            Ok((outcome, skipped))
+        })();
+        applied.map_err(|e| self.fail(e))
     }
 }
 
+/// A statement of a batch, its parameters, and how many rows it writes.
+type Write<'r> = (Statement, Vec<&'r (dyn ToSql + Sync)>, u64);
+
 impl PgSink {
+    /// The statements writing `rows`, prepared before the transaction (cached per
+    /// connection). Plain mode: one upsert per row. Rows mode, `--missing insert`: rows with
+    /// the same columns and ops go in multi-row upserts of up to ROWS_PER_STATEMENT (one
+    /// round trip each instead of one per row: measured faster, see the README); `--missing
+    /// skip`: one UPDATE per row (its row count says what was missing).
+    fn plan<'r>(&mut self, target: &Target, rows: &'r Rows) -> Result<Vec<Write<'r>>, SinkError> {
+        let mut plan = Vec::new();
+        match rows {
+            Rows::Counts(rows) => {
+                let id_param = match target.kind {
+                    IdKind::Int { .. } => "$1::bigint",
+                    IdKind::Text { .. } => "$1::text",
+                };
+                let upsert =
+                    self.statement(&upsert_sql(&target.mapping, id_param, "$2::bigint"))?;
+                for (id, value) in rows {
+                    plan.push((upsert.clone(), vec![id_value(id), value], 1));
+                }
+            }
+            Rows::Cells(rows) if target.mapping.missing == Missing::Insert => {
+                let mut by_sig: Vec<(Signature, Vec<&(Id, RowUpdate)>)> = Vec::new();
+                for row in rows {
+                    let sig: Vec<_> = row.1.iter().map(|(i, op, _)| (*i, *op)).collect();
+                    match by_sig.iter_mut().find(|(s, _)| *s == sig) {
+                        Some((_, v)) => v.push(row),
+                        None => by_sig.push((sig, vec![row])),
+                    }
+                }
+                for (sig, members) in by_sig {
+                    let per = (65_535 / (sig.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
+                    for chunk in members.chunks(per) {
+                        let Some(first) = chunk.first() else { continue };
+                        let sql = rows_sql_pg(target, &first.1, chunk.len());
+                        let params = chunk.iter().flat_map(|(id, cells)| row_values(id, cells));
+                        plan.push((self.statement(&sql)?, params.collect(), chunk.len() as u64));
+                    }
+                }
+            }
+            Rows::Cells(rows) => {
+                for (id, cells) in rows {
+                    let sql = row_sql(target, cells, Dialect::Postgres);
+                    plan.push((self.statement(&sql)?, row_values(id, cells).collect(), 1));
+                }
+            }
+        }
+        Ok(plan)
+    }
+
     fn bookkeeping(&mut self) -> Result<Statements, SinkError> {
         Ok(Statements {
             record: self.statement(&format!(
@@ -439,4 +290,73 @@ impl PgSink {
             ))?,
         })
     }
+}
+
+/// The prepared bookkeeping statements of one batch.
+struct Statements {
+    record: Statement,
+    reject: Statement,
+}
+
+/// A batch's transaction with its bookkeeping statements.
+struct BatchTx<'c> {
+    tx: postgres::Transaction<'c>,
+    st: Statements,
+}
+
+impl Bookkeeping for BatchTx<'_> {
+    type Error = postgres::Error;
+
+    fn record(&mut self, r: &Record) -> Result<bool, postgres::Error> {
+        let params: [&(dyn ToSql + Sync); 4] = [&r.buffer, &r.batch_id, &r.entries, &r.checksum];
+        Ok(self.tx.execute(&self.st.record, &params)? > 0)
+    }
+
+    fn recorded(&mut self, r: &Record) -> Result<Option<(i64, i64)>, postgres::Error> {
+        let stored = self.tx.query_opt(
+            &format!(
+                "SELECT entries::bigint, checksum::bigint FROM {BATCHES_TABLE} \
+                 WHERE buffer = $1 AND batch_id = $2"
+            ),
+            &[&r.buffer, &r.batch_id],
+        )?;
+        stored
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
+    }
+
+    fn reject(&mut self, r: &Record, reject: &Reject) -> Result<(), postgres::Error> {
+        let params: [&(dyn ToSql + Sync); 5] = [
+            &r.buffer,
+            &r.batch_id,
+            &reject.member,
+            &reject.value,
+            &reject.reason,
+        ];
+        self.tx.execute(&self.st.reject, &params)?;
+        Ok(())
+    }
+}
+
+/// An id as the integer or text parameter it holds.
+fn id_value(id: &Id) -> &(dyn ToSql + Sync) {
+    match id {
+        Id::Int(n) => n,
+        Id::Text(s) => s,
+    }
+}
+
+/// The parameters of one row: its id, then the value of each cell.
+fn row_values<'r>(
+    id: &'r Id,
+    cells: &'r RowUpdate,
+) -> impl Iterator<Item = &'r (dyn ToSql + Sync)> {
+    let values = cells.iter().map(|(_, _, p)| -> &(dyn ToSql + Sync) {
+        match p {
+            Param::Int(n) => n,
+            Param::Text(s) => s,
+            Param::Bytes(b) => b,
+        }
+    });
+    std::iter::once(id_value(id)).chain(values)
 }

@@ -3,13 +3,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-
-use super::{
-    row_sql, upsert_sql, ColKind, Dialect, Outcome, Param, Record, Reject, RowUpdate, Sink,
-    SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{
+    params, params_from_iter, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior,
 };
-use crate::args::{Mapping, Missing};
+
+use super::schema::{self, Column};
+use super::{
+    bookkeeping_sql, record_and_write, row_sql, upsert_sql, Bookkeeping, Changes, ColKind, Dialect,
+    Outcome, Param, Record, Reject, Rows, Sink, SinkError, Target, BATCHES_TABLE, REJECTS_TABLE,
+};
+use crate::args::Mapping;
 use crate::member::{Id, IdKind};
 use crate::signals;
 
@@ -21,32 +25,25 @@ pub struct SqliteSink {
     con: Option<Connection>,
 }
 
-/// A column as `pragma_table_info` describes it.
-struct Column {
-    name: String,
-    decl_type: String,
-    not_null: bool,
-    has_default: bool,
-    pk: i64,
-}
+/// A column as `pragma_table_info` describes it, with its position in the primary key (0:
+/// not part of it) as the key.
+type SqliteColumn = Column<i64>;
 
-#[derive(Debug, PartialEq, Eq)]
-enum Affinity {
-    Integer,
-    Text,
-    Other,
-}
-
-/// SQLite's column affinity rules (section 3.1 of its datatype documentation), reduced to
-/// what matters here.
-fn affinity(decl_type: &str) -> Affinity {
+/// What a column of this declared type takes: SQLite's column affinity rules (section 3.1
+/// of its datatype documentation), reduced to what matters here.
+fn col_kind(decl_type: &str) -> Option<ColKind> {
     let t = decl_type.to_ascii_uppercase();
     if t.contains("INT") {
-        Affinity::Integer
+        Some(ColKind::Int {
+            min: i64::MIN,
+            max: i64::MAX,
+        })
     } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
-        Affinity::Text
+        Some(ColKind::Text { max_chars: None })
+    } else if t.is_empty() || t.contains("BLOB") {
+        Some(ColKind::Bytes)
     } else {
-        Affinity::Other
+        None
     }
 }
 
@@ -90,7 +87,7 @@ impl SqliteSink {
             .ok_or_else(|| SinkError::Retry("not connected".into()))
     }
 
-    fn columns(con: &Connection, table: &str) -> Result<Vec<Column>, SinkError> {
+    fn columns(con: &Connection, table: &str) -> Result<Vec<SqliteColumn>, SinkError> {
         let is_table: bool = con
             .query_row(
                 "SELECT count(*) > 0 FROM sqlite_schema \
@@ -104,22 +101,31 @@ impl SqliteSink {
         }
         let mut st = con
             .prepare(
-                "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk \
+                "SELECT name, type, \"notnull\" AND dflt_value IS NULL, pk \
                  FROM pragma_table_info(?1)",
             )
             .map_err(retry)?;
         let rows = st
             .query_map([table], |r| {
-                Ok(Column {
-                    name: r.get(0)?,
-                    decl_type: r.get(1)?,
-                    not_null: r.get(2)?,
-                    has_default: r.get(3)?,
-                    pk: r.get(4)?,
-                })
+                let row: (String, String, bool, i64) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                Ok(row)
             })
+            .map_err(retry)?
+            .collect::<Result<Vec<_>, _>>()
             .map_err(retry)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(retry)
+        // An INTEGER PRIMARY KEY is the rowid: an INSERT without it gets one.
+        let single_pk = rows.iter().filter(|r| r.3 > 0).count() == 1;
+        let column = |(name, decl_type, needs_value, pk): (String, String, bool, i64)| {
+            let rowid = single_pk && pk == 1 && decl_type.eq_ignore_ascii_case("INTEGER");
+            Column {
+                name,
+                shown_type: format!("{decl_type:?}"),
+                kind: col_kind(&decl_type),
+                needs_value: needs_value && !rowid,
+                key: pk,
+            }
+        };
+        Ok(rows.into_iter().map(column).collect())
     }
 
     /// Whether `column` alone is the primary key or has a non-partial unique index, so that
@@ -127,10 +133,10 @@ impl SqliteSink {
     fn is_unique(
         con: &Connection,
         table: &str,
-        cols: &[Column],
+        cols: &[SqliteColumn],
         column: &str,
     ) -> Result<bool, SinkError> {
-        let pk: Vec<&Column> = cols.iter().filter(|c| c.pk > 0).collect();
+        let pk: Vec<&SqliteColumn> = cols.iter().filter(|c| c.key > 0).collect();
         if let [only] = pk.as_slice() {
             if only.name.eq_ignore_ascii_case(column) {
                 return Ok(true);
@@ -172,238 +178,69 @@ impl Sink for SqliteSink {
     fn check(&mut self, m: &Mapping) -> Result<IdKind, SinkError> {
         let con = self.con()?;
         let cols = Self::columns(con, &m.table)?;
-        let find = |name: &str| {
-            cols.iter()
-                .find(|c| c.name.eq_ignore_ascii_case(name))
-                .ok_or_else(|| SinkError::Config(format!("table {} has no column {name}", m.table)))
-        };
-        if m.columns.is_none() {
-            let value = find(&m.column)?;
-            if affinity(&value.decl_type) != Affinity::Integer {
-                return Err(SinkError::Config(format!(
-                    "column {}.{} is {:?}, not an integer column",
-                    m.table, m.column, value.decl_type
-                )));
-            }
-        }
-        let id = find(&m.id_column)?;
-        let kind = match affinity(&id.decl_type) {
-            Affinity::Integer => IdKind::Int {
-                min: i64::MIN,
-                max: i64::MAX,
-            },
-            Affinity::Text => IdKind::Text { max_chars: None },
-            Affinity::Other => {
-                return Err(SinkError::Config(format!(
-                    "id column {}.{} is {:?}: it must be an integer or text column",
-                    m.table, m.id_column, id.decl_type
-                )))
-            }
-        };
-        if !Self::is_unique(con, &m.table, &cols, &m.id_column)? {
-            return Err(SinkError::Config(format!(
-                "id column {}.{} is neither the PRIMARY KEY nor UNIQUE: rows cannot be upserted",
-                m.table, m.id_column
-            )));
-        }
-        // A missing row is inserted with only the id and the count: any other NOT NULL column
-        // needs a default (an INTEGER PRIMARY KEY gets the rowid).
-        let single_pk = cols.iter().filter(|c| c.pk > 0).count() == 1;
-        for c in &cols {
-            let rowid = single_pk && c.pk == 1 && c.decl_type.eq_ignore_ascii_case("INTEGER");
-            let ours =
-                c.name.eq_ignore_ascii_case(&m.column) || c.name.eq_ignore_ascii_case(&m.id_column);
-            // Rows mode (`m.column` empty): a row may leave any buffered column out, so only
-            // the id is exempt; with --missing skip nothing is ever inserted.
-            if m.missing == Missing::Skip {
-                continue;
-            }
-            if c.not_null && !c.has_default && !rowid && !ours {
-                return Err(SinkError::Config(format!(
-                    "column {}.{} is NOT NULL without a default: missing rows cannot be inserted",
-                    m.table, c.name
-                )));
-            }
-        }
-        Ok(kind)
+        schema::check(Dialect::Sqlite, m, &cols, |id| {
+            Self::is_unique(con, &m.table, &cols, &id.name)
+        })
     }
 
     fn create_bookkeeping(&mut self) -> Result<(), SinkError> {
         let con = self.con()?;
-        con.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {BATCHES_TABLE} (
-                 buffer TEXT NOT NULL,
-                 batch_id INTEGER NOT NULL,
-                 entries INTEGER NOT NULL,
-                 checksum INTEGER NOT NULL,
-                 applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-                 PRIMARY KEY (buffer, batch_id));
-             CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
-                 buffer TEXT NOT NULL,
-                 batch_id INTEGER NOT NULL,
-                 member BLOB NOT NULL,
-                 value INTEGER NOT NULL,
-                 reason TEXT NOT NULL,
-                 rejected_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);"
-        ))
-        .map_err(retry)
+        con.execute_batch(&bookkeeping_sql(Dialect::Sqlite))
+            .map_err(retry)
     }
 
     fn check_columns(&mut self, m: &Mapping) -> Result<Vec<ColKind>, SinkError> {
-        let con = self.con()?;
-        let cols = Self::columns(con, &m.table)?;
-        let mut kinds = Vec::new();
-        for name in m.columns.iter().flatten() {
-            let c = cols
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(name))
-                .ok_or_else(|| {
-                    SinkError::Config(format!("table {} has no column {name}", m.table))
-                })?;
-            let t = c.decl_type.to_ascii_uppercase();
-            kinds.push(match affinity(&c.decl_type) {
-                Affinity::Integer => ColKind::Int {
-                    min: i64::MIN,
-                    max: i64::MAX,
-                },
-                Affinity::Text => ColKind::Text { max_chars: None },
-                Affinity::Other if t.is_empty() || t.contains("BLOB") => ColKind::Bytes,
-                Affinity::Other => {
-                    return Err(SinkError::Config(format!(
-                        "column {}.{name} is {:?}: buffered columns must be integer, text or blob",
-                        m.table, c.decl_type
-                    )))
-                }
-            });
-        }
-        Ok(kinds)
+        let cols = Self::columns(self.con()?, &m.table)?;
+        schema::column_kinds(Dialect::Sqlite, m, &cols)
     }
 
-    fn apply_rows(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, RowUpdate)],
-        rejects: &[Reject],
-    ) -> Result<(Outcome, u64), SinkError> {
+    fn apply(&mut self, target: &Target, changes: &Changes) -> Result<(Outcome, u64), SinkError> {
         let mut skipped = 0u64;
-        let outcome = self.transact(record, rejects, |tx| {
-            for (id, cells) in rows {
-                let mut st = tx.prepare_cached(&row_sql(target, cells, Dialect::Sqlite))?;
-                let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 1);
-                params.push(match id {
-                    Id::Int(n) => n,
-                    Id::Text(s) => s,
-                });
-                for (_, _, p) in cells {
-                    params.push(match p {
-                        Param::Int(n) => n,
-                        Param::Text(s) => s,
-                        Param::Bytes(b) => b,
-                    });
+        let outcome = self.transact(changes, |tx| {
+            match &changes.rows {
+                Rows::Counts(rows) => {
+                    let mut st = tx.prepare_cached(&upsert_sql(&target.mapping, "?1", "?2"))?;
+                    for (id, value) in rows {
+                        st.execute(params![id, value])?;
+                    }
                 }
-                if st.execute(params.as_slice())? == 0 {
-                    skipped += 1;
+                Rows::Cells(rows) => {
+                    for (id, cells) in rows {
+                        let mut st = tx.prepare_cached(&row_sql(target, cells, Dialect::Sqlite))?;
+                        let values = cells.iter().map(|(_, _, p)| p as &dyn ToSql);
+                        let params = std::iter::once(id as &dyn ToSql).chain(values);
+                        if st.execute(params_from_iter(params))? == 0 {
+                            skipped += 1;
+                        }
+                    }
                 }
             }
             Ok(())
         })?;
         Ok((outcome, skipped))
     }
-
-    fn apply(
-        &mut self,
-        target: &Target,
-        record: &Record,
-        rows: &[(Id, i64)],
-        rejects: &[Reject],
-    ) -> Result<Outcome, SinkError> {
-        self.transact(record, rejects, |tx| {
-            let mut st = tx.prepare_cached(&upsert_sql(&target.mapping, "?1", "?2"))?;
-            for (id, value) in rows {
-                match id {
-                    Id::Int(n) => st.execute(params![n, value]),
-                    Id::Text(s) => st.execute(params![s, value]),
-                }?;
-            }
-            Ok(())
-        })
-    }
 }
 
 impl SqliteSink {
-    /// One transaction: record the batch (or find it recorded), run `body`, record the
-    /// rejects, commit.
+    /// One IMMEDIATE transaction (the write lock up front instead of failing to upgrade
+    /// later): record the batch (or find it recorded), `write` its rows, record the rejects,
+    /// commit.
     fn transact(
         &mut self,
-        record: &Record,
-        rejects: &[Reject],
-        body: impl FnOnce(&rusqlite::Transaction) -> Result<(), rusqlite::Error>,
+        changes: &Changes,
+        write: impl FnOnce(&rusqlite::Transaction) -> Result<(), rusqlite::Error>,
     ) -> Result<Outcome, SinkError> {
         let result = (|| {
             let con = self.con()?;
-            // IMMEDIATE: take the write lock up front instead of failing to upgrade later.
-            let tx = con
+            let mut tx = con
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(retry)?;
-            let inserted = tx
-                .execute(
-                    &format!(
-                        "INSERT INTO {BATCHES_TABLE} (buffer, batch_id, entries, checksum) \
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
-                    ),
-                    params![
-                        record.buffer,
-                        record.batch_id,
-                        record.entries,
-                        record.checksum
-                    ],
-                )
-                .map_err(retry)?;
-            if inserted == 0 {
-                let stored: Option<(i64, i64)> = tx
-                    .query_row(
-                        &format!(
-                            "SELECT entries, checksum FROM {BATCHES_TABLE} \
-                             WHERE buffer = ?1 AND batch_id = ?2"
-                        ),
-                        params![record.buffer, record.batch_id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(retry)?;
-                // Dropping `tx` rolls back (nothing was written).
-                return Ok(match stored {
-                    Some((e, c)) if (e, c) != (record.entries, record.checksum) => {
-                        Outcome::Mismatch {
-                            entries: e,
-                            checksum: c,
-                        }
-                    }
-                    _ => Outcome::AlreadyApplied,
-                });
+            let outcome = record_and_write(&mut tx, changes, |tx| write(tx)).map_err(retry)?;
+            // Not applied: dropping `tx` rolls back (nothing was written).
+            if outcome == Outcome::Applied {
+                tx.commit().map_err(retry)?;
             }
-            body(&tx).map_err(retry)?;
-            {
-                let mut st = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO {REJECTS_TABLE} (buffer, batch_id, member, value, reason) \
-                         VALUES (?1, ?2, ?3, ?4, ?5)"
-                    ))
-                    .map_err(retry)?;
-                for r in rejects {
-                    st.execute(params![
-                        record.buffer,
-                        record.batch_id,
-                        r.member,
-                        r.value,
-                        r.reason
-                    ])
-                    .map_err(retry)?;
-                }
-            }
-            tx.commit().map_err(retry)?;
-            Ok(Outcome::Applied)
+            Ok(outcome)
         })();
         if result.is_err() {
             // Reopen next time: cheap, and clears any odd connection state.
@@ -413,10 +250,73 @@ impl SqliteSink {
     }
 }
 
+impl Bookkeeping for rusqlite::Transaction<'_> {
+    type Error = rusqlite::Error;
+
+    fn record(&mut self, r: &Record) -> Result<bool, rusqlite::Error> {
+        let inserted = self.execute(
+            &format!(
+                "INSERT INTO {BATCHES_TABLE} (buffer, batch_id, entries, checksum) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
+            ),
+            params![r.buffer, r.batch_id, r.entries, r.checksum],
+        )?;
+        Ok(inserted > 0)
+    }
+
+    fn recorded(&mut self, r: &Record) -> Result<Option<(i64, i64)>, rusqlite::Error> {
+        self.query_row(
+            &format!(
+                "SELECT entries, checksum FROM {BATCHES_TABLE} WHERE buffer = ?1 AND batch_id = ?2"
+            ),
+            params![r.buffer, r.batch_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+    }
+
+    fn reject(&mut self, r: &Record, reject: &Reject) -> Result<(), rusqlite::Error> {
+        let mut st = self.prepare_cached(&format!(
+            "INSERT INTO {REJECTS_TABLE} (buffer, batch_id, member, value, reason) \
+             VALUES (?1, ?2, ?3, ?4, ?5)"
+        ))?;
+        st.execute(params![
+            r.buffer,
+            r.batch_id,
+            reject.member,
+            reject.value,
+            reject.reason
+        ])?;
+        Ok(())
+    }
+}
+
+/// An id binds as the integer or text it holds.
+impl ToSql for Id {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Id::Int(n) => n.to_sql(),
+            Id::Text(s) => s.to_sql(),
+        }
+    }
+}
+
+/// A cell's value binds as the integer, text or blob it holds.
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Param::Int(n) => n.to_sql(),
+            Param::Text(s) => s.to_sql(),
+            Param::Bytes(b) => b.to_sql(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::Id;
+    use crate::args::Missing;
+    use rusqlite::types::FromSql;
 
     struct TempDb(PathBuf);
     impl Drop for TempDb {
@@ -448,6 +348,13 @@ mod tests {
             columns: None,
             missing: Missing::Insert,
         }
+    }
+
+    /// Every (key, count) row a query returns.
+    fn pairs<K: FromSql>(con: &Connection, sql: &str) -> Vec<(K, i64)> {
+        let mut st = con.prepare(sql).unwrap();
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
     }
 
     fn config_err(r: Result<IdKind, SinkError>) -> String {
@@ -516,75 +423,74 @@ mod tests {
             kind: s.check(&mapping("g", "n", "id")).unwrap(),
             columns: vec![],
         };
-        let rec = Record {
-            buffer: "buf",
-            batch_id: 1,
-            entries: 3,
-            checksum: 99,
+        let rows = || Rows::Counts(vec![(Id::Int(1), 5), (Id::Int(2), -3)]);
+        let changes = Changes {
+            record: Record {
+                buffer: "buf",
+                batch_id: 1,
+                entries: 3,
+                checksum: 99,
+            },
+            rows: rows(),
+            rejects: vec![Reject {
+                member: b"x".to_vec(),
+                value: 4,
+                reason: "not a decimal integer".into(),
+            }],
         };
-        let rows = [(Id::Int(1), 5), (Id::Int(2), -3)];
-        let rejects = [Reject {
-            member: b"x".to_vec(),
-            value: 4,
-            reason: "not a decimal integer".into(),
-        }];
-        assert_eq!(
-            s.apply(&target, &rec, &rows, &rejects).unwrap(),
-            Outcome::Applied
-        );
-        assert_eq!(
-            s.apply(&target, &rec, &rows, &rejects).unwrap(),
-            Outcome::AlreadyApplied
-        );
-        let other = Record {
-            checksum: 98,
-            ..rec
+        let mut apply = |target: &Target, changes: &Changes| s.apply(target, changes).unwrap().0;
+        assert_eq!(apply(&target, &changes), Outcome::Applied);
+        assert_eq!(apply(&target, &changes), Outcome::AlreadyApplied);
+        let other = Changes {
+            record: Record {
+                checksum: 98,
+                ..changes.record
+            },
+            rows: rows(),
+            rejects: vec![],
         };
         assert_eq!(
-            s.apply(&target, &other, &rows, &rejects).unwrap(),
+            apply(&target, &other),
             Outcome::Mismatch {
                 entries: 3,
                 checksum: 99
             }
         );
         // Same batch id on another buffer is another batch.
-        let b2 = Record {
-            buffer: "buf2",
-            ..rec
+        let b2 = Changes {
+            record: Record {
+                buffer: "buf2",
+                ..changes.record
+            },
+            rows: rows(),
+            rejects: vec![],
         };
-        assert_eq!(s.apply(&target, &b2, &rows, &[]).unwrap(), Outcome::Applied);
+        assert_eq!(apply(&target, &b2), Outcome::Applied);
 
         let wt = Target {
             mapping: mapping("w", "n", "name"),
             kind: IdKind::Text { max_chars: None },
             columns: vec![],
         };
-        let wr = Record { buffer: "w", ..rec };
-        s.apply(
-            &wt,
-            &wr,
-            &[(Id::Text("a".into()), 2), (Id::Text("b".into()), 1)],
-            &[],
-        )
-        .unwrap();
+        let w = Changes {
+            record: Record {
+                buffer: "w",
+                ..changes.record
+            },
+            rows: Rows::Counts(vec![(Id::Text("a".into()), 2), (Id::Text("b".into()), 1)]),
+            rejects: vec![],
+        };
+        apply(&wt, &w);
 
         let con = Connection::open(&t.0).unwrap();
-        let rows: Vec<(i64, i64)> = con
-            .prepare("SELECT id, n FROM g ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(rows, [(1, 20), (2, -6)]);
-        let w: Vec<(String, i64)> = con
-            .prepare("SELECT name, n FROM w ORDER BY name")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(w, [("a".to_string(), 2), ("b".to_string(), 1)]);
+        assert_eq!(
+            pairs::<i64>(&con, "SELECT id, n FROM g ORDER BY id"),
+            [(1, 20), (2, -6)]
+        );
+        assert_eq!(
+            pairs::<String>(&con, "SELECT name, n FROM w ORDER BY name"),
+            [("a".to_string(), 2), ("b".to_string(), 1)]
+        );
         let rejects: i64 = con
             .query_row(
                 "SELECT count(*) FROM hacks_flush_rejects WHERE member = x'78'",

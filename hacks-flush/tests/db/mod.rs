@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 use postgres::types::Type;
 
-use crate::flush::TempDir;
+use hacks_test_support::Server;
+
+use crate::flush::*;
 use crate::pg::Pg;
 
 /// The usual target table: an id, the count, a column the worker leaves alone and one that
@@ -37,6 +39,76 @@ macro_rules! on_both_sinks {
         on_both_sinks!(@sink sqlite, Sqlite, $($scenario),*);
         on_both_sinks!(@sink postgres, Postgres, $($scenario),*);
     };
+}
+
+/// What most scenarios start from: a redis-server and a database holding `schema` (the
+/// usual one: [`SCHEMA`]).
+pub struct Setup<'a> {
+    pub db: &'a dyn TestDb,
+    pub server: Server,
+    pub con: redis::Connection,
+}
+
+impl<'a> Setup<'a> {
+    pub fn new(db: &'a dyn TestDb) -> Setup<'a> {
+        Setup::with(db, Server::start(), SCHEMA)
+    }
+
+    pub fn with(db: &'a dyn TestDb, server: Server, schema: &str) -> Setup<'a> {
+        db.exec(schema);
+        let con = server.conn();
+        Setup { db, server, con }
+    }
+
+    /// The usual mapping against this server and database, then `extra` (words).
+    pub fn flags(&self, extra: &str) -> Vec<String> {
+        flags(&redis_url(self.server.port), &self.db.url(), extra)
+    }
+
+    /// `--once` with `extra`, which must exit with `code`.
+    pub fn once(&self, extra: &str, code: i32) -> Done {
+        once(self.db, self.flags(extra), code)
+    }
+
+    pub fn spawn(&self, extra: &str, log: &str) -> Worker {
+        Worker::spawn(&self.flags(extra), self.db.dir().path(log))
+    }
+
+    /// HACK.BUFINCR on `pending:groups`.
+    pub fn incr(&mut self, pairs: &[(&str, i64)]) {
+        bufincr(&mut self.con, "pending:groups", pairs);
+    }
+
+    pub fn gone(&mut self, key: &str) -> bool {
+        buffer_gone(&mut self.con, key)
+    }
+
+    pub fn in_flight(&mut self) -> i64 {
+        batches_in_flight(&mut self.con, "pending:groups")
+    }
+
+    /// HACK.DRAIN of `pending:groups` by "a worker" (this test) that never applies it;
+    /// returns the batch id.
+    pub fn lease(&mut self, ms: u64) -> i64 {
+        let v: Vec<redis::Value> = redis::cmd("HACK.DRAIN")
+            .arg("pending:groups")
+            .arg("LEASE")
+            .arg(ms)
+            .query(&mut self.con)
+            .unwrap();
+        match v.first() {
+            Some(redis::Value::Int(id)) => *id,
+            _ => panic!("HACK.DRAIN: {v:?}"),
+        }
+    }
+}
+
+/// Runs `a` plus `--once` to the end; it must exit with `code`.
+pub fn once(db: &dyn TestDb, mut a: Vec<String>, code: i32) -> Done {
+    a.push("--once".into());
+    let done = run(&a, &db.dir().0);
+    assert_eq!(done.code, Some(code), "{a:?}: stderr:\n{}", done.stderr);
+    done
 }
 
 /// A value read back.

@@ -11,20 +11,24 @@ use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use hacks_test_support::Rng;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_hacks-flush");
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// `{tag}-{pid}-{n}`: a name no other test of this or of another running test binary uses.
+fn unique(tag: &str) -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}-{}-{n}", std::process::id())
+}
 
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "hacks-flush-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = std::env::temp_dir().join(unique(&format!("hacks-flush-{tag}")));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -137,10 +141,7 @@ pub struct Done {
 
 /// Runs the worker to completion (at most 60 s) and returns its exit code and stderr.
 pub fn run(args: &[String], dir: &Path) -> Done {
-    let log = dir.join(format!(
-        "worker-{}.log",
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    let log = dir.join(unique("worker") + ".log");
     let mut w = Worker::spawn(args, log);
     let status = w.wait_for(Duration::from_secs(60));
     let stderr = w.stderr();
@@ -196,30 +197,12 @@ pub fn buffer_gone(con: &mut redis::Connection, key: &str) -> bool {
     exists == 0
 }
 
-/// A small xorshift generator: reproducible from its seed, no dependency.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    pub fn seed_from_time() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    }
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    /// Uniform-ish in lo..=hi.
-    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % ((hi - lo + 1) as u64)) as i64
-    }
+/// A seed from the clock for a run's generators ([`Rng`]; seed them with `.max(1)`: a
+/// xorshift seeded with 0 stays 0).
+pub fn seed_from_time() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
 }
 
 /// Producers: `threads` connections each send `calls` HACK.BUFINCR calls (1-3 pairs, members
@@ -243,17 +226,17 @@ pub fn produce(
                 std::thread::spawn(move || {
                     let client = redis::Client::open(redis_url(port)).expect("client");
                     let mut con = client.get_connection().expect("connect");
-                    let mut rng = Rng::new(seed.wrapping_add(t as u64 * 7919));
+                    let mut rng = Rng(seed.wrapping_add(t as u64 * 7919).max(1));
                     let mut totals = BTreeMap::new();
                     for _ in 0..calls {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        let n = rng.range(1, 3);
+                        let n = rng.range(1, 4);
                         let mut c = redis::cmd("HACK.BUFINCR");
                         c.arg(&key);
                         for _ in 0..n {
-                            let (m, v) = (rng.range(0, members - 1), rng.range(-5, 20));
+                            let (m, v) = (rng.range(0, members), rng.range(-5, 21));
                             c.arg(m.to_string()).arg(v);
                             *totals.entry(m).or_insert(0) += v;
                         }

@@ -9,11 +9,12 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use hacks_test_support::free_port;
 
 use crate::flush::TempDir;
 
@@ -60,11 +61,6 @@ fn command(bin: &Path) -> Command {
     } else {
         Command::new(bin)
     }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
 }
 
 impl Pg {
@@ -149,11 +145,10 @@ impl Pg {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(_)) = c.try_wait() {
-                    self.child = None;
-                    return false;
-                }
+            // Exited: the port was taken.
+            if matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(Some(_)))) {
+                self.child = None;
+                return false;
             }
             if postgres::Client::connect(&self.url("postgres"), postgres::NoTls).is_ok() {
                 return true;
