@@ -1,28 +1,28 @@
-//! Turns each command's definition file, `src/<family>/commands/<name>.json`, into Rust: a
-//! `CommandDef` constant named after the file (`ack.json` → `ACK`) and the family's
-//! `register_all`, written to `$OUT_DIR/commands/<family>.rs` and included by that folder's
-//! `mod.rs`.
+//! Turns each command's definition file, `src/<family>/commands/<name>.json`, into Rust:
+//! the command's type (named by `handler`), implementing `Command` with the definition as
+//! its `CommandDef` and `<name>::run` (the function in `<name>.rs`) as its handler, and the
+//! family's `register_all`. Written to `$OUT_DIR/commands/<family>.rs` and included by that
+//! folder's `mod.rs`.
 //!
 //! Why data and not Rust: a command's metadata (flags, arity, key spec, summary, argument
 //! docs) is a table, the same shape for every command, as Redis keeps its own in
 //! `src/commands/*.json`. Written as Rust it was the same twenty lines in every command file;
 //! as data it is read once, checked here (unknown fields, types and key access are errors,
 //! so a typo fails the build instead of changing `COMMAND DOCS`), and the handler file holds
-//! only what the command does.
+//! only what the command does: `pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError>`.
 //!
 //! The format, one object per file:
-//! - `name` (`HACK.X`, where the file is `x.json`), `handler` (the type in `x.rs` that
-//!   implements `Command`), `summary`, `complexity`, `since`, `arity` (Redis's: N exactly,
+//! - `name` (`HACK.X`, where the file is `x.json`), `handler` (the name of the command's
+//!   type, e.g. `TsAddAt`), `summary`, `complexity`, `since`, `arity` (Redis's: N exactly,
 //!   -N at least N), `flags` (Redis command flags, space-separated);
 //! - `keys` (absent: no keys): `{"first", "last", "access"}` for a range of keys (`last`
 //!   negative counts from the end) or `{"numkeys_at", "access"}` for `numkeys key ...`;
 //!   `access` is a `KeySpec` constant: READ, UPDATE, TAKE, APPLY, REMOVE, OVERWRITE, CREATE;
-//! - `max_argc`, `argc_step` (optional, see `CommandDef`);
+//! - `max_argc` (optional: a number, or the name of a constant in `x.rs` when the bound is
+//!   computed from others), `argc_step` (optional), `getkeys` (optional: the name of a
+//!   function in `x.rs` for key positions a key spec cannot express); see `CommandDef`;
 //! - `arguments`: `{"name", "type", "token", "optional", "multiple", "arguments"}` with
 //!   Redis's argument types (key, integer, string, pure-token, oneof, block).
-//!
-//! What only code can say (a bound computed from constants, a getkeys function) the command
-//! file adds over the generated constant: `CommandDef { max_argc: ..., ..super::QUOTA }`.
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -82,7 +82,7 @@ fn family_code(dir: &Path) -> Res<String> {
         code.push_str(&konst);
         writeln!(
             register,
-            "    crate::module::command::register::<{stem}::{handler}>(ctx)?;"
+            "    crate::module::command::register::<{handler}>(ctx)?;"
         )?;
     }
     write!(
@@ -94,7 +94,7 @@ fn family_code(dir: &Path) -> Res<String> {
     Ok(code)
 }
 
-/// One command's `pub const <STEM>: CommandDef`, and its handler type.
+/// One command's type and its `Command` impl, and the type's name.
 fn command_code(stem: &str, def: &Value) -> Res<(String, String)> {
     let obj = object(
         def,
@@ -109,6 +109,7 @@ fn command_code(stem: &str, def: &Value) -> Res<(String, String)> {
             "keys",
             "max_argc",
             "argc_step",
+            "getkeys",
             "arguments",
         ],
     )?;
@@ -126,24 +127,38 @@ fn command_code(stem: &str, def: &Value) -> Res<(String, String)> {
         None => "None".to_owned(),
         Some(k) => key_spec(k)?,
     };
-    let count = |field: &str, default: u64| -> Res<u64> {
+    let count = |field: &str, default: u64| -> Res<String> {
         match obj.get(field) {
-            None => Ok(default),
-            Some(v) => Ok(v.as_u64().ok_or(format!("{field}: a whole number"))?),
+            None => Ok(default.to_string()),
+            Some(Value::String(c)) if field == "max_argc" && rust_name(c) => {
+                Ok(format!("{stem}::{c}"))
+            }
+            Some(v) => Ok(v
+                .as_u64()
+                .ok_or(format!("{field}: a whole number"))?
+                .to_string()),
         }
+    };
+    let getkeys = match obj.get("getkeys") {
+        None => "None".to_owned(),
+        Some(Value::String(f)) if rust_name(f) => format!("Some({stem}::{f})"),
+        Some(_) => return Err("getkeys: the name of a function in the command's file".into()),
     };
     let args = match obj.get("arguments") {
         None => "&[]".to_owned(),
         Some(a) => arg_list(a)?,
     };
     let konst = format!(
-        "/// `{name}` ({stem}.json).\n\
-         pub const {upper}: crate::module::command::CommandDef = crate::module::command::CommandDef {{\n    \
-         name: {name_lit},\n    flags: {flags},\n    arity: {arity},\n    keys: {keys},\n    \
-         summary: {summary},\n    complexity: {complexity},\n    since: {since},\n    \
-         args: {args},\n    max_argc: {max_argc},\n    argc_step: {argc_step},\n    \
-         getkeys: None,\n}};\n\n",
-        upper = stem.to_ascii_uppercase(),
+        "/// `{name}` ({stem}.json); its handler is [`{stem}::run`].\n\
+         pub struct {handler};\n\n\
+         impl crate::module::command::Command for {handler} {{\n    \
+         const DEF: crate::module::command::CommandDef = crate::module::command::CommandDef {{\n        \
+         name: {name_lit},\n        flags: {flags},\n        arity: {arity},\n        \
+         keys: {keys},\n        summary: {summary},\n        complexity: {complexity},\n        \
+         since: {since},\n        args: {args},\n        max_argc: {max_argc},\n        \
+         argc_step: {argc_step},\n        getkeys: {getkeys},\n    }};\n\n    \
+         fn run(\n        ctx: &crate::module::ctx::Ctx,\n        args: &crate::module::args::Args,\n    \
+         ) -> Result<(), crate::module::error::CmdError> {{\n        {stem}::run(ctx, args)\n    }}\n}}\n\n",
         name_lit = c_lit(name),
         flags = c_lit(string(obj, "flags")?),
         summary = c_lit(string(obj, "summary")?),
@@ -240,6 +255,14 @@ fn string<'a>(obj: &'a Map<String, Value>, field: &str) -> Res<&'a str> {
     obj.get(field)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{field}: a string").into())
+}
+
+/// Whether `s` can name a Rust item (so it is pasted into the generated code as a path).
+fn rust_name(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A Rust C-string literal: `{:?}` writes a valid string literal with escapes.

@@ -5,7 +5,7 @@
 //! replication, settings, INFO, data-type plumbing) and names no family; each command family
 //! has its own folder (`ratelimit/`, ...) whose `mod.rs` defines its [`module::family::Family`];
 //! [`FAMILIES`] below is the one list of them. A command `HACK.X` lives in
-//! `<family>/commands/x.rs`.
+//! `<family>/commands/x.rs` (its handler, `run`) beside `x.json` (its definition).
 
 // Command paths must never panic (a panic would abort redis-server): no unwrap/expect, no
 // explicit panics, no indexing that can go out of bounds, no arithmetic that can overflow or

@@ -5,7 +5,6 @@ use redis_module::raw;
 use crate::buffer::settings;
 use crate::buffer::wire;
 use crate::module::args::Args;
-use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::{CmdError, NOT_INTEGER};
 use crate::module::replicate;
@@ -15,46 +14,40 @@ use crate::buffer::datatype::BUFFER_TYPE;
 use crate::buffer::stats;
 use crate::buffer::store::Buffer;
 
-pub struct BufIncr;
-
-impl Command for BufIncr {
-    const DEF: CommandDef = super::BUFINCR;
-
-    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        let mut pairs: Vec<(&[u8], i64)> = Vec::with_capacity(args.len().saturating_sub(2) / 2);
-        for i in (2..args.len()).step_by(2) {
-            let inc = args.i64_at(i.saturating_add(1)).map_err(|_| NOT_INTEGER)?;
-            pairs.push((args.bytes(i)?, inc));
+pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+    let mut pairs: Vec<(&[u8], i64)> = Vec::with_capacity(args.len().saturating_sub(2) / 2);
+    for i in (2..args.len()).step_by(2) {
+        let inc = args.i64_at(i.saturating_add(1)).map_err(|_| NOT_INTEGER)?;
+        pairs.push((args.bytes(i)?, inc));
+    }
+    let name = args.raw(1)?;
+    let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
+    let max = settings::limits();
+    let values = match key.get_mut()? {
+        Some(buf) => incr(ctx, buf, &pairs, max)?,
+        None => {
+            // Validate on a fresh buffer first: an error must not leave an empty key.
+            let mut fresh = Buffer::new();
+            let values = incr(ctx, &mut fresh, &pairs, max)?;
+            key.create(fresh)?;
+            values
         }
-        let name = args.raw(1)?;
-        let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
-        let max = settings::limits();
-        let values = match key.get_mut()? {
-            Some(buf) => incr(ctx, buf, &pairs, max)?,
-            None => {
-                // Validate on a fresh buffer first: an error must not leave an empty key.
-                let mut fresh = Buffer::new();
-                let values = incr(ctx, &mut fresh, &pairs, max)?;
-                key.create(fresh)?;
-                values
+    };
+    drop(key);
+    // No clock, no setting involved (replicas skip the member bound): the command itself
+    // is its effect.
+    replicate::verbatim(ctx)?;
+    ctx.signal_modified(name)?;
+    ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.bufincr", name)?;
+    stats::BUFFER_INCREMENTS.add(values.len() as u64);
+    match values.as_slice() {
+        [one] => ctx.reply_i64(*one),
+        many => {
+            ctx.reply_array(many.len())?;
+            for v in many {
+                ctx.reply_i64(*v)?;
             }
-        };
-        drop(key);
-        // No clock, no setting involved (replicas skip the member bound): the command itself
-        // is its effect.
-        replicate::verbatim(ctx)?;
-        ctx.signal_modified(name)?;
-        ctx.notify(raw::REDISMODULE_NOTIFY_MODULE, c"hack.bufincr", name)?;
-        stats::BUFFER_INCREMENTS.add(values.len() as u64);
-        match values.as_slice() {
-            [one] => ctx.reply_i64(*one),
-            many => {
-                ctx.reply_array(many.len())?;
-                for v in many {
-                    ctx.reply_i64(*v)?;
-                }
-                Ok(())
-            }
+            Ok(())
         }
     }
 }

@@ -1,9 +1,11 @@
 //! `HACK.DRAIN key [COUNT n] [LEASE ms]`
+//!
+//! `drain.json` has no `deny-oom`: draining frees memory, so it must work when the server
+//! is full.
 
 use redis_module::raw;
 
 use crate::module::args::{is_keyword, missing_value, repeated_option, unknown_option, Args, RStr};
-use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::io::StrVec;
@@ -15,26 +17,19 @@ use crate::buffer::store::Buffer;
 use crate::buffer::wire::{push_entry, reply_entries};
 use crate::buffer::{ids, stats};
 
-pub struct Drain;
-
 /// Entries handed out when COUNT is not given.
 pub const DEFAULT_COUNT: i64 = 100;
 pub const MAX_COUNT: i64 = 1_000_000;
 /// Longest lease: 30 days.
 pub const MAX_LEASE_MS: i64 = 30 * 24 * 3600 * 1000;
 
-impl Command for Drain {
-    // drain.json has no deny-oom: draining frees memory, it must work when the server is full.
-    const DEF: CommandDef = super::DRAIN;
-
-    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        let (count, lease) = parse(args)?;
-        let name = args.raw(1)?;
-        let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
-        match lease {
-            None => plain(ctx, &mut key, name, count),
-            Some(ms) => leased(ctx, &mut key, name, count, ms),
-        }
+pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+    let (count, lease) = parse(args)?;
+    let name = args.raw(1)?;
+    let mut key = TypedKey::open(ctx, name, &BUFFER_TYPE, true)?;
+    match lease {
+        None => plain(ctx, &mut key, name, count),
+        Some(ms) => leased(ctx, &mut key, name, count, ms),
     }
 }
 

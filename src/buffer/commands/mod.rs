@@ -8,6 +8,7 @@ pub mod bufinfo;
 pub mod bufupdate;
 pub mod drain;
 
-// Each command's definition (flags, arity, key spec, docs): `<name>.json` beside its file,
-// turned by build.rs into a constant `<NAME>` and `register_all`.
+// Each command's definition (flags, arity, key spec, docs) is `<name>.json` beside its
+// `<name>.rs` (whose `run` is the handler): build.rs turns them into the command's type,
+// its `Command` impl, and `register_all`.
 include!(concat!(env!("OUT_DIR"), "/commands/buffer.rs"));

@@ -10,7 +10,6 @@
 //! so that is refused.
 
 use crate::module::args::{is_keyword, Args};
-use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -19,40 +18,34 @@ use crate::module::typedkey::TypedKey;
 use crate::lock::datatype::LOCK_TYPE;
 use crate::lock::{effect, token};
 
-pub struct LockSet;
-
 pub const INTERNAL_ONLY: CmdError = CmdError::Static(
     "ERR HACK.LOCKSET is internal: it carries HACK.LOCK's effects to replicas and the AOF; use HACK.LOCK",
 );
 
-impl Command for LockSet {
-    const DEF: CommandDef = super::LOCKSET;
-
-    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() != 4 && args.len() != 6 {
-            return Err(CmdError::arity("HACK.LOCKSET"));
-        }
-        let owner = args.bytes(2)?;
-        if owner.is_empty() {
-            return Err(crate::lock::commands::lock::EMPTY_OWNER);
-        }
-        let token = args.int_in(3, "token", 1, i64::MAX)?.unsigned_abs();
-        let at_ms = if args.len() == 6 {
-            if !is_keyword(args.bytes(4)?, "PXAT") {
-                return Err(crate::module::args::unknown_option(args.bytes(4)?));
-            }
-            Some(args.int_in(5, "PXAT", 1, i64::MAX)?)
-        } else {
-            None
-        };
-        ctx.replaying_or(INTERNAL_ONLY)?;
-        let name = args.raw(1)?;
-        let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
-        effect::store(&mut key, owner, token, at_ms)?;
-        drop(key);
-        let _ = token::observe(token);
-        replicate::verbatim(ctx)?;
-        ctx.signal_modified(name)?;
-        ctx.reply_ok()
+pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+    if args.len() != 4 && args.len() != 6 {
+        return Err(CmdError::arity("HACK.LOCKSET"));
     }
+    let owner = args.bytes(2)?;
+    if owner.is_empty() {
+        return Err(crate::lock::commands::lock::EMPTY_OWNER);
+    }
+    let token = args.int_in(3, "token", 1, i64::MAX)?.unsigned_abs();
+    let at_ms = if args.len() == 6 {
+        if !is_keyword(args.bytes(4)?, "PXAT") {
+            return Err(crate::module::args::unknown_option(args.bytes(4)?));
+        }
+        Some(args.int_in(5, "PXAT", 1, i64::MAX)?)
+    } else {
+        None
+    };
+    ctx.replaying_or(INTERNAL_ONLY)?;
+    let name = args.raw(1)?;
+    let mut key = TypedKey::open(ctx, name, &LOCK_TYPE, true)?;
+    effect::store(&mut key, owner, token, at_ms)?;
+    drop(key);
+    let _ = token::observe(token);
+    replicate::verbatim(ctx)?;
+    ctx.signal_modified(name)?;
+    ctx.reply_ok()
 }

@@ -14,6 +14,7 @@ pub mod tsrange;
 pub mod tsset;
 pub mod tssum;
 
-// Each command's definition (flags, arity, key spec, docs): `<name>.json` beside its file,
-// turned by build.rs into a constant `<NAME>` and `register_all`.
+// Each command's definition (flags, arity, key spec, docs) is `<name>.json` beside its
+// `<name>.rs` (whose `run` is the handler): build.rs turns them into the command's type,
+// its `Command` impl, and `register_all`.
 include!(concat!(env!("OUT_DIR"), "/commands/timeseries.rs"));

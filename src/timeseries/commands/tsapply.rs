@@ -6,7 +6,6 @@
 //! retains any more is skipped).
 
 use crate::module::args::Args;
-use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -16,34 +15,28 @@ use crate::timeseries::defaults;
 use crate::timeseries::increment::apply;
 use crate::timeseries::write::When;
 
-pub struct TsApply;
-
-impl Command for TsApply {
-    const DEF: CommandDef = super::TSAPPLY;
-
-    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        if args.len() < 5 || args.len() == 6 {
-            return Err(CmdError::arity("HACK.TSAPPLY"));
-        }
-        let inc = args.i64_at(2)?;
-        let at = args.i64_at(3)?;
-        let now = args.i64_at(4)?;
-        let specs = if args.len() > 5 {
-            Some(rollups_arg(args, 5)?)
-        } else {
-            None
-        };
-        // Only the master's stream and AOF loading: a client could otherwise bypass the
-        // retention checks of HACK.TSINCR.
-        ctx.replaying_or(CmdError::Static(
-            "ERR HACK.TSAPPLY is internal: it carries HACK.TSINCR's effects to replicas and the AOF; use HACK.TSINCR",
-        ))?;
-        let name = args.raw(1)?;
-        let applied = apply(ctx, name, When::replayed(now, at), inc, || {
-            specs.unwrap_or_else(defaults::get)
-        })?;
-        replicate::verbatim(ctx)?;
-        ctx.signal_modified(name)?;
-        ctx.reply_i64(applied.value.unwrap_or(0))
+pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+    if args.len() < 5 || args.len() == 6 {
+        return Err(CmdError::arity("HACK.TSAPPLY"));
     }
+    let inc = args.i64_at(2)?;
+    let at = args.i64_at(3)?;
+    let now = args.i64_at(4)?;
+    let specs = if args.len() > 5 {
+        Some(rollups_arg(args, 5)?)
+    } else {
+        None
+    };
+    // Only the master's stream and AOF loading: a client could otherwise bypass the
+    // retention checks of HACK.TSINCR.
+    ctx.replaying_or(CmdError::Static(
+        "ERR HACK.TSAPPLY is internal: it carries HACK.TSINCR's effects to replicas and the AOF; use HACK.TSINCR",
+    ))?;
+    let name = args.raw(1)?;
+    let applied = apply(ctx, name, When::replayed(now, at), inc, || {
+        specs.unwrap_or_else(defaults::get)
+    })?;
+    replicate::verbatim(ctx)?;
+    ctx.signal_modified(name)?;
+    ctx.reply_i64(applied.value.unwrap_or(0))
 }

@@ -6,7 +6,6 @@
 //! emits `HACK.TSCREATE ... DISTINCT` first).
 
 use crate::module::args::Args;
-use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 use crate::module::replicate;
@@ -16,55 +15,49 @@ use crate::timeseries::distinct_type::DISTINCT_TYPE;
 use crate::timeseries::hll::Sketch;
 use crate::timeseries::settings::distinct_sparse_max_bytes;
 
-pub struct TsDSet;
-
-impl Command for TsDSet {
-    const DEF: CommandDef = super::TSDSET;
-
-    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        let which = args.int_in(2, "rollup_index", 0, 64)? as usize;
-        let newest = args.i64_at(3)?;
-        let sparse_max = distinct_sparse_max_bytes();
-        let mut buckets = Vec::with_capacity(args.len().saturating_sub(4) / 2);
-        for i in (4..args.len()).step_by(2) {
-            let idx = args.i64_at(i)?;
-            let sketch = Sketch::from_bytes(args.bytes(i.saturating_add(1))?, sparse_max)
-                .filter(|s| !s.is_empty())
-                .ok_or(CmdError::Static("ERR invalid sketch"))?;
-            if idx > newest {
-                return Err(CmdError::Static("ERR bucket after newest_idx"));
-            }
-            buckets.push((idx, sketch));
+pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+    let which = args.int_in(2, "rollup_index", 0, 64)? as usize;
+    let newest = args.i64_at(3)?;
+    let sparse_max = distinct_sparse_max_bytes();
+    let mut buckets = Vec::with_capacity(args.len().saturating_sub(4) / 2);
+    for i in (4..args.len()).step_by(2) {
+        let idx = args.i64_at(i)?;
+        let sketch = Sketch::from_bytes(args.bytes(i.saturating_add(1))?, sparse_max)
+            .filter(|s| !s.is_empty())
+            .ok_or(CmdError::Static("ERR invalid sketch"))?;
+        if idx > newest {
+            return Err(CmdError::Static("ERR bucket after newest_idx"));
         }
-        ctx.replaying_or(CmdError::Static(
-            "ERR HACK.TSDSET is internal: AOF rewrites use it to rebuild distinct series; use HACK.TSADD",
-        ))?;
-        let name = args.raw(1)?;
-        let mut key = TypedKey::open(ctx, name, &DISTINCT_TYPE, true)?;
-        let series = key
-            .get_mut()?
-            .ok_or(CmdError::Static("ERR no such distinct series"))?;
-        let r = series
-            .rollups
-            .get_mut(which)
-            .ok_or(CmdError::Static("ERR rollup_index out of range"))?;
-        let cap = r.spec.buckets().saturating_add(2);
-        if i64::try_from(r.buckets.len().saturating_add(buckets.len())).unwrap_or(i64::MAX) > cap
-            || buckets
-                .iter()
-                .any(|(idx, _)| *idx < newest.saturating_sub(r.spec.buckets().saturating_mul(2)))
-        {
-            return Err(CmdError::Static("ERR more buckets than the rollup retains"));
-        }
-        r.newest = Some(r.newest.unwrap_or(newest).max(newest));
-        for (idx, s) in &buckets {
-            series.merge_bucket(which, *idx, s, sparse_max);
-        }
-        series.refresh_expiry();
-        // No TTL of its own: the rewrite appends the key's PEXPIREAT when it has one.
-        drop(key);
-        replicate::verbatim(ctx)?;
-        ctx.signal_modified(name)?;
-        ctx.reply_ok()
+        buckets.push((idx, sketch));
     }
+    ctx.replaying_or(CmdError::Static(
+        "ERR HACK.TSDSET is internal: AOF rewrites use it to rebuild distinct series; use HACK.TSADD",
+    ))?;
+    let name = args.raw(1)?;
+    let mut key = TypedKey::open(ctx, name, &DISTINCT_TYPE, true)?;
+    let series = key
+        .get_mut()?
+        .ok_or(CmdError::Static("ERR no such distinct series"))?;
+    let r = series
+        .rollups
+        .get_mut(which)
+        .ok_or(CmdError::Static("ERR rollup_index out of range"))?;
+    let cap = r.spec.buckets().saturating_add(2);
+    if i64::try_from(r.buckets.len().saturating_add(buckets.len())).unwrap_or(i64::MAX) > cap
+        || buckets
+            .iter()
+            .any(|(idx, _)| *idx < newest.saturating_sub(r.spec.buckets().saturating_mul(2)))
+    {
+        return Err(CmdError::Static("ERR more buckets than the rollup retains"));
+    }
+    r.newest = Some(r.newest.unwrap_or(newest).max(newest));
+    for (idx, s) in &buckets {
+        series.merge_bucket(which, *idx, s, sparse_max);
+    }
+    series.refresh_expiry();
+    // No TTL of its own: the rewrite appends the key's PEXPIREAT when it has one.
+    drop(key);
+    replicate::verbatim(ctx)?;
+    ctx.signal_modified(name)?;
+    ctx.reply_ok()
 }

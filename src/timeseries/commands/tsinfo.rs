@@ -1,7 +1,6 @@
 //! `HACK.TSINFO key`
 
 use crate::module::args::Args;
-use crate::module::command::{Command, CommandDef};
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
 
@@ -12,23 +11,17 @@ use crate::timeseries::series::Series;
 use crate::timeseries::spec::RollupSpec;
 use std::mem::size_of;
 
-pub struct TsInfo;
-
-impl Command for TsInfo {
-    const DEF: CommandDef = super::TSINFO;
-
-    fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-        let now = ctx.now_us()?.div_euclid(1000);
-        match open_either(ctx, args.raw(1)?)? {
-            Opened::Counting(key) => match key.get()? {
-                Some(s) => counting(ctx, s, now),
-                None => ctx.reply_null(),
-            },
-            Opened::Distinct(key) => match key.get()? {
-                Some(s) => distinct(ctx, s, now),
-                None => ctx.reply_null(),
-            },
-        }
+pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
+    let now = ctx.now_us()?.div_euclid(1000);
+    match open_either(ctx, args.raw(1)?)? {
+        Opened::Counting(key) => match key.get()? {
+            Some(s) => counting(ctx, s, now),
+            None => ctx.reply_null(),
+        },
+        Opened::Distinct(key) => match key.get()? {
+            Some(s) => distinct(ctx, s, now),
+            None => ctx.reply_null(),
+        },
     }
 }
 
