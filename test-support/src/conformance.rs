@@ -117,11 +117,7 @@ pub fn replica_equals_master(
 /// survive an AOF restart, a rewrite and restart, `DEBUG RELOAD`, and per key
 /// `DUMP`/`RESTORE` (same expiry) and `COPY`. Returns the server and the dataset.
 pub fn survives_persistence(workload: impl FnOnce(&Server, &mut Connection)) -> (Server, Dataset) {
-    let mut s = Server::with(Opts {
-        aof: true,
-        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
-        ..Opts::default()
-    });
+    let mut s = Server::with(Opts::aof_without_preamble());
     let mut c = s.conn();
     workload(&s, &mut c);
     let before = dataset(&mut c);

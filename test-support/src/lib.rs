@@ -109,6 +109,21 @@ impl Opts {
             ..Opts::default()
         }
     }
+    /// AOF without the RDB preamble: a rewrite writes plain commands, so a restart replays
+    /// exactly what the module emitted for each key.
+    pub fn aof_without_preamble() -> Self {
+        Opts {
+            extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
+            ..Opts::aof()
+        }
+    }
+    /// A server that does not load the module (for tests that `MODULE LOAD` it themselves).
+    pub fn without_module() -> Self {
+        Opts {
+            load_module: false,
+            ..Opts::default()
+        }
+    }
 }
 
 pub struct Server {
@@ -128,6 +143,13 @@ pub fn free_port() -> u16 {
 impl Server {
     pub fn start() -> Server {
         Server::with(Opts::default())
+    }
+
+    /// A server with the module and a connection to it: the set-up most tests begin with.
+    pub fn start_with_conn() -> (Server, Connection) {
+        let s = Server::start();
+        let c = s.conn();
+        (s, c)
     }
 
     pub fn with(opts: Opts) -> Server {
@@ -233,6 +255,24 @@ impl Server {
         con.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         con
+    }
+
+    /// A connection that speaks RESP3 (maps, sets and doubles in replies).
+    pub fn conn_resp3(&self) -> Connection {
+        let url = format!("redis://127.0.0.1:{}/?protocol=resp3", self.port);
+        let client = redis::Client::open(url).expect("RESP3 client");
+        client.get_connection().expect("connect with RESP3")
+    }
+
+    /// A connection authenticated as `user`.
+    pub fn conn_as(&self, user: &str, password: &str) -> Connection {
+        let mut c = self.conn();
+        redis::cmd("AUTH")
+            .arg(user)
+            .arg(password)
+            .query::<()>(&mut c)
+            .unwrap_or_else(|e| panic!("AUTH {user}: {e}"));
+        c
     }
 
     pub fn pid(&self) -> Option<u32> {

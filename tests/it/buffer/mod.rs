@@ -50,8 +50,7 @@ fn exists(c: &mut Connection, key: &str) -> bool {
 
 #[test]
 fn bufincr_replies_and_creates_the_type() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     assert_eq!(int(&cmd(&mut c, &["HACK.BUFINCR", "b", "x", "5"])), 5);
     let v = cmd(
         &mut c,
@@ -78,8 +77,7 @@ fn bufincr_replies_and_creates_the_type() {
 
 #[test]
 fn plain_drain_is_oldest_first_and_bounded() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     assert_eq!(
         cmd(&mut c, &["HACK.DRAIN", "missing"]),
         Value::Array(vec![])
@@ -100,8 +98,7 @@ fn plain_drain_is_oldest_first_and_bounded() {
 
 #[test]
 fn leases_redeliver_until_acked() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     assert_eq!(lease(&mut c, "b", 10, 200), None, "missing key: nil");
     cmd(&mut c, &["HACK.BUFINCR", "b", "a", "1", "b", "2", "c", "3"]);
     let (id, delivery, got) = lease(&mut c, "b", 2, 200).unwrap();
@@ -153,8 +150,7 @@ fn leases_redeliver_until_acked() {
 
 #[test]
 fn expired_batches_come_back_oldest_deadline_first() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(&mut c, &["HACK.BUFINCR", "b", "a", "1"]);
     let (first, _, _) = lease(&mut c, "b", 10, 100).unwrap();
     cmd(&mut c, &["HACK.BUFINCR", "b", "z", "1"]);
@@ -203,8 +199,7 @@ fn batch_ids_are_never_reused() {
 
 #[test]
 fn every_error_leaves_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(
         &mut c,
         &[
@@ -315,8 +310,7 @@ fn every_error_leaves_keys_unchanged() {
 
 #[test]
 fn member_bound_refuses_new_members_only() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(&mut c, &["CONFIG", "SET", "hacks.buffer-max-members", "3"]);
     assert_eq!(
         text(
@@ -347,9 +341,7 @@ fn member_bound_refuses_new_members_only() {
 #[test]
 fn resp3_replies_are_maps() {
     let s = Server::start();
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut c = client.get_connection().unwrap();
+    let mut c = s.conn_resp3();
     cmd(&mut c, &["HACK.BUFINCR", "b", "a", "1", "b", "2"]);
     let v = cmd(&mut c, &["HACK.DRAIN", "b", "COUNT", "1"]);
     assert!(matches!(v, Value::Map(_)), "{v:?}");
@@ -364,8 +356,7 @@ fn resp3_replies_are_maps() {
 
 #[test]
 fn multi_and_lua() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let (a, b, d): (i64, Vec<i64>, Vec<(String, i64)>) = redis::pipe()
         .atomic()
         .cmd("HACK.BUFINCR")
@@ -502,8 +493,7 @@ fn persistence_keeps_buffers_exactly() {
 /// two reads of an unchanged buffer must now be identical, in flight or not.
 #[test]
 fn bufinfo_of_an_unchanged_buffer_reads_the_same() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(&mut c, &["HACK.BUFINCR", "b", "m1", "1", "m2", "2"]);
     let first = cmd(&mut c, &["HACK.BUFINFO", "b"]);
     std::thread::sleep(Duration::from_millis(5));

@@ -48,8 +48,7 @@ fn c3(col: &str, op: &str, v: &str) -> (String, String, String) {
 
 #[test]
 fn bufupdate_merges_and_drains_rows() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let n = int(&cmd(
         &mut c,
         &[
@@ -134,9 +133,7 @@ fn bufupdate_merges_and_drains_rows() {
         ]
     );
     // RESP3: a map of maps, column -> [op, value].
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut c3c = client.get_connection().unwrap();
+    let mut c3c = s.conn_resp3();
     cmd(
         &mut c3c,
         &["HACK.BUFUPDATE", "g", "1", "SET", "data", "\x00\x01"],
@@ -157,8 +154,7 @@ fn bufupdate_merges_and_drains_rows() {
 
 #[test]
 fn bad_row_updates_leave_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(&mut c, &["CONFIG", "SET", "hacks.buffer-max-columns", "3"]);
     cmd(
         &mut c,
@@ -444,19 +440,6 @@ fn check_entries(got: &[(String, Cells, bool)], want: &[(String, MRow)]) {
     assert_eq!(got, want);
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Random row traffic, checked against the model step by step; returns the model.
 fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
     let mut m = Model {
@@ -475,13 +458,13 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
         let member = format!("m{}", rng.below(16));
         match rng.below(10) {
             0..=5 => {
-                let k = 1 + rng.below(4) as usize;
+                let k = 1 + rng.below(4);
                 let mut updates = vec![];
                 for _ in 0..k {
-                    let col = COLS[rng.below(COLS.len() as u64) as usize];
+                    let col = *rng.pick(COLS);
                     // Columns mostly keep a fixed op, so rows grow; sometimes any op (a conflict).
                     let op = if rng.below(8) == 0 {
-                        OPS[rng.below(4) as usize]
+                        *rng.pick(OPS)
                     } else {
                         match col {
                             "value" | "n" => "INCR",
@@ -491,7 +474,7 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
                         }
                     };
                     let val = match (op, rng.below(20)) {
-                        ("SET", x) => "v".repeat(x as usize % 8),
+                        ("SET", x) => "v".repeat(x % 8),
                         (_, 0) => i64::MAX.to_string(),
                         (_, 1) => i64::MIN.to_string(),
                         _ => (rng.below(200) as i64 - 100).to_string(),
@@ -528,14 +511,14 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
                 }
             }
             7 => {
-                let n = 1 + rng.below(4) as usize;
+                let n = 1 + rng.below(4);
                 let got = drained(&cmd(c, &["HACK.DRAIN", key, "COUNT", &n.to_string()]));
                 let take = n.min(m.pending.len());
                 let want: Vec<_> = m.pending.drain(..take).collect();
                 check_entries(&got, &want);
             }
             8 => {
-                let n = 1 + rng.below(4) as usize;
+                let n = 1 + rng.below(4);
                 let v = cmd(
                     c,
                     &[
@@ -590,8 +573,7 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
 
 #[test]
 fn rows_follow_the_model() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     for seed in [1u64, 0xDEADBEEF, 77] {
         let key = format!("rows:{seed}");
         let m = model_run(&mut c, &key, seed, 1500);

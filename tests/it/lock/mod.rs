@@ -129,8 +129,7 @@ fn resp(args: &[&str]) -> Vec<u8> {
 
 #[test]
 fn acquire_renew_extend_unlock() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let t1 = lock(&mut c, "k", "alice", 10_000, None).expect("free lock");
     assert_eq!(text(&cmd(&mut c, &["TYPE", "k"])), "hacks-lck");
     let i = info(&mut c, "k").unwrap();
@@ -261,8 +260,7 @@ fn mutual_exclusion_with_eight_clients() {
 
 #[test]
 fn waiters_are_served_in_arrival_order_and_nobody_barges() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let t0 = lock(&mut c, "q", "holder", 60_000, None).unwrap();
     let ws: Vec<Waiter> = (0..5)
         .map(|i| queue_waiter(&s, &mut c, "q", &format!("w{i}"), 60_000))
@@ -328,8 +326,7 @@ fn expiry_hands_off_within_a_few_ms_and_replicates() {
 
 #[test]
 fn disconnect_while_waiting_leaves_the_queue() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "d", "holder", 60_000, None).unwrap();
     let mut raw = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     raw.write_all(&resp(&["HACK.LOCK", "d", "gone", "1000", "WAIT", "0"]))
@@ -371,8 +368,7 @@ fn disconnect_while_waiting_leaves_the_queue() {
 
 #[test]
 fn wait_timeout_answers_nil() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "t", "holder", 60_000, None).unwrap();
     let before = (snapshot(&mut c, "t"), digest(&mut c, "t"));
     let mut w = s.conn();
@@ -401,8 +397,7 @@ fn wait_timeout_answers_nil() {
 
 #[test]
 fn multi_and_lua_make_a_single_try() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "m", "holder", 60_000, None).unwrap();
     let start = Instant::now();
     let (a, b): (Option<i64>, Option<i64>) = redis::pipe()
@@ -448,8 +443,7 @@ fn multi_and_lua_make_a_single_try() {
 
 #[test]
 fn del_of_a_held_lock_frees_it_for_the_queue() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let t1 = lock(&mut c, "del", "holder", 60_000, None).unwrap();
     // No waiters: DEL frees the lock; the next acquisition still gets a larger token.
     cmd(&mut c, &["DEL", "del"]);
@@ -496,11 +490,7 @@ fn del_of_a_held_lock_frees_it_for_the_queue() {
 
 #[test]
 fn tokens_only_go_up_across_delete_and_restart() {
-    let mut s = Server::with(Opts {
-        aof: true,
-        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
-        ..Opts::default()
-    });
+    let mut s = Server::with(Opts::aof_without_preamble());
     let mut c = s.conn();
     let mut seen = vec![];
     fn take(c: &mut Connection, seen: &mut Vec<i64>) {
@@ -728,8 +718,7 @@ fn waiters_get_an_error_when_the_server_stops_being_a_master() {
 
 #[test]
 fn every_error_leaves_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     lock(&mut c, "held", "alice", 60_000, None).unwrap();
     cmd(&mut c, &["SET", "str", "x"]);
     let before = dataset(&mut c);
@@ -824,8 +813,7 @@ fn every_error_leaves_keys_unchanged() {
 
 #[test]
 fn metadata_and_resp3() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     // LOCKINFO is read-only (key spec RO): an ACL user with read-only key access may call
     // it, but not LOCK.
     cmd(
@@ -839,9 +827,7 @@ fn metadata_and_resp3() {
     assert!(e.starts_with("NOPERM"), "{e}");
     let e = expect_err(&mut c, &["HACK.UNLOCK", "meta", "o"]);
     assert!(e.starts_with("NOPERM"), "{e}");
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut c3 = client.get_connection().unwrap();
+    let mut c3 = s.conn_resp3();
     let v = cmd(&mut c3, &["HACK.LOCKINFO", "meta"]);
     assert!(matches!(v, Value::Map(_)), "{v:?}");
     let docs = format!("{:?}", cmd(&mut c3, &["COMMAND", "DOCS", "HACK.LOCK"]));
@@ -918,8 +904,7 @@ fn cluster_waiters_get_an_error_when_the_slot_moves_away() {
 
 #[test]
 fn shortening_the_ttl_brings_the_hand_off_forward() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "short", "holder", 60_000, None).unwrap();
     let w = queue_waiter(&s, &mut c, "short", "w", 60_000);
     assert_eq!(
@@ -938,8 +923,7 @@ fn shortening_the_ttl_brings_the_hand_off_forward() {
 /// the other as each one's short TTL runs out (a chain of timer-driven hand-offs).
 #[test]
 fn churn_of_timeouts_disconnects_and_expiry_chains() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "churn", "holder", 60_000, None).unwrap();
     let mut stayers = vec![];
     for i in 0..40 {
@@ -995,8 +979,7 @@ fn churn_of_timeouts_disconnects_and_expiry_chains() {
 
 #[test]
 fn locks_in_other_databases_are_separate() {
-    let s = Server::start();
-    let mut c0 = s.conn();
+    let (s, mut c0) = Server::start_with_conn();
     let mut c2 = s.conn();
     cmd(&mut c2, &["SELECT", "2"]);
     lock(&mut c0, "same", "db0-holder", 60_000, None).unwrap();
@@ -1016,8 +999,7 @@ fn locks_in_other_databases_are_separate() {
 
 #[test]
 fn rename_away_frees_the_name_for_its_waiters() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let t1 = lock(&mut c, "r1", "holder", 60_000, None).unwrap();
     let w = queue_waiter(&s, &mut c, "r1", "w", 60_000);
     let start = Instant::now();
@@ -1030,8 +1012,7 @@ fn rename_away_frees_the_name_for_its_waiters() {
 
 #[test]
 fn info_shows_waiters_now() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "g", "holder", 60_000, None).unwrap();
     assert_eq!(info_field(&mut c, "hacks_lock_waiters_now"), 0);
     let w = queue_waiter(&s, &mut c, "g", "next", 60_000);

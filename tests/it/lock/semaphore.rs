@@ -167,8 +167,7 @@ fn resp(args: &[&str]) -> Vec<u8> {
 
 #[test]
 fn acquire_renew_limit_release_extend_info() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     assert_eq!(info(&mut c, "s"), None);
     let a = acq(&mut c, "s", "a", 3, 60_000, &["PERMITS", "2"]).unwrap();
     let b = acq(&mut c, "s", "b", 3, 60_000, &[]).unwrap();
@@ -238,8 +237,7 @@ fn acquire_renew_limit_release_extend_info() {
 /// Holder with all permits, then waiters of mixed sizes: strict FIFO, nobody overtakes.
 #[test]
 fn fifo_with_mixed_permit_counts() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     acq(&mut c, "f", "h", 3, 60_000, &["PERMITS", "3"]).unwrap();
     let w1 = queue(&s, &mut c, "f", "w1", 3, 2);
     let w2 = queue(&s, &mut c, "f", "w2", 3, 3);
@@ -274,8 +272,7 @@ fn fifo_with_mixed_permit_counts() {
 
 #[test]
 fn timeouts_disconnects_unblock_multi_lua_del() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     acq(&mut c, "t", "h", 1, 60_000, &[]).unwrap();
     let t0 = Instant::now();
     let w = Waiter::start(&s, "t", "w", 1, 1000, &["WAIT", "100"]);
@@ -496,8 +493,7 @@ fn a_thousand_waiters_and_random_releases() {
 /// sees the connection close. Without BOUND the waiter gets it at the lease end.
 #[test]
 fn bound_permit_of_a_killed_process_and_lease_end_precision() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let mut child = Proc::new(cli_bin())
         .args(["-p", &s.port.to_string()])
         .stdin(Stdio::piped())
@@ -625,26 +621,20 @@ fn model_walk_on_master_and_replica() {
     // owner -> (permits, token, local deadline, bound)
     let mut model: HashMap<usize, (i64, i64, Instant, bool)> = HashMap::new();
     let mut max_token = 0;
-    let mut seed: u64 = 0x9e3779b97f4a7c15;
-    let mut rnd = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = Rng(0x9e3779b97f4a7c15);
     // Leases whose end is this close are uncertain either way (clocks, scheduling).
     let margin = Duration::from_millis(40);
     for step in 0..1500 {
-        let o = rnd(OWNERS as u64) as usize;
+        let o = rng.below(OWNERS);
         let owner = format!("o{o}");
         let now = Instant::now();
         // Forget holders whose lease surely ended.
         model.retain(|_, h| h.2 + margin > now);
-        match rnd(10) {
+        match rng.below(10) {
             0..=4 => {
-                let permits = 1 + rnd(3) as i64;
-                let ttl = [30, 80, 400, 5000][rnd(4) as usize];
-                let bound = rnd(3) == 0;
+                let permits = 1 + rng.below(3) as i64;
+                let ttl = *rng.pick(&[30, 80, 400, 5000]);
+                let bound = rng.below(3) == 0;
                 let p = permits.to_string();
                 let mut extra = vec!["PERMITS", p.as_str()];
                 if bound {
@@ -814,8 +804,7 @@ fn conformance_survives_persistence() {
 
 #[test]
 fn conformance_errors_leave_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     acq(&mut c, "e", "a", 3, 60_000, &["PERMITS", "2"]).unwrap();
     cmd(&mut c, &["SET", "str", "x"]);
     let long = "x".repeat(513);

@@ -218,13 +218,7 @@ fn user(s: &Server, admin: &mut Connection, name: &str, rules: &[&str]) -> Conne
     }
     r.query::<()>(admin)
         .unwrap_or_else(|e| panic!("ACL SETUSER {name} {rules:?}: {}", err_text(&e)));
-    let mut c = s.conn();
-    let _: () = redis::cmd("AUTH")
-        .arg(name)
-        .arg("any")
-        .query(&mut c)
-        .unwrap();
-    c
+    s.conn_as(name, "any")
 }
 
 /// Run `cmd` (arguments of the right arity, on a fresh key) as the connection's user:
@@ -254,8 +248,7 @@ fn names<'a>(it: impl IntoIterator<Item = &'a Cmd>) -> BTreeSet<String> {
 
 #[test]
 fn acl_categories_follow_command_flags() {
-    let s = Server::start();
-    let mut admin = s.conn();
+    let (s, mut admin) = Server::start_with_conn();
     let ours = commands_with_info(&mut admin);
     assert!(ours.len() >= 12, "{ours:?}");
     let caps = detect(&mut admin, &ours);

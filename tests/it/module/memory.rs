@@ -42,8 +42,7 @@ fn churn(c: &mut Connection, make: &MakeKey) -> (i64, i64, i64) {
 
 #[test]
 fn a_million_keys_of_each_type_come_and_go() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let kinds: Vec<(&str, Box<MakeKey>)> = vec![
         (
             "buffer",

@@ -1134,8 +1134,7 @@ fn crafted_payloads_never_crash_and_what_loads_round_trips() {
 /// 2^63-1 for good).
 #[test]
 fn restored_ids_no_clock_made_are_refused_and_do_not_pin_the_marks() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let token = lock_token(&mut c, "l");
     let seed = module_seed(&mut c, "l");
     assert_eq!(

@@ -36,8 +36,7 @@ fn get(con: &mut Connection, key: &str) -> Option<String> {
 
 #[test]
 fn fixed_admits_denies_and_rolls_over() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let period = 200;
     sync_to_window(&mut c, period);
     let r = hit(&mut c, "f", &["3", "200"]);
@@ -70,8 +69,7 @@ fn fixed_admits_denies_and_rolls_over() {
 
 #[test]
 fn sliding_weighs_previous_window_and_retry_is_truthful() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let a = ["4", "200", "ALGO", "SLIDING"];
     sync_to_window(&mut c, 200);
     for i in 0..4 {
@@ -98,8 +96,7 @@ fn sliding_weighs_previous_window_and_retry_is_truthful() {
 
 #[test]
 fn sliding_previous_window_still_counts_after_rollover() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let a = ["4", "1000", "ALGO", "SLIDING"];
     sync_to_window(&mut c, 1000);
     for _ in 0..4 {
@@ -114,8 +111,7 @@ fn sliding_previous_window_still_counts_after_rollover() {
 
 #[test]
 fn gcra_at_5000_per_second() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let a = ["5000", "1000", "ALGO", "GCRA"];
     // The whole burst capacity is available at once.
     let start = Instant::now();
@@ -168,8 +164,7 @@ fn gcra_at_5000_per_second() {
 
 #[test]
 fn gcra_burst_and_state() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     // 1 per minute with a burst of 3.
     let a = ["1", "60000", "ALGO", "GCRA", "BURST", "3"];
     for i in 0..3 {
@@ -198,8 +193,7 @@ fn gcra_burst_and_state() {
 
 #[test]
 fn denied_hits_charge_nothing_and_leave_ttl() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 60_000);
     for algo in ["FIXED", "SLIDING", "GCRA"] {
         let key = format!("d-{algo}");
@@ -220,8 +214,7 @@ fn denied_hits_charge_nothing_and_leave_ttl() {
 
 #[test]
 fn cost_zero_and_refunds() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 60_000);
     for algo in ["FIXED", "SLIDING", "GCRA"] {
         let key = format!("c-{algo}");
@@ -254,8 +247,7 @@ fn cost_zero_and_refunds() {
 
 #[test]
 fn peek_changes_nothing() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 60_000);
     for algo in ["FIXED", "SLIDING", "GCRA"] {
         let key = format!("p-{algo}");
@@ -287,8 +279,7 @@ fn peek_changes_nothing() {
 
 #[test]
 fn every_error_leaves_the_key_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 60_000);
     hit(&mut c, "k", &["10", "60000", "COST", "4"]);
     redis::cmd("RPUSH")
@@ -397,8 +388,7 @@ fn every_error_leaves_the_key_unchanged() {
 
 #[test]
 fn multi_exec_and_lua() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 60_000);
     let (r1, r2, r3): (Vec<i64>, Vec<i64>, Vec<i64>) = redis::pipe()
         .atomic()
@@ -474,8 +464,7 @@ fn multi_exec_and_lua() {
 
 #[test]
 fn watch_is_aborted_only_by_real_changes() {
-    let s = Server::start();
-    let mut a = s.conn();
+    let (s, mut a) = Server::start_with_conn();
     let mut b = s.conn();
     avoid_window_edge(&mut a, 60_000);
     hit(&mut a, "w", &["1", "60000"]);
@@ -560,8 +549,7 @@ fn aof_restart_and_rdb_reload_keep_state() {
 
 #[test]
 fn info_counts_allowed_denied_and_peeks() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 60_000);
     for _ in 0..3 {
         hit(&mut c, "i", &["2", "60000"]);

@@ -74,8 +74,7 @@ const H: &str = "3600000"; // an hour: no window turns during a test (avoid_wind
 
 #[test]
 fn all_or_nothing_partial_refund_and_peek() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 3_600_000);
     // Per second 5, per hour 8 (sliding), per user GCRA 10.
     let spec = [
@@ -157,8 +156,7 @@ fn cmd_i(c: &mut Connection, args: &[&str]) -> i64 {
 
 #[test]
 fn keys_are_ordinary_ratehit_keys() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 3_600_000);
     let r: Vec<i64> = redis::cmd("HACK.RATEHIT")
         .arg("k1")
@@ -183,8 +181,7 @@ fn keys_are_ordinary_ratehit_keys() {
 
 #[test]
 fn offset_windows_on_ratehit_and_quota() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let r: Vec<i64> = redis::cmd("HACK.RATEHIT")
         .arg("o")
         .arg(3)
@@ -241,8 +238,7 @@ fn offset_windows_on_ratehit_and_quota() {
 
 #[test]
 fn errors_come_before_any_write() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 3_600_000);
     quota(
         &mut c,
@@ -347,8 +343,7 @@ fn errors_come_before_any_write() {
 
 #[test]
 fn key_specs_declare_exactly_the_keys() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let keys: Vec<String> = redis::cmd("COMMAND")
         .arg("GETKEYS")
         .arg("HACK.QUOTA")
@@ -377,8 +372,7 @@ fn key_specs_declare_exactly_the_keys() {
         &mut c,
         &["ACL", "SETUSER", "u", "on", "nopass", "~a*", "+@all"],
     );
-    let mut u = s.conn();
-    cmd(&mut u, &["AUTH", "u", "x"]);
+    let mut u = s.conn_as("u", "x");
     quota(&mut u, &["1", "a1", "5", "1000"]);
     let e = expect_err(
         &mut u,
@@ -401,8 +395,7 @@ struct ModelKey {
 
 #[test]
 fn random_sequences_match_a_model() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     avoid_window_edge(&mut c, 3_600_000);
     let mut keys: Vec<ModelKey> = (0..6)
         .map(|i| ModelKey {
@@ -411,26 +404,20 @@ fn random_sequences_match_a_model() {
             count: 0,
         })
         .collect();
-    let mut x: u64 = 0x5851_f42d_4c95_7f2d;
-    let mut rnd = |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
     for step in 0..1500 {
-        let n = 1 + rnd(4) as usize;
+        let n = 1 + rng.below(4);
         let mut ks: Vec<usize> = Vec::new();
         while ks.len() < n {
-            let k = rnd(6) as usize;
+            let k = rng.below(6);
             if !ks.contains(&k) {
                 ks.push(k);
             }
         }
-        let cost = rnd(8) as i64 - 2;
-        let partial = rnd(3) == 0;
-        let peek = rnd(7) == 0;
-        let ratehit = n == 1 && rnd(3) == 0 && !partial;
+        let cost = rng.below(8) as i64 - 2;
+        let partial = rng.below(3) == 0;
+        let peek = rng.below(7) == 0;
+        let ratehit = n == 1 && rng.below(3) == 0 && !partial;
         let mut args: Vec<String> = vec![n.to_string()];
         args.extend(ks.iter().map(|k| format!("m:{k}")));
         for &k in &ks {
@@ -585,9 +572,7 @@ fn replica_and_persistence_hold_quota_effects() {
 #[test]
 fn resp3_reply_is_a_map_with_nested_maps() {
     let s = Server::start();
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut c3 = client.get_connection().unwrap();
+    let mut c3 = s.conn_resp3();
     let v: Value = redis::cmd("HACK.QUOTA")
         .arg(2)
         .arg("r3a")

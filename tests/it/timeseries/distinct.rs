@@ -13,27 +13,14 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// `n` members drawn from a pool of about `n * 3 / 4` (so duplicates), with the empty
 /// string, binary bytes (NUL, 0xff, invalid UTF-8) and text of every length up to 24.
 fn members(n: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = Rng(seed | 1);
-    let pool = (n * 3 / 4).max(1) as u64;
+    let pool = (n * 3 / 4).max(1);
     (0..n)
         .map(|_| {
-            let id = rng.below(pool);
+            let id = rng.below(pool) as u64;
             match id % 10 {
                 0 if id.is_multiple_of(100) => Vec::new(),
                 1 | 2 => {
@@ -111,9 +98,7 @@ fn differential(c: &mut Connection, n: usize, seed: u64) {
     let ms = members(n, seed);
     let t0 = server_ms(c);
     let span = 600_000i64;
-    let times: Vec<i64> = (0..n)
-        .map(|_| t0 - 1 - rng.below(span as u64) as i64)
-        .collect();
+    let times: Vec<i64> = (0..n).map(|_| t0 - 1 - rng.range(0, span)).collect();
     // Members split between two series (and two HLL keys) with some overlap.
     let mut a: ByTime = BTreeMap::new();
     let mut b: ByTime = BTreeMap::new();
@@ -154,8 +139,8 @@ fn differential(c: &mut Connection, n: usize, seed: u64) {
     ];
     if n <= 100_000 {
         for _ in 0..4 {
-            let from = t0 - span + rng.below(span as u64) as i64;
-            let to = from + rng.below((t0 - from) as u64 + 1) as i64;
+            let from = t0 - span + rng.range(0, span);
+            let to = from + rng.range(0, t0 - from + 1);
             ranges.push((from, to));
         }
     }
@@ -227,8 +212,7 @@ fn differential(c: &mut Connection, n: usize, seed: u64) {
 
 #[test]
 fn counts_equal_pfcount_for_random_sets() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     for (i, n) in [1usize, 2, 7, 100, 1_000, 3_000, 10_000]
         .into_iter()
         .enumerate()
@@ -239,8 +223,7 @@ fn counts_equal_pfcount_for_random_sets() {
 
 #[test]
 fn counts_equal_pfcount_for_large_sets() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let started = Instant::now();
     differential(&mut c, 100_000, 77);
     differential(&mut c, 1_000_000, 78);
@@ -287,8 +270,7 @@ fn layouts(c: &mut Connection, key: &str) -> Vec<String> {
 
 #[test]
 fn sparse_buckets_turn_dense_past_the_bound() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(
         &mut c,
         &["HACK.TSCREATE", "p", "ROLLUPS", "1h:1d", "DISTINCT"],
@@ -355,8 +337,7 @@ fn sparse_buckets_turn_dense_past_the_bound() {
 
 #[test]
 fn retention_backfill_mixed_rollups_and_idle_expiry() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(
         &mut c,
         &[
@@ -453,8 +434,7 @@ fn retention_backfill_mixed_rollups_and_idle_expiry() {
 
 #[test]
 fn defaults_and_tsinfo() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     assert_eq!(int(&cmd(&mut c, &["HACK.TSADD", "d", "a", "b", "c"])), 1);
     let info = info_map(&mut c, "d");
     for r in [
@@ -514,8 +494,7 @@ fn defaults_and_tsinfo() {
 
 #[test]
 fn key_positions_for_cluster_and_acl() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let keys = |c: &mut Connection, args: &[&str]| -> Vec<String> {
         let mut r = redis::cmd("COMMAND");
         r.arg("GETKEYS");
@@ -553,8 +532,7 @@ fn key_positions_for_cluster_and_acl() {
     );
     cmd(&mut c, &["HACK.TSADD", "stats:a", "x"]);
     cmd(&mut c, &["HACK.TSADD", "other", "x"]);
-    let mut r = s.conn();
-    cmd(&mut r, &["AUTH", "reader", "pw"]);
+    let mut r = s.conn_as("reader", "pw");
     assert_eq!(
         int(&cmd(
             &mut r,
@@ -591,8 +569,7 @@ fn setup_keys(c: &mut Connection) {
 
 #[test]
 fn errors_leave_keys_unchanged_and_families_stay_apart() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     setup_keys(&mut c);
     let now = server_ms(&mut c);
     let old = (now - 100 * 86_400_000).to_string();
@@ -819,8 +796,7 @@ fn crc64(data: &[u8]) -> u64 {
 /// printed next to per-bucket HLL keys (Sentry's layout) for the same data.
 #[test]
 fn memory_of_small_buckets() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(
         &mut c,
         &["HACK.TSCREATE", "one", "ROLLUPS", "10s:1h", "DISTINCT"],

@@ -36,8 +36,7 @@ fn points(v: &Value) -> Vec<(i64, i64)> {
 
 #[test]
 fn sums_and_ranges_match_a_model() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(
         &mut c,
         "HACK.TSCREATE",
@@ -143,8 +142,7 @@ fn sums_and_ranges_match_a_model() {
 
 #[test]
 fn tsincr_defaults_backfill_and_limits() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(
         &mut c,
         "CONFIG",
@@ -169,8 +167,7 @@ fn tsincr_defaults_backfill_and_limits() {
 
 #[test]
 fn retention_drops_and_idle_series_expire() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(
         &mut c,
         "HACK.TSCREATE",
@@ -196,8 +193,7 @@ fn retention_drops_and_idle_series_expire() {
 
 #[test]
 fn every_error_leaves_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(&mut c, "HACK.TSCREATE", "ts", "ROLLUPS", "1s:1m", "1m:1h");
     c!(&mut c, "HACK.TSINCR", "ts", "9223372036854775800");
     c!(&mut c, "SET", "str", "x");
@@ -373,8 +369,7 @@ fn persistence_keeps_series_exactly() {
 
 #[test]
 fn memory_is_small_for_one_increment_and_dense_days() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(&mut c, "HACK.TSINCR", "one");
     let one = int(&c!(&mut c, "MEMORY", "USAGE", "one"));
     assert!(one < 600, "a series with one increment costs {one} bytes");
@@ -399,8 +394,7 @@ fn memory_is_small_for_one_increment_and_dense_days() {
 
 #[test]
 fn multi_and_lua() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let (a, b, sum): (i64, i64, i64) = redis::pipe()
         .atomic()
         .cmd("HACK.TSINCR")
@@ -528,11 +522,7 @@ fn far_backfill_never_grows_memory_with_distance() {
 /// TTL 0): after BGREWRITEAOF and a restart PTTL was ~2 years instead of -1.
 #[test]
 fn aof_rewrite_keeps_no_ttl_as_no_ttl() {
-    let mut s = Server::with(Opts {
-        aof: true,
-        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
-        ..Opts::default()
-    });
+    let mut s = Server::with(Opts::aof_without_preamble());
     let mut c = s.conn();
     c!(&mut c, "HACK.TSINCR", "s1");
     c!(&mut c, "PERSIST", "s1");
