@@ -13,18 +13,25 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
+use crate::common::resp::command as resp;
 use crate::common::*;
 
 mod semaphore;
 
-/// `HACK.LOCK key owner ttl [WAIT t]` -> Some(token) or None (nil).
-fn lock(c: &mut Connection, key: &str, owner: &str, ttl: u64, wait: Option<u64>) -> Option<i64> {
+/// The command `HACK.LOCK key owner ttl [WAIT t]`.
+fn lock_cmd(key: &str, owner: &str, ttl: u64, wait: Option<u64>) -> redis::Cmd {
     let mut r = redis::cmd("HACK.LOCK");
     r.arg(key).arg(owner).arg(ttl);
     if let Some(w) = wait {
         r.arg("WAIT").arg(w);
     }
-    r.query(c)
+    r
+}
+
+/// `HACK.LOCK key owner ttl [WAIT t]` -> Some(token) or None (nil).
+fn lock(c: &mut Connection, key: &str, owner: &str, ttl: u64, wait: Option<u64>) -> Option<i64> {
+    lock_cmd(key, owner, ttl, wait)
+        .query(c)
         .unwrap_or_else(|e| panic!("HACK.LOCK {key} {owner}: {e}"))
 }
 
@@ -68,7 +75,7 @@ fn wait_until(what: &str, timeout_ms: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(2));
+        sleep(Duration::from_millis(1));
     }
 }
 
@@ -80,27 +87,26 @@ fn info_line(c: &mut Connection, section: &str, field: &str) -> i64 {
         .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
 }
 
-/// A client blocked in `HACK.LOCK ... WAIT` on its own connection, in a thread.
+/// A client blocked in a `... WAIT` call (a lock or a semaphore) on its own connection, in
+/// a thread: its reply (token, nil or error text) and when the reply came.
 struct Waiter {
     handle: thread::JoinHandle<(Result<Option<i64>, String>, Instant)>,
 }
 
 impl Waiter {
-    fn start(s: &Server, key: &str, owner: &str, ttl: u64, wait: u64) -> Waiter {
+    /// Run `call` (one that blocks) on a new connection to `s`, in a thread of its own.
+    fn spawn(s: &Server, call: redis::Cmd) -> Waiter {
         let mut c = s.conn();
-        let (key, owner) = (key.to_string(), owner.to_string());
         let handle = thread::spawn(move || {
-            let r = redis::cmd("HACK.LOCK")
-                .arg(&key)
-                .arg(&owner)
-                .arg(ttl)
-                .arg("WAIT")
-                .arg(wait)
-                .query::<Option<i64>>(&mut c)
-                .map_err(|e| err_text(&e));
+            let r = call.query::<Option<i64>>(&mut c).map_err(|e| err_text(&e));
             (r, Instant::now())
         });
         Waiter { handle }
+    }
+
+    /// `HACK.LOCK key owner ttl WAIT wait`, blocked in a thread.
+    fn lock(s: &Server, key: &str, owner: &str, ttl: u64, wait: u64) -> Waiter {
+        Waiter::spawn(s, lock_cmd(key, owner, ttl, Some(wait)))
     }
 
     fn join(self) -> (Result<Option<i64>, String>, Instant) {
@@ -108,23 +114,18 @@ impl Waiter {
     }
 }
 
-/// Queue a waiter and make sure the server has queued it before going on.
-fn queue_waiter(s: &Server, c: &mut Connection, key: &str, owner: &str, ttl: u64) -> Waiter {
-    let before = waiters(c, key);
-    let w = Waiter::start(s, key, owner, ttl, 0);
-    wait_until("the waiter to be queued", 5000, || {
-        waiters(c, key) == before + 1
-    });
+/// Start a waiter and make sure the server has queued it before going on: `waiters` reads
+/// the length of its key's queue.
+fn queued(mut waiters: impl FnMut() -> i64, start: impl FnOnce() -> Waiter) -> Waiter {
+    let before = waiters();
+    let w = start();
+    wait_until("the waiter to be queued", 5000, || waiters() == before + 1);
     w
 }
 
-/// RESP encoding of one command (for raw connections that are dropped mid-wait).
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend(format!("${}\r\n{a}\r\n", a.len()).into_bytes());
-    }
-    out
+/// Queue a lock waiter (no timeout) behind the key's holder.
+fn queue_waiter(s: &Server, c: &mut Connection, key: &str, owner: &str, ttl: u64) -> Waiter {
+    queued(|| waiters(c, key), || Waiter::lock(s, key, owner, ttl, 0))
 }
 
 #[test]

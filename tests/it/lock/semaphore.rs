@@ -14,8 +14,20 @@ use std::sync::Arc;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
+use super::{queued, wait_until, Waiter};
 use crate::common::conformance;
+use crate::common::resp::command as resp;
 use crate::common::*;
+
+/// The command `HACK.SEMACQUIRE key owner limit ttl [PERMITS n] [WAIT t] [BOUND]`.
+fn semacquire(key: &str, owner: &str, limit: u64, ttl: u64, extra: &[&str]) -> redis::Cmd {
+    let mut r = redis::cmd("HACK.SEMACQUIRE");
+    r.arg(key).arg(owner).arg(limit).arg(ttl);
+    for e in extra {
+        r.arg(*e);
+    }
+    r
+}
 
 /// `HACK.SEMACQUIRE key owner limit ttl [PERMITS n] [WAIT t] [BOUND]` -> token or nil.
 fn acq(
@@ -26,12 +38,8 @@ fn acq(
     ttl: u64,
     extra: &[&str],
 ) -> Option<i64> {
-    let mut r = redis::cmd("HACK.SEMACQUIRE");
-    r.arg(key).arg(owner).arg(limit).arg(ttl);
-    for e in extra {
-        r.arg(*e);
-    }
-    r.query(c)
+    semacquire(key, owner, limit, ttl, extra)
+        .query(c)
         .unwrap_or_else(|e| panic!("SEMACQUIRE {key} {owner}: {e}"))
 }
 
@@ -104,42 +112,22 @@ fn waiters(c: &mut Connection, key: &str) -> i64 {
     info(c, key).map_or(0, |i| i.waiters)
 }
 
-fn wait_until(what: &str, timeout_ms: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(1));
-    }
-}
-
-/// A client blocked in `HACK.SEMACQUIRE ... WAIT` in a thread of its own.
-struct Waiter {
-    handle: thread::JoinHandle<(Result<Option<i64>, String>, Instant)>,
-}
-
 impl Waiter {
-    fn start(s: &Server, key: &str, owner: &str, limit: u64, ttl: u64, extra: &[&str]) -> Waiter {
-        let mut c = s.conn();
-        let key = key.to_string();
-        let owner = owner.to_string();
-        let extra: Vec<String> = extra.iter().map(|e| e.to_string()).collect();
-        let handle = thread::spawn(move || {
-            let mut r = redis::cmd("HACK.SEMACQUIRE");
-            r.arg(&key).arg(&owner).arg(limit).arg(ttl);
-            for e in &extra {
-                r.arg(e);
-            }
-            let out = r.query::<Option<i64>>(&mut c).map_err(|e| err_text(&e));
-            (out, Instant::now())
-        });
-        Waiter { handle }
-    }
-    fn join(self) -> (Result<Option<i64>, String>, Instant) {
-        self.handle.join().expect("waiter thread")
+    /// `HACK.SEMACQUIRE ... WAIT`, blocked in a thread of its own.
+    fn semacquire(
+        s: &Server,
+        key: &str,
+        owner: &str,
+        limit: u64,
+        ttl: u64,
+        extra: &[&str],
+    ) -> Waiter {
+        Waiter::spawn(s, semacquire(key, owner, limit, ttl, extra))
     }
 }
 
-/// Queue a waiter (its key must have a holder) and make sure the server queued it.
+/// Queue a waiter for `permits` (its key must have a holder) and make sure the server
+/// queued it.
 fn queue(
     s: &Server,
     c: &mut Connection,
@@ -148,21 +136,12 @@ fn queue(
     limit: u64,
     permits: u64,
 ) -> Waiter {
-    let before = waiters(c, key);
     let p = permits.to_string();
-    let w = Waiter::start(s, key, owner, limit, 60_000, &["PERMITS", &p, "WAIT", "0"]);
-    wait_until("the waiter to be queued", 5000, || {
-        waiters(c, key) == before + 1
-    });
-    w
-}
-
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend(format!("${}\r\n{a}\r\n", a.len()).into_bytes());
-    }
-    out
+    let extra = ["PERMITS", p.as_str(), "WAIT", "0"];
+    queued(
+        || waiters(c, key),
+        || Waiter::semacquire(s, key, owner, limit, 60_000, &extra),
+    )
 }
 
 #[test]
@@ -260,7 +239,7 @@ fn fifo_with_mixed_permit_counts() {
     assert!(t1 < t2 && t2 < t3, "served in order");
     // A large waiter at the front that times out lets the small ones behind it in.
     acq(&mut c, "g", "h", 3, 60_000, &["PERMITS", "2"]).unwrap();
-    let big = Waiter::start(&s, "g", "big", 3, 60_000, &["PERMITS", "3", "WAIT", "150"]);
+    let big = Waiter::semacquire(&s, "g", "big", 3, 60_000, &["PERMITS", "3", "WAIT", "150"]);
     wait_until("big queued", 5000, || waiters(&mut c, "g") == 1);
     let small = queue(&s, &mut c, "g", "small", 3, 1);
     assert_eq!(big.join().0.unwrap(), None, "timed out");
@@ -275,7 +254,7 @@ fn timeouts_disconnects_unblock_multi_lua_del() {
     let (s, mut c) = Server::start_with_conn();
     acq(&mut c, "t", "h", 1, 60_000, &[]).unwrap();
     let t0 = Instant::now();
-    let w = Waiter::start(&s, "t", "w", 1, 1000, &["WAIT", "100"]);
+    let w = Waiter::semacquire(&s, "t", "w", 1, 1000, &["WAIT", "100"]);
     let (r, at) = w.join();
     assert_eq!(r.unwrap(), None, "timeout answers nil");
     let took = at - t0;
@@ -530,7 +509,7 @@ fn bound_permit_of_a_killed_process_and_lease_end_precision() {
         acq(&mut c, &key, "h", 1, 300, &[]).unwrap();
         let ttl = info(&mut c, &key).unwrap().holders[0].ttl_ms;
         let due = Instant::now() + Duration::from_millis(ttl as u64 + 1);
-        let w = Waiter::start(&s, &key, "next", 1, 60_000, &["WAIT", "0"]);
+        let w = Waiter::semacquire(&s, &key, "next", 1, 60_000, &["WAIT", "0"]);
         let (r, at) = w.join();
         assert!(r.unwrap().is_some());
         lateness.push(at.saturating_duration_since(due).as_secs_f64() * 1000.0);
