@@ -275,6 +275,17 @@ impl Server {
         c
     }
 
+    /// `ACL SETUSER name rules...` (run on `admin`), then a connection authenticated as that
+    /// user: with the password a `>password` rule sets, else any (a `nopass` user).
+    pub fn user(&self, admin: &mut Connection, name: &str, rules: &[&str]) -> Connection {
+        let mut r = redis::cmd("ACL");
+        r.arg("SETUSER").arg(name).arg(rules);
+        r.query::<()>(admin)
+            .unwrap_or_else(|e| panic!("ACL SETUSER {name} {rules:?}: {}", err_text(&e)));
+        let password = rules.iter().find_map(|r| r.strip_prefix('>'));
+        self.conn_as(name, password.unwrap_or("any"))
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

@@ -199,19 +199,7 @@ fn command_info_declares_flags_and_key_specs() {
 #[test]
 fn acl_key_patterns_apply() {
     let (s, mut admin) = Server::start_with_conn();
-    cmd(
-        &mut admin,
-        &[
-            "ACL",
-            "SETUSER",
-            "tenant1",
-            "on",
-            ">pw",
-            "~tenant1:*",
-            "+@all",
-        ],
-    );
-    let mut c = s.conn_as("tenant1", "pw");
+    let mut c = s.user(&mut admin, "tenant1", &["on", ">pw", "~tenant1:*", "+@all"]);
     let r: Vec<i64> = redis::cmd("HACK.RATEHIT")
         .arg("tenant1:api")
         .arg(5)
@@ -222,19 +210,7 @@ fn acl_key_patterns_apply() {
     let e = expect_err(&mut c, &["HACK.RATEHIT", "tenant2:api", "5", "1000"]);
     assert!(e.starts_with("NOPERM"), "{e}");
     // Read-only key access is not enough for a writing command.
-    cmd(
-        &mut admin,
-        &[
-            "ACL",
-            "SETUSER",
-            "reader",
-            "on",
-            ">pw",
-            "%R~stats:*",
-            "+@all",
-        ],
-    );
-    let mut reader = s.conn_as("reader", "pw");
+    let mut reader = s.user(&mut admin, "reader", &["on", ">pw", "%R~stats:*", "+@all"]);
     let e = expect_err(&mut reader, &["HACK.RATEHIT", "stats:x", "5", "1000"]);
     assert!(e.starts_with("NOPERM"), "{e}");
 }

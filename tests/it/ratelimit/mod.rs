@@ -10,6 +10,19 @@ use crate::common::*;
 mod quota;
 mod wait;
 
+/// A server and a connection, at least 5 s before the next edge of a window of `period_ms`
+/// on the server's clock, so no window turns while the test runs.
+fn start_away_from_window_edge(period_ms: i64) -> (Server, Connection) {
+    let (s, mut c) = Server::start_with_conn();
+    avoid_window_edge(&mut c, period_ms);
+    (s, c)
+}
+
+/// Assert `key` is exactly as its snapshot `before`: `what` did not change it.
+fn assert_unchanged(c: &mut Connection, key: &str, before: &Snapshot, what: &str) {
+    assert_eq!(&snapshot(c, key), before, "{what} changed the key");
+}
+
 fn hit(con: &mut Connection, key: &str, rest: &[&str]) -> [i64; 5] {
     let mut c = redis::cmd("HACK.RATEHIT");
     c.arg(key);
@@ -193,8 +206,7 @@ fn gcra_burst_and_state() {
 
 #[test]
 fn denied_hits_charge_nothing_and_leave_ttl() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     for algo in ["FIXED", "SLIDING", "GCRA"] {
         let key = format!("d-{algo}");
         let a = ["2", "60000", "ALGO", algo];
@@ -204,18 +216,13 @@ fn denied_hits_charge_nothing_and_leave_ttl() {
         for _ in 0..5 {
             assert_eq!(hit(&mut c, &key, &a)[0], 0, "{algo}");
         }
-        assert_eq!(
-            snapshot(&mut c, &key),
-            before,
-            "{algo}: denied hits changed the key"
-        );
+        assert_unchanged(&mut c, &key, &before, &format!("{algo}: denied hits"));
     }
 }
 
 #[test]
 fn cost_zero_and_refunds() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     for algo in ["FIXED", "SLIDING", "GCRA"] {
         let key = format!("c-{algo}");
         let base = ["5", "60000", "ALGO", algo];
@@ -232,11 +239,7 @@ fn cost_zero_and_refunds() {
         assert_eq!(&hit(&mut c, &key, &with("6"))[..4], &[0, 5, 1, -1]);
         let before = snapshot(&mut c, &key);
         assert_eq!(&hit(&mut c, &key, &with("0"))[..3], &[1, 5, 1]);
-        assert_eq!(
-            snapshot(&mut c, &key),
-            before,
-            "{algo}: COST 0 changed the key"
-        );
+        assert_unchanged(&mut c, &key, &before, &format!("{algo}: COST 0"));
         // Refund 3: capacity comes back.
         assert_eq!(&hit(&mut c, &key, &with("-3"))[..3], &[1, 5, 4], "{algo}");
         // Refund beyond full: full, and the key is gone (nothing lives forever).
@@ -247,8 +250,7 @@ fn cost_zero_and_refunds() {
 
 #[test]
 fn peek_changes_nothing() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     for algo in ["FIXED", "SLIDING", "GCRA"] {
         let key = format!("p-{algo}");
         let peek = ["3", "60000", "ALGO", algo, "PEEK"];
@@ -269,18 +271,13 @@ fn peek_changes_nothing() {
             &[1, 3, 1],
             "{algo}: a peeked refund answers as if refunded"
         );
-        assert_eq!(
-            snapshot(&mut c, &key),
-            before,
-            "{algo}: PEEK changed the key"
-        );
+        assert_unchanged(&mut c, &key, &before, &format!("{algo}: PEEK"));
     }
 }
 
 #[test]
 fn every_error_leaves_the_key_unchanged() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     hit(&mut c, "k", &["10", "60000", "COST", "4"]);
     redis::cmd("RPUSH")
         .arg("list")
@@ -388,8 +385,7 @@ fn every_error_leaves_the_key_unchanged() {
 
 #[test]
 fn multi_exec_and_lua() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     let (r1, r2, r3): (Vec<i64>, Vec<i64>, Vec<i64>) = redis::pipe()
         .atomic()
         .cmd("HACK.RATEHIT")
@@ -549,8 +545,7 @@ fn aof_restart_and_rdb_reload_keep_state() {
 
 #[test]
 fn info_counts_allowed_denied_and_peeks() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     for _ in 0..3 {
         hit(&mut c, "i", &["2", "60000"]);
     }

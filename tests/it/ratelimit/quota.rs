@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::start_away_from_window_edge;
 use crate::common::conformance::{
     errors_leave_keys_unchanged, replica_equals_master, survives_persistence,
 };
@@ -74,8 +75,7 @@ const H: &str = "3600000"; // an hour: no window turns during a test (avoid_wind
 
 #[test]
 fn all_or_nothing_partial_refund_and_peek() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     // Per second 5, per hour 8 (sliding), per user GCRA 10.
     let spec = [
         "3", "q:s", "q:h", "q:g", "5", H, "8", H, "ALGO", "SLIDING", "10", H, "ALGO", "GCRA",
@@ -156,8 +156,7 @@ fn cmd_i(c: &mut Connection, args: &[&str]) -> i64 {
 
 #[test]
 fn keys_are_ordinary_ratehit_keys() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     let r: Vec<i64> = redis::cmd("HACK.RATEHIT")
         .arg("k1")
         .arg(3)
@@ -238,8 +237,7 @@ fn offset_windows_on_ratehit_and_quota() {
 
 #[test]
 fn errors_come_before_any_write() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     quota(
         &mut c,
         &["2", "e1", "e2", "5", H, "5", H, "ALGO", "SLIDING"],
@@ -368,11 +366,7 @@ fn key_specs_declare_exactly_the_keys() {
     assert!(info.contains("movablekeys"), "{info}");
     assert!(info.contains("keynum"), "{info}");
     // ACL: a user allowed only keys "a*" may not touch "b".
-    cmd(
-        &mut c,
-        &["ACL", "SETUSER", "u", "on", "nopass", "~a*", "+@all"],
-    );
-    let mut u = s.conn_as("u", "x");
+    let mut u = s.user(&mut c, "u", &["on", "nopass", "~a*", "+@all"]);
     quota(&mut u, &["1", "a1", "5", "1000"]);
     let e = expect_err(
         &mut u,
@@ -395,8 +389,7 @@ struct ModelKey {
 
 #[test]
 fn random_sequences_match_a_model() {
-    let (_s, mut c) = Server::start_with_conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     let mut keys: Vec<ModelKey> = (0..6)
         .map(|i| ModelKey {
             limit: 3 + (i as i64 % 4) * 2,

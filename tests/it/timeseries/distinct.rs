@@ -518,21 +518,9 @@ fn key_positions_for_cluster_and_acl() {
     );
     assert_eq!(keys(&mut c, &["HACK.TSADD", "a", "m", "AT", "5"]), ["a"]);
     // A reader limited to %R~stats:* may count stats keys (UNION included), nothing else.
-    cmd(
-        &mut c,
-        &[
-            "ACL",
-            "SETUSER",
-            "reader",
-            "on",
-            ">pw",
-            "%R~stats:*",
-            "+@all",
-        ],
-    );
+    let mut r = s.user(&mut c, "reader", &["on", ">pw", "%R~stats:*", "+@all"]);
     cmd(&mut c, &["HACK.TSADD", "stats:a", "x"]);
     cmd(&mut c, &["HACK.TSADD", "other", "x"]);
-    let mut r = s.conn_as("reader", "pw");
     assert_eq!(
         int(&cmd(
             &mut r,
