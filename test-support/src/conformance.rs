@@ -48,6 +48,23 @@ pub fn wait_rewrite(c: &mut Connection) {
     }
 }
 
+/// Error cases written as a table, one per line: `COMMAND args... => expected error prefix`.
+/// The arguments are split on whitespace, so an empty argument or one holding a space is
+/// written as a slice case instead; blank lines are skipped.
+pub fn error_cases(table: &str) -> Vec<(Vec<&str>, &str)> {
+    table
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (args, want) = l
+                .split_once(" => ")
+                .unwrap_or_else(|| panic!("error case without ' => ': {l:?}"));
+            (args.split_whitespace().collect(), want.trim())
+        })
+        .collect()
+}
+
 /// Run each `(command, expected error prefix)` case, asserting the error.
 pub fn expect_errors<'a, A: AsRef<[&'a str]>>(c: &mut Connection, cases: &[(A, &str)]) {
     for (args, want) in cases {

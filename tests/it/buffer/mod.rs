@@ -214,97 +214,40 @@ fn every_error_leaves_keys_unchanged() {
     lease(&mut c, "b", 1, 60_000).unwrap();
     cmd(&mut c, &["SET", "str", "x"]);
     let before = dataset(&mut c);
-    let cases: &[(&[&str], &str)] = &[
-        (&["HACK.BUFINCR", "b"], "ERR wrong number of arguments"),
-        (&["HACK.BUFINCR", "b", "m"], "ERR wrong number of arguments"),
-        (
-            &["HACK.BUFINCR", "b", "m", "1", "n"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "x"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "1.5"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "+1"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "9223372036854775808"],
-            "ERR value is not an integer",
-        ),
-        (
-            &[
-                "HACK.BUFINCR",
-                "b",
-                "new",
-                "1",
-                "small",
-                "9223372036854775807",
-            ],
-            "ERR increment or decrement would overflow",
-        ),
-        (
-            &[
-                "HACK.BUFINCR",
-                "nokey",
-                "m",
-                "9223372036854775807",
-                "m",
-                "1",
-            ],
-            "ERR increment or decrement would overflow",
-        ),
-        (&["HACK.BUFINCR", "str", "m", "1"], "WRONGTYPE"),
-        (
-            &["HACK.DRAIN", "b", "COUNT"],
-            "ERR option COUNT needs a value",
-        ),
-        (&["HACK.DRAIN", "b", "COUNT", "0"], "ERR COUNT must be"),
-        (&["HACK.DRAIN", "b", "COUNT", "-1"], "ERR COUNT must be"),
-        (&["HACK.DRAIN", "b", "COUNT", "x"], "ERR COUNT must be"),
-        (&["HACK.DRAIN", "b", "LEASE", "0"], "ERR LEASE must be"),
-        (
-            &["HACK.DRAIN", "b", "COUNT", "1", "COUNT", "2"],
-            "ERR option COUNT given more than once",
-        ),
-        (
-            &["HACK.DRAIN", "b", "NOPE", "1"],
-            "ERR unknown option 'NOPE'",
-        ),
-        (&["HACK.DRAIN", "str"], "WRONGTYPE"),
-        (&["HACK.DRAIN", "str", "LEASE", "100"], "WRONGTYPE"),
-        (&["HACK.ACK", "b"], "ERR wrong number of arguments"),
-        (&["HACK.ACK", "b", "x"], "ERR batch_id must be"),
-        (&["HACK.ACK", "b", "-1"], "ERR batch_id must be"),
-        (&["HACK.ACK", "str", "1"], "WRONGTYPE"),
-        (&["HACK.BUFINFO", "str"], "WRONGTYPE"),
-        (
-            &["HACK.BUFBATCH", "b", "1", "2"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.BUFBATCH", "b", "0", "2", "1"],
-            "ERR batch_id must be",
-        ),
-        (
-            &["HACK.BUFBATCH", "b", "5", "2", "1", "m"],
-            "ERR malformed batch entry",
-        ),
-        (
-            &["HACK.BUFBATCH", "b", "5", "2", "1", "m", "x"],
-            "ERR malformed batch entry",
-        ),
-        (
-            &["HACK.BUFBATCH", "b", "5", "2", "1", "m", "1"],
-            "ERR HACK.BUFBATCH is internal",
-        ),
-    ];
-    expect_errors(&mut c, cases);
+    let cases = error_cases(
+        "
+        HACK.BUFINCR b            => ERR wrong number of arguments
+        HACK.BUFINCR b m          => ERR wrong number of arguments
+        HACK.BUFINCR b m 1 n      => ERR wrong number of arguments
+        HACK.BUFINCR b m x        => ERR value is not an integer
+        HACK.BUFINCR b m 1.5      => ERR value is not an integer
+        HACK.BUFINCR b m +1       => ERR value is not an integer
+        HACK.BUFINCR b m 9223372036854775808 => ERR value is not an integer
+        HACK.BUFINCR b new 1 small 9223372036854775807 => ERR increment or decrement would overflow
+        HACK.BUFINCR nokey m 9223372036854775807 m 1 => ERR increment or decrement would overflow
+        HACK.BUFINCR str m 1      => WRONGTYPE
+        HACK.DRAIN b COUNT        => ERR option COUNT needs a value
+        HACK.DRAIN b COUNT 0      => ERR COUNT must be
+        HACK.DRAIN b COUNT -1     => ERR COUNT must be
+        HACK.DRAIN b COUNT x      => ERR COUNT must be
+        HACK.DRAIN b LEASE 0      => ERR LEASE must be
+        HACK.DRAIN b COUNT 1 COUNT 2 => ERR option COUNT given more than once
+        HACK.DRAIN b NOPE 1       => ERR unknown option 'NOPE'
+        HACK.DRAIN str            => WRONGTYPE
+        HACK.DRAIN str LEASE 100  => WRONGTYPE
+        HACK.ACK b                => ERR wrong number of arguments
+        HACK.ACK b x              => ERR batch_id must be
+        HACK.ACK b -1             => ERR batch_id must be
+        HACK.ACK str 1            => WRONGTYPE
+        HACK.BUFINFO str          => WRONGTYPE
+        HACK.BUFBATCH b 1 2       => ERR wrong number of arguments
+        HACK.BUFBATCH b 0 2 1     => ERR batch_id must be
+        HACK.BUFBATCH b 5 2 1 m   => ERR malformed batch entry
+        HACK.BUFBATCH b 5 2 1 m x => ERR malformed batch entry
+        HACK.BUFBATCH b 5 2 1 m 1 => ERR HACK.BUFBATCH is internal
+        ",
+    );
+    expect_errors(&mut c, &cases);
     assert_eq!(dataset(&mut c), before, "a failing call changed a key");
 }
 

@@ -177,164 +177,44 @@ fn bad_row_updates_leave_keys_unchanged() {
     cmd(&mut c, &["HACK.BUFINCR", "b", "p", "1"]);
     cmd(&mut c, &["SET", "str", "x"]);
     let long = "c".repeat(65);
-    let cases: &[(&[&str], &str)] = &[
+    let mut cases = error_cases(
+        "
+        HACK.BUFUPDATE b m INCR n             => ERR wrong number of arguments
+        HACK.BUFUPDATE b m                    => ERR wrong number of arguments
+        HACK.BUFUPDATE b m ADD n 1            => ERR unknown op 'ADD'
+        HACK.BUFUPDATE b m INCR n x           => ERR value is not an integer
+        HACK.BUFUPDATE b m MAX t 1.5          => ERR value is not an integer
+        HACK.BUFUPDATE b m INCR n 2           => ERR increment or decrement would overflow
+        HACK.BUFUPDATE b m SET s y INCR n 1 INCR n 1 => ERR increment or decrement would overflow
+        HACK.BUFUPDATE b m SET n 1            => ERR column 'n' of this pending member is INCR, not SET
+        HACK.BUFUPDATE b m SET t 1 MAX t 1    => ERR column 't' of this pending member is SET, not MAX
+        HACK.BUFUPDATE new m MIN t 1 MAX t 1  => ERR column 't' of this pending member is MIN, not MAX
+        HACK.BUFUPDATE b m SET t 1 SET u 1    => ERR too many columns
+        HACK.BUFUPDATE b m SET s 12345        => ERR value of column 's' is longer
+        HACK.BUFUPDATE str m SET a 1          => WRONGTYPE
+        HACK.BUFINCR b m 1 p 9223372036854775807 => ERR increment or decrement would overflow
+        HACK.BUFBATCH b 5 2 1 m ROW 1 SET x 1 => ERR HACK.BUFBATCH is internal
+        HACK.BUFBATCH b 5 2 1 m ROW 2 SET x 1 => ERR malformed batch entry
+        HACK.BUFBATCH b 5 2 1 m ROW 1 PUT x 1 => ERR malformed batch entry
+        HACK.BUFBATCH b 5 2 1 m ROW 1 MAX x y => ERR malformed batch entry
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (
-            &["HACK.BUFUPDATE", "b", "m", "INCR", "n"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "ADD", "n", "1"],
-            "ERR unknown op 'ADD'",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "INCR", "n", "x"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "MAX", "t", "1.5"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "INCR", "n", "2"],
-            "ERR increment or decrement would overflow",
-        ),
-        (
-            &[
-                "HACK.BUFUPDATE",
-                "b",
-                "m",
-                "SET",
-                "s",
-                "y",
-                "INCR",
-                "n",
-                "1",
-                "INCR",
-                "n",
-                "1",
-            ],
-            "ERR increment or decrement would overflow",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "n", "1"],
-            "ERR column 'n' of this pending member is INCR, not SET",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "t", "1", "MAX", "t", "1"],
-            "ERR column 't' of this pending member is SET, not MAX",
-        ),
-        (
-            &[
-                "HACK.BUFUPDATE",
-                "new",
-                "m",
-                "MIN",
-                "t",
-                "1",
-                "MAX",
-                "t",
-                "1",
-            ],
-            "ERR column 't' of this pending member is MIN, not MAX",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "t", "1", "SET", "u", "1"],
-            "ERR too many columns",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "s", "12345"],
-            "ERR value of column 's' is longer",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "", "1"],
+            vec!["HACK.BUFUPDATE", "b", "m", "SET", "", "1"],
             "ERR column names are 1 to 64 bytes",
         ),
         (
-            &["HACK.BUFUPDATE", "b", "m", "SET", &long, "1"],
+            vec!["HACK.BUFUPDATE", "b", "m", "SET", &long, "1"],
             "ERR column names are 1 to 64 bytes",
         ),
         (
-            &["HACK.BUFUPDATE", "new", "m", "SET", &long, "1"],
+            vec!["HACK.BUFUPDATE", "new", "m", "SET", &long, "1"],
             "ERR column names are 1 to 64 bytes",
         ),
-        (
-            &["HACK.BUFUPDATE", "str", "m", "SET", "a", "1"],
-            "WRONGTYPE",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "1", "p", "9223372036854775807"],
-            "ERR increment or decrement would overflow",
-        ),
-        (
-            &[
-                "HACK.BUFBATCH",
-                "b",
-                "5",
-                "2",
-                "1",
-                "m",
-                "ROW",
-                "1",
-                "SET",
-                "x",
-                "1",
-            ],
-            "ERR HACK.BUFBATCH is internal",
-        ),
-        (
-            &[
-                "HACK.BUFBATCH",
-                "b",
-                "5",
-                "2",
-                "1",
-                "m",
-                "ROW",
-                "2",
-                "SET",
-                "x",
-                "1",
-            ],
-            "ERR malformed batch entry",
-        ),
-        (
-            &[
-                "HACK.BUFBATCH",
-                "b",
-                "5",
-                "2",
-                "1",
-                "m",
-                "ROW",
-                "1",
-                "PUT",
-                "x",
-                "1",
-            ],
-            "ERR malformed batch entry",
-        ),
-        (
-            &[
-                "HACK.BUFBATCH",
-                "b",
-                "5",
-                "2",
-                "1",
-                "m",
-                "ROW",
-                "1",
-                "MAX",
-                "x",
-                "y",
-            ],
-            "ERR malformed batch entry",
-        ),
-    ];
-    errors_leave_keys_unchanged(&mut c, cases);
+    ]);
+    errors_leave_keys_unchanged(&mut c, &cases);
     // The member bound applies to BUFUPDATE as to BUFINCR.
     cmd(&mut c, &["CONFIG", "SET", "hacks.buffer-max-members", "2"]);
     errors_leave_keys_unchanged(

@@ -723,91 +723,57 @@ fn every_error_leaves_keys_unchanged() {
     lock(&mut c, "held", "alice", 60_000, None).unwrap();
     cmd(&mut c, &["SET", "str", "x"]);
     let before = dataset(&mut c);
-    let cases: &[(&[&str], &str)] = &[
+    let mut cases = error_cases(
+        "
+        HACK.LOCK held bob           => ERR wrong number of arguments
+        HACK.LOCK nokey o 0          => ERR ttl_ms must be
+        HACK.LOCK nokey o -5         => ERR ttl_ms must be
+        HACK.LOCK nokey o 1.5        => ERR ttl_ms must be
+        HACK.LOCK nokey o +100       => ERR ttl_ms must be
+        HACK.LOCK nokey o 10000000000001 => ERR ttl_ms must be
+        HACK.LOCK nokey o 100 WAIT   => ERR option WAIT needs a value
+        HACK.LOCK nokey o 100 WAIT -1 => ERR WAIT timeout_ms must be
+        HACK.LOCK nokey o 100 WAIT x => ERR WAIT timeout_ms must be
+        HACK.LOCK nokey o 100 WAIT 1 WAIT 2 => ERR option WAIT given more than once
+        HACK.LOCK nokey o 100 NX     => ERR unknown option 'NX'
+        HACK.LOCK str o 100          => WRONGTYPE
+        HACK.LOCK str o 100 WAIT 10  => WRONGTYPE
+        HACK.UNLOCK held             => ERR wrong number of arguments
+        HACK.UNLOCK held alice x     => ERR wrong number of arguments
+        HACK.UNLOCK str alice        => WRONGTYPE
+        HACK.EXTEND held alice       => ERR wrong number of arguments
+        HACK.EXTEND held alice 0     => ERR ttl_ms must be
+        HACK.EXTEND held alice abc   => ERR ttl_ms must be
+        HACK.EXTEND str alice 10     => WRONGTYPE
+        HACK.LOCKINFO                => ERR wrong number of arguments
+        HACK.LOCKINFO held x         => ERR wrong number of arguments
+        HACK.LOCKINFO str            => WRONGTYPE
+        HACK.LOCKSET held x 5        => ERR HACK.LOCKSET is internal
+        HACK.LOCKSET nokey x 5 PXAT 99 => ERR HACK.LOCKSET is internal
+        HACK.LOCKSET held x 0        => ERR token must be
+        HACK.LOCKSET held x 5 EX 1   => ERR unknown option 'EX'
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (
-            &["HACK.LOCK", "held", "bob"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "", "100"],
-            "ERR owner must not be empty",
-        ),
-        (&["HACK.LOCK", "nokey", "o", "0"], "ERR ttl_ms must be"),
-        (&["HACK.LOCK", "nokey", "o", "-5"], "ERR ttl_ms must be"),
-        (&["HACK.LOCK", "nokey", "o", "1.5"], "ERR ttl_ms must be"),
-        (&["HACK.LOCK", "nokey", "o", "+100"], "ERR ttl_ms must be"),
-        (
-            &["HACK.LOCK", "nokey", "o", "10000000000001"],
-            "ERR ttl_ms must be",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "WAIT"],
-            "ERR option WAIT needs a value",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "WAIT", "-1"],
-            "ERR WAIT timeout_ms must be",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "WAIT", "x"],
-            "ERR WAIT timeout_ms must be",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "WAIT", "1", "WAIT", "2"],
-            "ERR option WAIT given more than once",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "NX"],
-            "ERR unknown option 'NX'",
-        ),
-        (&["HACK.LOCK", "str", "o", "100"], "WRONGTYPE"),
-        (&["HACK.LOCK", "str", "o", "100", "WAIT", "10"], "WRONGTYPE"),
-        (&["HACK.UNLOCK", "held"], "ERR wrong number of arguments"),
-        (
-            &["HACK.UNLOCK", "held", "alice", "x"],
-            "ERR wrong number of arguments",
-        ),
-        (&["HACK.UNLOCK", "held", ""], "ERR owner must not be empty"),
-        (&["HACK.UNLOCK", "str", "alice"], "WRONGTYPE"),
-        (
-            &["HACK.EXTEND", "held", "alice"],
-            "ERR wrong number of arguments",
-        ),
-        (&["HACK.EXTEND", "held", "alice", "0"], "ERR ttl_ms must be"),
-        (
-            &["HACK.EXTEND", "held", "alice", "abc"],
-            "ERR ttl_ms must be",
-        ),
-        (
-            &["HACK.EXTEND", "held", "", "10"],
-            "ERR owner must not be empty",
-        ),
-        (&["HACK.EXTEND", "str", "alice", "10"], "WRONGTYPE"),
-        (&["HACK.LOCKINFO"], "ERR wrong number of arguments"),
-        (
-            &["HACK.LOCKINFO", "held", "x"],
-            "ERR wrong number of arguments",
-        ),
-        (&["HACK.LOCKINFO", "str"], "WRONGTYPE"),
-        (
-            &["HACK.LOCKSET", "held", "x", "5"],
-            "ERR HACK.LOCKSET is internal",
-        ),
-        (
-            &["HACK.LOCKSET", "nokey", "x", "5", "PXAT", "99"],
-            "ERR HACK.LOCKSET is internal",
-        ),
-        (&["HACK.LOCKSET", "held", "x", "0"], "ERR token must be"),
-        (
-            &["HACK.LOCKSET", "held", "", "5"],
+            vec!["HACK.LOCK", "nokey", "", "100"],
             "ERR owner must not be empty",
         ),
         (
-            &["HACK.LOCKSET", "held", "x", "5", "EX", "1"],
-            "ERR unknown option 'EX'",
+            vec!["HACK.UNLOCK", "held", ""],
+            "ERR owner must not be empty",
         ),
-    ];
-    expect_errors(&mut c, cases);
+        (
+            vec!["HACK.EXTEND", "held", "", "10"],
+            "ERR owner must not be empty",
+        ),
+        (
+            vec!["HACK.LOCKSET", "held", "", "5"],
+            "ERR owner must not be empty",
+        ),
+    ]);
+    expect_errors(&mut c, &cases);
     assert_eq!(dataset(&mut c), before, "a failing call changed a key");
     assert_eq!(info_field(&mut c, "hacks_panics_caught"), 0);
 }

@@ -787,11 +787,33 @@ fn conformance_errors_leave_keys_unchanged() {
     acq(&mut c, "e", "a", 3, 60_000, &["PERMITS", "2"]).unwrap();
     cmd(&mut c, &["SET", "str", "x"]);
     let long = "x".repeat(513);
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["HACK.SEMACQUIRE", "e", "a", "3"],
-            "ERR wrong number of arguments",
-        ),
+    let mut cases = error_cases(
+        "
+        HACK.SEMACQUIRE e a 3              => ERR wrong number of arguments
+        HACK.SEMACQUIRE e b 0 1000         => ERR limit must be an integer from 1
+        HACK.SEMACQUIRE e b x 1000         => ERR limit must be an integer from 1
+        HACK.SEMACQUIRE e b 3 0            => ERR ttl_ms must be an integer from 1
+        HACK.SEMACQUIRE e b 3 1000 PERMITS 4 => ERR PERMITS n must be an integer from 1 to 3
+        HACK.SEMACQUIRE e b 3 1000 PERMITS 0 => ERR PERMITS n must be an integer from 1 to 3
+        HACK.SEMACQUIRE e b 3 1000 PERMITS => ERR option PERMITS needs a value
+        HACK.SEMACQUIRE e b 3 1000 WAIT -1 => ERR WAIT timeout_ms must be an integer from 0
+        HACK.SEMACQUIRE e b 3 1000 BOUND BOUND => ERR option BOUND given more than once
+        HACK.SEMACQUIRE e b 3 1000 NOPE    => ERR unknown option 'NOPE'
+        HACK.SEMACQUIRE e a 3 1000         => ERR owner already holds 2 permits
+        HACK.SEMACQUIRE str a 3 1000       => WRONGTYPE
+        HACK.SEMRELEASE e                  => ERR wrong number of arguments
+        HACK.SEMRELEASE str a              => WRONGTYPE
+        HACK.SEMEXTEND e a 0               => ERR ttl_ms must be an integer from 1
+        HACK.SEMEXTEND e a                 => ERR wrong number of arguments
+        HACK.SEMEXTEND str a 10            => WRONGTYPE
+        HACK.SEMINFO str                   => WRONGTYPE
+        HACK.SEMINFO                       => ERR wrong number of arguments
+        HACK.SEMSET e 3 a 1 5 100 0        => ERR HACK.SEMSET is internal
+        HACK.SEMSET e 3 a 1 5 100          => ERR wrong number of arguments
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (
             vec!["HACK.SEMACQUIRE", "e", "", "3", "1000"],
             "ERR owner must not be empty",
@@ -801,77 +823,9 @@ fn conformance_errors_leave_keys_unchanged() {
             "ERR owner must be at most 512 bytes",
         ),
         (
-            vec!["HACK.SEMACQUIRE", "e", "b", "0", "1000"],
-            "ERR limit must be an integer from 1",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "x", "1000"],
-            "ERR limit must be an integer from 1",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "0"],
-            "ERR ttl_ms must be an integer from 1",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "PERMITS", "4"],
-            "ERR PERMITS n must be an integer from 1 to 3",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "PERMITS", "0"],
-            "ERR PERMITS n must be an integer from 1 to 3",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "PERMITS"],
-            "ERR option PERMITS needs a value",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "WAIT", "-1"],
-            "ERR WAIT timeout_ms must be an integer from 0",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "BOUND", "BOUND"],
-            "ERR option BOUND given more than once",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "NOPE"],
-            "ERR unknown option 'NOPE'",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "a", "3", "1000"],
-            "ERR owner already holds 2 permits",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "str", "a", "3", "1000"],
-            "WRONGTYPE",
-        ),
-        (
-            vec!["HACK.SEMRELEASE", "e"],
-            "ERR wrong number of arguments",
-        ),
-        (
             vec!["HACK.SEMRELEASE", "e", ""],
             "ERR owner must not be empty",
         ),
-        (vec!["HACK.SEMRELEASE", "str", "a"], "WRONGTYPE"),
-        (
-            vec!["HACK.SEMEXTEND", "e", "a", "0"],
-            "ERR ttl_ms must be an integer from 1",
-        ),
-        (
-            vec!["HACK.SEMEXTEND", "e", "a"],
-            "ERR wrong number of arguments",
-        ),
-        (vec!["HACK.SEMEXTEND", "str", "a", "10"], "WRONGTYPE"),
-        (vec!["HACK.SEMINFO", "str"], "WRONGTYPE"),
-        (vec!["HACK.SEMINFO"], "ERR wrong number of arguments"),
-        (
-            vec!["HACK.SEMSET", "e", "3", "a", "1", "5", "100", "0"],
-            "ERR HACK.SEMSET is internal",
-        ),
-        (
-            vec!["HACK.SEMSET", "e", "3", "a", "1", "5", "100"],
-            "ERR wrong number of arguments",
-        ),
-    ];
+    ]);
     conformance::errors_leave_keys_unchanged(&mut c, &cases);
 }

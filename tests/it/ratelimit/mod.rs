@@ -290,94 +290,35 @@ fn every_error_leaves_the_key_unchanged() {
         .query::<()>(&mut c)
         .unwrap();
     hit(&mut c, "sl", &["10", "60000", "ALGO", "SLIDING"]);
-    let cases: &[(&[&str], &str)] = &[
-        (&["HACK.RATEHIT"], "ERR wrong number of arguments"),
-        (&["HACK.RATEHIT", "k"], "ERR wrong number of arguments"),
-        (
-            &["HACK.RATEHIT", "k", "10"],
-            "ERR wrong number of arguments",
-        ),
-        (&["HACK.RATEHIT", "k", "ten", "60000"], "ERR limit must be"),
-        (&["HACK.RATEHIT", "k", "0", "60000"], "ERR limit must be"),
-        (&["HACK.RATEHIT", "k", "-5", "60000"], "ERR limit must be"),
-        (&["HACK.RATEHIT", "k", "+10", "60000"], "ERR limit must be"),
-        (&["HACK.RATEHIT", "k", "10", "0"], "ERR period_ms must be"),
-        (&["HACK.RATEHIT", "k", "10", "1e3"], "ERR period_ms must be"),
-        (
-            &["HACK.RATEHIT", "k", "10", "99999999999999999999"],
-            "ERR period_ms must be",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "COST"],
-            "ERR option COST needs a value",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "COST", "x"],
-            "ERR COST must be",
-        ),
-        (
-            &[
-                "HACK.RATEHIT",
-                "k",
-                "10",
-                "60000",
-                "COST",
-                "9223372036854775808",
-            ],
-            "ERR COST must be",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "COST", "1", "COST", "1"],
-            "ERR option COST given more than once",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "PEEK", "PEEK"],
-            "ERR option PEEK given more than once",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "ALGO", "LEAKY"],
-            "ERR ALGO must be",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "BURST", "5"],
-            "ERR BURST applies only to ALGO GCRA",
-        ),
-        (
-            &[
-                "HACK.RATEHIT",
-                "k",
-                "10",
-                "60000",
-                "ALGO",
-                "GCRA",
-                "BURST",
-                "0",
-            ],
-            "ERR BURST must be",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "NOPE"],
-            "ERR unknown option 'NOPE'",
-        ),
-        (&["HACK.RATEHIT", "list", "10", "60000"], "WRONGTYPE"),
-        (
-            &["HACK.RATEHIT", "foreign", "10", "60000"],
-            "ERR key holds a string that is not a HACK.RATEHIT limiter",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "ALGO", "SLIDING"],
-            "ERR key holds an ALGO FIXED limiter; it cannot be used with ALGO SLIDING",
-        ),
-        (
-            &["HACK.RATEHIT", "sl", "10", "60000", "ALGO", "GCRA"],
-            "ERR key holds an ALGO SLIDING limiter",
-        ),
-        (
-            &["HACK.RATEHIT", "sl", "10", "60000"],
-            "ERR key holds an ALGO SLIDING limiter",
-        ),
-    ];
-    errors_leave_keys_unchanged(&mut c, cases);
+    let cases = error_cases(
+        "
+        HACK.RATEHIT                          => ERR wrong number of arguments
+        HACK.RATEHIT k                        => ERR wrong number of arguments
+        HACK.RATEHIT k 10                     => ERR wrong number of arguments
+        HACK.RATEHIT k ten 60000              => ERR limit must be
+        HACK.RATEHIT k 0 60000                => ERR limit must be
+        HACK.RATEHIT k -5 60000               => ERR limit must be
+        HACK.RATEHIT k +10 60000              => ERR limit must be
+        HACK.RATEHIT k 10 0                   => ERR period_ms must be
+        HACK.RATEHIT k 10 1e3                 => ERR period_ms must be
+        HACK.RATEHIT k 10 99999999999999999999 => ERR period_ms must be
+        HACK.RATEHIT k 10 60000 COST          => ERR option COST needs a value
+        HACK.RATEHIT k 10 60000 COST x        => ERR COST must be
+        HACK.RATEHIT k 10 60000 COST 9223372036854775808 => ERR COST must be
+        HACK.RATEHIT k 10 60000 COST 1 COST 1 => ERR option COST given more than once
+        HACK.RATEHIT k 10 60000 PEEK PEEK     => ERR option PEEK given more than once
+        HACK.RATEHIT k 10 60000 ALGO LEAKY    => ERR ALGO must be
+        HACK.RATEHIT k 10 60000 BURST 5       => ERR BURST applies only to ALGO GCRA
+        HACK.RATEHIT k 10 60000 ALGO GCRA BURST 0 => ERR BURST must be
+        HACK.RATEHIT k 10 60000 NOPE          => ERR unknown option 'NOPE'
+        HACK.RATEHIT list 10 60000            => WRONGTYPE
+        HACK.RATEHIT foreign 10 60000         => ERR key holds a string that is not a HACK.RATEHIT limiter
+        HACK.RATEHIT k 10 60000 ALGO SLIDING  => ERR key holds an ALGO FIXED limiter; it cannot be used with ALGO SLIDING
+        HACK.RATEHIT sl 10 60000 ALGO GCRA    => ERR key holds an ALGO SLIDING limiter
+        HACK.RATEHIT sl 10 60000              => ERR key holds an ALGO SLIDING limiter
+        ",
+    );
+    errors_leave_keys_unchanged(&mut c, &cases);
     // No error reply counted as a hit.
     assert_eq!(info_field(&mut c, "hacks_ratehit_allowed"), 2);
     assert_eq!(info_field(&mut c, "hacks_ratehit_denied"), 0);

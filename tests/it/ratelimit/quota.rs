@@ -244,99 +244,31 @@ fn errors_come_before_any_write() {
     );
     cmd(&mut c, &["SET", "str", "hello"]);
     cmd(&mut c, &["LPUSH", "list", "x"]);
-    let cases: &[(&[&str], &str)] = &[
-        (
-            &["HACK.QUOTA", "1", "e1", "5"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.QUOTA", "0", "e1", "5", H],
-            "ERR numkeys must be a positive",
-        ),
-        (
-            &["HACK.QUOTA", "x", "e1", "5", H],
-            "ERR numkeys must be a positive",
-        ),
-        (&["HACK.QUOTA", "2", "e1", "5", H], "ERR numkeys is larger"),
-        (
-            &["HACK.QUOTA", "2", "e1", "e1", "5", H, "5", H],
-            "ERR keys must be distinct",
-        ),
-        (
-            &["HACK.QUOTA", "2", "e1", "e2", "5", H, "COST", "1"],
-            "ERR expected 2",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "5", H],
-            "ERR more limit groups",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "FOO"],
-            "ERR unknown option 'FOO'",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "COST", "1", "COST", "1"],
-            "ERR option COST given more",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "BURST", "3"],
-            "ERR BURST applies only",
-        ),
-        (
-            &[
-                "HACK.QUOTA",
-                "1",
-                "e1",
-                "5",
-                H,
-                "ALGO",
-                "GCRA",
-                "OFFSET",
-                "1",
-            ],
-            "ERR OFFSET applies only",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", "100", "OFFSET", "100"],
-            "ERR OFFSET must be",
-        ),
-        (&["HACK.QUOTA", "1", "e1", "0", H], "ERR limit must be"),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "WAIT", "-1"],
-            "ERR WAIT timeout_ms must be",
-        ),
-        // The first key would be charged, the second is wrong: nothing is written.
-        (
-            &["HACK.QUOTA", "2", "e1", "str", "5", H, "5", H],
-            "ERR key holds a string that is not",
-        ),
-        (
-            &["HACK.QUOTA", "2", "e1", "list", "5", H, "5", H],
-            "WRONGTYPE",
-        ),
-        (
-            &["HACK.QUOTA", "2", "e1", "e2", "5", H, "5", H],
-            "ERR key holds an ALGO SLIDING limiter",
-        ),
-        (
-            &[
-                "HACK.QUOTA",
-                "2",
-                "e2",
-                "e1",
-                "5",
-                H,
-                "ALGO",
-                "SLIDING",
-                "5",
-                H,
-                "OFFSET",
-                "3",
-            ],
-            "ERR key holds a limiter with OFFSET 0",
-        ),
-    ];
-    errors_leave_keys_unchanged(&mut c, cases);
+    // In the two-key cases at the end the first key would be charged and the second is
+    // wrong: nothing is written.
+    let cases = error_cases(
+        "
+        HACK.QUOTA 1 e1 5                        => ERR wrong number of arguments
+        HACK.QUOTA 0 e1 5 3600000                => ERR numkeys must be a positive
+        HACK.QUOTA x e1 5 3600000                => ERR numkeys must be a positive
+        HACK.QUOTA 2 e1 5 3600000                => ERR numkeys is larger
+        HACK.QUOTA 2 e1 e1 5 3600000 5 3600000   => ERR keys must be distinct
+        HACK.QUOTA 2 e1 e2 5 3600000 COST 1      => ERR expected 2
+        HACK.QUOTA 1 e1 5 3600000 5 3600000      => ERR more limit groups
+        HACK.QUOTA 1 e1 5 3600000 FOO            => ERR unknown option 'FOO'
+        HACK.QUOTA 1 e1 5 3600000 COST 1 COST 1  => ERR option COST given more
+        HACK.QUOTA 1 e1 5 3600000 BURST 3        => ERR BURST applies only
+        HACK.QUOTA 1 e1 5 3600000 ALGO GCRA OFFSET 1 => ERR OFFSET applies only
+        HACK.QUOTA 1 e1 5 100 OFFSET 100         => ERR OFFSET must be
+        HACK.QUOTA 1 e1 0 3600000                => ERR limit must be
+        HACK.QUOTA 1 e1 5 3600000 WAIT -1        => ERR WAIT timeout_ms must be
+        HACK.QUOTA 2 e1 str 5 3600000 5 3600000  => ERR key holds a string that is not
+        HACK.QUOTA 2 e1 list 5 3600000 5 3600000 => WRONGTYPE
+        HACK.QUOTA 2 e1 e2 5 3600000 5 3600000   => ERR key holds an ALGO SLIDING limiter
+        HACK.QUOTA 2 e2 e1 5 3600000 ALGO SLIDING 5 3600000 OFFSET 3 => ERR key holds a limiter with OFFSET 0
+        ",
+    );
+    errors_leave_keys_unchanged(&mut c, &cases);
 }
 
 #[test]

@@ -562,14 +562,35 @@ fn errors_leave_keys_unchanged_and_families_stay_apart() {
     let now = server_ms(&mut c);
     let old = (now - 100 * 86_400_000).to_string();
     let new = (now + 60_000).to_string();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["HACK.TSADD", "d"], "ERR wrong number"),
-        (
-            vec!["HACK.TSADD", "d", "AT", "5"],
-            "ERR HACK.TSADD needs at least one member",
-        ),
-        (vec!["HACK.TSADD", "d", "m", "AT", "x"], "ERR AT must be"),
-        (vec!["HACK.TSADD", "d", "m", "AT", "-5"], "ERR AT must be"),
+    let mut cases = error_cases(
+        "
+        HACK.TSADD d                     => ERR wrong number
+        HACK.TSADD d AT 5                => ERR HACK.TSADD needs at least one member
+        HACK.TSADD d m AT x              => ERR AT must be
+        HACK.TSADD d m AT -5             => ERR AT must be
+        HACK.TSADD cnt m                 => WRONGTYPE the key holds a counting series
+        HACK.TSADD str m                 => WRONGTYPE
+        HACK.TSCOUNT cnt - +             => WRONGTYPE the key holds a counting
+        HACK.TSCOUNT d str - + UNION     => WRONGTYPE
+        HACK.TSCOUNT d x +               => ERR from/to
+        HACK.TSCOUNT d - y UNION         => ERR from/to
+        HACK.TSINCR d                    => WRONGTYPE the key holds a distinct series
+        HACK.TSSUM d - +                 => WRONGTYPE the key holds a distinct
+        HACK.TSSUM cnt d - +             => WRONGTYPE the key holds a distinct
+        HACK.TSRANGE d - + STEP 1500     => ERR STEP must be
+        HACK.TSRANGE str - +             => WRONGTYPE
+        HACK.TSINFO str                  => WRONGTYPE
+        HACK.TSCREATE d ROLLUPS 1s:1m DISTINCT => ERR key already exists
+        HACK.TSCREATE n ROLLUPS DISTINCT => ERR
+        HACK.TSCREATE n ROLLUPS 1h:1m DISTINCT => ERR
+        HACK.TSCREATE n DISTINCT ROLLUPS 1s:1m => ERR
+        HACK.TSADDAT d 1 1 0 m           => ERR HACK.TSADDAT is internal
+        HACK.TSADDAT d 1 1 9 m           => ERR
+        HACK.TSDSET d 0 5                => ERR HACK.TSDSET is internal
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (vec!["HACK.TSADD", "d", "m", "AT", &old], "ERR AT is older"),
         (
             vec!["HACK.TSADD", "d", "m", "AT", &new],
@@ -580,65 +601,10 @@ fn errors_leave_keys_unchanged_and_families_stay_apart() {
             "ERR AT is older",
         ),
         (
-            vec!["HACK.TSADD", "cnt", "m"],
-            "WRONGTYPE the key holds a counting series",
-        ),
-        (vec!["HACK.TSADD", "str", "m"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSCOUNT", "cnt", "-", "+"],
-            "WRONGTYPE the key holds a counting",
-        ),
-        (
-            vec!["HACK.TSCOUNT", "d", "str", "-", "+", "UNION"],
-            "WRONGTYPE",
-        ),
-        (vec!["HACK.TSCOUNT", "d", "x", "+"], "ERR from/to"),
-        (vec!["HACK.TSCOUNT", "d", "-", "y", "UNION"], "ERR from/to"),
-        (
-            vec!["HACK.TSINCR", "d"],
-            "WRONGTYPE the key holds a distinct series",
-        ),
-        (
-            vec!["HACK.TSSUM", "d", "-", "+"],
-            "WRONGTYPE the key holds a distinct",
-        ),
-        (
-            vec!["HACK.TSSUM", "cnt", "d", "-", "+"],
-            "WRONGTYPE the key holds a distinct",
-        ),
-        (
-            vec!["HACK.TSRANGE", "d", "-", "+", "STEP", "1500"],
-            "ERR STEP must be",
-        ),
-        (vec!["HACK.TSRANGE", "str", "-", "+"], "WRONGTYPE"),
-        (vec!["HACK.TSINFO", "str"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSCREATE", "d", "ROLLUPS", "1s:1m", "DISTINCT"],
-            "ERR key already exists",
-        ),
-        (vec!["HACK.TSCREATE", "n", "ROLLUPS", "DISTINCT"], "ERR"),
-        (
-            vec!["HACK.TSCREATE", "n", "ROLLUPS", "1h:1m", "DISTINCT"],
-            "ERR",
-        ),
-        (
-            vec!["HACK.TSCREATE", "n", "DISTINCT", "ROLLUPS", "1s:1m"],
-            "ERR",
-        ),
-        (
-            vec!["HACK.TSADDAT", "d", "1", "1", "0", "m"],
-            "ERR HACK.TSADDAT is internal",
-        ),
-        (vec!["HACK.TSADDAT", "d", "1", "1", "9", "m"], "ERR"),
-        (
-            vec!["HACK.TSDSET", "d", "0", "5"],
-            "ERR HACK.TSDSET is internal",
-        ),
-        (
             vec!["HACK.TSDSET", "d", "0", "5", "5", "\x01\x00\x00"],
             "ERR invalid sketch",
         ),
-    ];
+    ]);
     errors_leave_keys_unchanged(&mut c, &cases);
 }
 

@@ -202,59 +202,42 @@ fn every_error_leaves_keys_unchanged() {
     let old = (now - 3 * 3_600_000).to_string();
     let ancient = (now - 3 * 365 * 86_400_000).to_string();
     let future = (now + 5_000).to_string();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["HACK.TSCREATE", "n"], "ERR wrong number of arguments"),
-        (
-            vec!["HACK.TSCREATE", "n", "ROLLUPS"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUP", "1s:1m"],
-            "ERR unknown option",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "1x:1m"],
-            "ERR '1x' has no valid unit",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "7s:1m"],
-            "ERR rollup '7s:1m': the resolution must divide",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "1m:1h", "1s:1m"],
-            "ERR rollups must go from finest to coarsest",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "1s:1h", "1m:1m"],
-            "ERR a coarser rollup must keep at least as long",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "0s:1m"],
-            "ERR '0s' needs a positive",
-        ),
-        (
-            vec!["HACK.TSCREATE", "ts", "ROLLUPS", "1s:1m"],
-            "ERR key already exists",
-        ),
-        (
-            vec!["HACK.TSCREATE", "str", "ROLLUPS", "1s:1m"],
-            "ERR key already exists",
-        ),
-        (vec!["HACK.TSINCR"], "ERR wrong number of arguments"),
-        (
-            vec!["HACK.TSINCR", "ts", "x"],
-            "ERR value is not an integer",
-        ),
-        (
-            vec!["HACK.TSINCR", "ts", "1.5"],
-            "ERR value is not an integer",
-        ),
-        (vec!["HACK.TSINCR", "ts", "1", "AT"], "ERR syntax error"),
-        (vec!["HACK.TSINCR", "ts", "1", "AT", "x"], "ERR AT must be"),
-        (
-            vec!["HACK.TSINCR", "ts", "1", "WHEN", "5"],
-            "ERR syntax error",
-        ),
+    let mut cases = error_cases(
+        "
+        HACK.TSCREATE n                   => ERR wrong number of arguments
+        HACK.TSCREATE n ROLLUPS           => ERR wrong number of arguments
+        HACK.TSCREATE nokey ROLLUP 1s:1m  => ERR unknown option
+        HACK.TSCREATE nokey ROLLUPS 1x:1m => ERR '1x' has no valid unit
+        HACK.TSCREATE nokey ROLLUPS 7s:1m => ERR rollup '7s:1m': the resolution must divide
+        HACK.TSCREATE nokey ROLLUPS 1m:1h 1s:1m => ERR rollups must go from finest to coarsest
+        HACK.TSCREATE nokey ROLLUPS 1s:1h 1m:1m => ERR a coarser rollup must keep at least as long
+        HACK.TSCREATE nokey ROLLUPS 0s:1m => ERR '0s' needs a positive
+        HACK.TSCREATE ts ROLLUPS 1s:1m    => ERR key already exists
+        HACK.TSCREATE str ROLLUPS 1s:1m   => ERR key already exists
+        HACK.TSINCR                       => ERR wrong number of arguments
+        HACK.TSINCR ts x                  => ERR value is not an integer
+        HACK.TSINCR ts 1.5                => ERR value is not an integer
+        HACK.TSINCR ts 1 AT               => ERR syntax error
+        HACK.TSINCR ts 1 AT x             => ERR AT must be
+        HACK.TSINCR ts 1 WHEN 5           => ERR syntax error
+        HACK.TSINCR ts 100                => ERR increment or decrement would overflow
+        HACK.TSINCR str                   => WRONGTYPE
+        HACK.TSSUM ts -                   => ERR wrong number of arguments
+        HACK.TSSUM ts x +                 => ERR from/to must be
+        HACK.TSSUM ts str - +             => WRONGTYPE
+        HACK.TSRANGE ts -                 => ERR wrong number of arguments
+        HACK.TSRANGE ts - + STEP          => ERR wrong number of arguments
+        HACK.TSRANGE ts - + STEP 0        => ERR STEP must be
+        HACK.TSRANGE ts - + EVERY 1       => ERR unknown option
+        HACK.TSRANGE str - +              => WRONGTYPE
+        HACK.TSINFO str                   => WRONGTYPE
+        HACK.TSAPPLY ts 1 2               => ERR wrong number of arguments
+        HACK.TSSET ts 0 1 1 1             => ERR HACK.TSSET is internal
+        HACK.TSAPPLY ts 1 2 3             => ERR HACK.TSAPPLY is internal
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (
             vec!["HACK.TSINCR", "ts", "1", "AT", &old],
             "ERR AT is older than every rollup's retention",
@@ -264,51 +247,10 @@ fn every_error_leaves_keys_unchanged() {
             "ERR AT is more than one finest bucket in the future",
         ),
         (
-            vec!["HACK.TSINCR", "ts", "100"],
-            "ERR increment or decrement would overflow",
-        ),
-        (
             vec!["HACK.TSINCR", "nokey", "1", "AT", &ancient],
             "ERR AT is older",
         ),
-        (vec!["HACK.TSINCR", "str"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSSUM", "ts", "-"],
-            "ERR wrong number of arguments",
-        ),
-        (vec!["HACK.TSSUM", "ts", "x", "+"], "ERR from/to must be"),
-        (vec!["HACK.TSSUM", "ts", "str", "-", "+"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSRANGE", "ts", "-"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            vec!["HACK.TSRANGE", "ts", "-", "+", "STEP"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            vec!["HACK.TSRANGE", "ts", "-", "+", "STEP", "0"],
-            "ERR STEP must be",
-        ),
-        (
-            vec!["HACK.TSRANGE", "ts", "-", "+", "EVERY", "1"],
-            "ERR unknown option",
-        ),
-        (vec!["HACK.TSRANGE", "str", "-", "+"], "WRONGTYPE"),
-        (vec!["HACK.TSINFO", "str"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSAPPLY", "ts", "1", "2"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            vec!["HACK.TSSET", "ts", "0", "1", "1", "1"],
-            "ERR HACK.TSSET is internal",
-        ),
-        (
-            vec!["HACK.TSAPPLY", "ts", "1", "2", "3"],
-            "ERR HACK.TSAPPLY is internal",
-        ),
-    ];
+    ]);
     expect_errors(&mut c, &cases);
     c!(&mut c, "CONFIG", "SET", "hacks.ts-max-range-points", "10");
     let e = expect_err(&mut c, &["HACK.TSRANGE", "ts", "-", "+"]);
