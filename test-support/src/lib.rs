@@ -447,6 +447,21 @@ pub fn info_field(con: &mut Connection, field: &str) -> i64 {
         .unwrap_or_else(|| panic!("no {field} in INFO hacks:\n{info}"))
 }
 
+/// A command line split on whitespace, `argv("HACK.QUOTA 2 a b 5 1000 5 1000")`, for commands
+/// too long to read as a slice; arguments that are empty or hold a space need a slice.
+pub fn argv(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// The keys the server finds in a command: `COMMAND GETKEYS args...`.
+pub fn command_keys(c: &mut Connection, args: &[&str]) -> Vec<String> {
+    redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg(args)
+        .query(c)
+        .unwrap_or_else(|e| panic!("COMMAND GETKEYS {args:?}: {e}"))
+}
+
 /// Run a command expected to succeed and return its reply.
 pub fn cmd(c: &mut Connection, args: &[&str]) -> Value {
     let mut r = redis::cmd(args[0]);

@@ -52,10 +52,7 @@ fn exists(c: &mut Connection, key: &str) -> bool {
 fn bufincr_replies_and_creates_the_type() {
     let (_s, mut c) = Server::start_with_conn();
     assert_eq!(int(&cmd(&mut c, &["HACK.BUFINCR", "b", "x", "5"])), 5);
-    let v = cmd(
-        &mut c,
-        &["HACK.BUFINCR", "b", "x", "-2", "y", "7", "x", "10"],
-    );
+    let v = cmd(&mut c, &argv("HACK.BUFINCR b x -2 y 7 x 10"));
     assert_eq!(
         v,
         Value::Array(vec![Value::Int(3), Value::Int(7), Value::Int(13)])
@@ -202,14 +199,7 @@ fn every_error_leaves_keys_unchanged() {
     let (_s, mut c) = Server::start_with_conn();
     cmd(
         &mut c,
-        &[
-            "HACK.BUFINCR",
-            "b",
-            "big",
-            "9223372036854775807",
-            "small",
-            "1",
-        ],
+        &argv("HACK.BUFINCR b big 9223372036854775807 small 1"),
     );
     lease(&mut c, "b", 1, 60_000).unwrap();
     cmd(&mut c, &["SET", "str", "x"]);

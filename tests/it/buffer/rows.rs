@@ -49,57 +49,17 @@ fn c3(col: &str, op: &str, v: &str) -> (String, String, String) {
 #[test]
 fn bufupdate_merges_and_drains_rows() {
     let (s, mut c) = Server::start_with_conn();
-    let n = int(&cmd(
-        &mut c,
-        &[
-            "HACK.BUFUPDATE",
-            "g",
-            "42",
-            "INCR",
-            "times_seen",
-            "1",
-            "MAX",
-            "last_seen",
-            "100",
-            "SET",
-            "message",
-            "hello",
-            "min",
-            "first_seen",
-            "100",
-        ],
-    ));
+    let first = "HACK.BUFUPDATE g 42 INCR times_seen 1 MAX last_seen 100 SET message hello \
+                 min first_seen 100";
+    let n = int(&cmd(&mut c, &argv(first)));
     assert_eq!(n, 4);
-    cmd(
-        &mut c,
-        &[
-            "HACK.BUFUPDATE",
-            "g",
-            "42",
-            "INCR",
-            "times_seen",
-            "2",
-            "MAX",
-            "last_seen",
-            "90",
-            "SET",
-            "message",
-            "bye",
-            "MIN",
-            "first_seen",
-            "80",
-            "INCR",
-            "times_seen",
-            "3",
-        ],
-    );
+    let second = "HACK.BUFUPDATE g 42 INCR times_seen 2 MAX last_seen 90 SET message bye \
+                  MIN first_seen 80 INCR times_seen 3";
+    cmd(&mut c, &argv(second));
     // BUFINCR: the default column, plain member drains as an integer.
     cmd(&mut c, &["HACK.BUFINCR", "g", "7", "5"]);
     assert_eq!(
-        int(&cmd(
-            &mut c,
-            &["HACK.BUFUPDATE", "g", "8", "INCR", "value", "2"]
-        )),
+        int(&cmd(&mut c, &argv("HACK.BUFUPDATE g 8 INCR value 2"))),
         1
     );
     let info = cmd(&mut c, &["HACK.BUFINFO", "g"]);
@@ -156,23 +116,10 @@ fn bufupdate_merges_and_drains_rows() {
 fn bad_row_updates_leave_keys_unchanged() {
     let (_s, mut c) = Server::start_with_conn();
     cmd(&mut c, &["CONFIG", "SET", "hacks.buffer-max-columns", "3"]);
+    cmd(&mut c, &argv("CONFIG SET hacks.buffer-max-value-bytes 4"));
     cmd(
         &mut c,
-        &["CONFIG", "SET", "hacks.buffer-max-value-bytes", "4"],
-    );
-    cmd(
-        &mut c,
-        &[
-            "HACK.BUFUPDATE",
-            "b",
-            "m",
-            "INCR",
-            "n",
-            "9223372036854775806",
-            "SET",
-            "s",
-            "x",
-        ],
+        &argv("HACK.BUFUPDATE b m INCR n 9223372036854775806 SET s x"),
     );
     cmd(&mut c, &["HACK.BUFINCR", "b", "p", "1"]);
     cmd(&mut c, &["SET", "str", "x"]);

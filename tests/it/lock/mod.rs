@@ -783,10 +783,7 @@ fn metadata_and_resp3() {
     let (s, mut c) = Server::start_with_conn();
     // LOCKINFO is read-only (key spec RO): an ACL user with read-only key access may call
     // it, but not LOCK.
-    cmd(
-        &mut c,
-        &["ACL", "SETUSER", "reader", "on", "nopass", "+@all", "%R~*"],
-    );
+    cmd(&mut c, &argv("ACL SETUSER reader on nopass +@all %R~*"));
     lock(&mut c, "meta", "o", 60_000, None).unwrap();
     cmd(&mut c, &["AUTH", "reader", "x"]);
     assert!(info(&mut c, "meta").is_some());

@@ -289,10 +289,7 @@ fn acl_categories_follow_command_flags() {
         assert_eq!(allowed(&mut fastonly, "fastonly", &ours), BTreeSet::new());
         let e = expect_err(&mut admin, &["ACL", "CAT", "hacks"]);
         assert!(e.contains("Unknown category"), "{e}");
-        let e = expect_err(
-            &mut admin,
-            &["ACL", "SETUSER", "hacksonly", "on", "nopass", "+@hacks"],
-        );
+        let e = expect_err(&mut admin, &argv("ACL SETUSER hacksonly on nopass +@hacks"));
         assert!(e.starts_with("ERR"), "{e}");
         return;
     }

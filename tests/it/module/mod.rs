@@ -161,16 +161,7 @@ fn command_info_declares_flags_and_key_specs() {
     for want in ["write", "denyoom", "fast", "RW", "access", "update"] {
         assert!(text.contains(want), "COMMAND INFO lacks {want}: {text}");
     }
-    let keys: Vec<String> = redis::cmd("COMMAND")
-        .arg("GETKEYS")
-        .arg("HACK.RATEHIT")
-        .arg("user:1")
-        .arg(10)
-        .arg(1000)
-        .arg("ALGO")
-        .arg("GCRA")
-        .query(&mut c)
-        .unwrap();
+    let keys = command_keys(&mut c, &argv("HACK.RATEHIT user:1 10 1000 ALGO GCRA"));
     assert_eq!(keys, vec!["user:1"]);
     let docs: Value = redis::cmd("COMMAND")
         .arg("DOCS")

@@ -23,6 +23,14 @@ fn assert_unchanged(c: &mut Connection, key: &str, before: &Snapshot, what: &str
     assert_eq!(&snapshot(c, key), before, "{what} changed the key");
 }
 
+/// A server and a connection, just after the start of a window of `period_ms` on the
+/// server's clock, so a short sequence of hits runs inside one window.
+fn start_at_window_start(period_ms: i64) -> (Server, Connection) {
+    let (s, mut c) = Server::start_with_conn();
+    sync_to_window(&mut c, period_ms);
+    (s, c)
+}
+
 fn hit(con: &mut Connection, key: &str, rest: &[&str]) -> [i64; 5] {
     let mut c = redis::cmd("HACK.RATEHIT");
     c.arg(key);
@@ -49,9 +57,8 @@ fn get(con: &mut Connection, key: &str) -> Option<String> {
 
 #[test]
 fn fixed_admits_denies_and_rolls_over() {
-    let (_s, mut c) = Server::start_with_conn();
     let period = 200;
-    sync_to_window(&mut c, period);
+    let (_s, mut c) = start_at_window_start(period);
     let r = hit(&mut c, "f", &["3", "200"]);
     assert_eq!(&r[..4], &[1, 3, 2, -1]);
     assert!(
@@ -82,9 +89,8 @@ fn fixed_admits_denies_and_rolls_over() {
 
 #[test]
 fn sliding_weighs_previous_window_and_retry_is_truthful() {
-    let (_s, mut c) = Server::start_with_conn();
+    let (_s, mut c) = start_at_window_start(200);
     let a = ["4", "200", "ALGO", "SLIDING"];
-    sync_to_window(&mut c, 200);
     for i in 0..4 {
         let r = hit(&mut c, "s", &a);
         assert_eq!(&r[..4], &[1, 4, 3 - i, -1]);
@@ -109,9 +115,8 @@ fn sliding_weighs_previous_window_and_retry_is_truthful() {
 
 #[test]
 fn sliding_previous_window_still_counts_after_rollover() {
-    let (_s, mut c) = Server::start_with_conn();
+    let (_s, mut c) = start_at_window_start(1000);
     let a = ["4", "1000", "ALGO", "SLIDING"];
-    sync_to_window(&mut c, 1000);
     for _ in 0..4 {
         assert_eq!(hit(&mut c, "s", &a)[0], 1);
     }

@@ -202,10 +202,7 @@ fn offset_windows_on_ratehit_and_quota() {
         e.contains("OFFSET 250; it cannot be used with OFFSET 0"),
         "{e}"
     );
-    let e = expect_err(
-        &mut c,
-        &["HACK.QUOTA", "1", "o", "3", "1000", "OFFSET", "10"],
-    );
+    let e = expect_err(&mut c, &argv("HACK.QUOTA 1 o 3 1000 OFFSET 10"));
     assert!(e.contains("OFFSET 250"), "{e}");
     let q = quota(&mut c, &["1", "o", "3", "1000", "OFFSET", "250"]);
     assert_eq!(q.allowed, 1);
@@ -217,10 +214,7 @@ fn offset_windows_on_ratehit_and_quota() {
     let v: String = redis::cmd("GET").arg("os").query(&mut c).unwrap();
     let ws: i64 = v.split(':').nth(2).unwrap().parse().unwrap();
     assert_eq!(ws % 1000, 700, "{v}");
-    let e = expect_err(
-        &mut c,
-        &["HACK.RATEHIT", "os", "3", "1000", "ALGO", "SLIDING"],
-    );
+    let e = expect_err(&mut c, &argv("HACK.RATEHIT os 3 1000 ALGO SLIDING"));
     assert!(e.contains("OFFSET 700"), "{e}");
     // Offset 0 keeps today's format.
     redis::cmd("HACK.RATEHIT")
@@ -274,25 +268,10 @@ fn errors_come_before_any_write() {
 #[test]
 fn key_specs_declare_exactly_the_keys() {
     let (s, mut c) = Server::start_with_conn();
-    let keys: Vec<String> = redis::cmd("COMMAND")
-        .arg("GETKEYS")
-        .arg("HACK.QUOTA")
-        .arg(3)
-        .arg("a")
-        .arg("b")
-        .arg("c")
-        .arg(5)
-        .arg(1000)
-        .arg(5)
-        .arg(1000)
-        .arg("ALGO")
-        .arg("GCRA")
-        .arg(1)
-        .arg(10)
-        .arg("COST")
-        .arg(2)
-        .query(&mut c)
-        .unwrap();
+    let keys = command_keys(
+        &mut c,
+        &argv("HACK.QUOTA 3 a b c 5 1000 5 1000 ALGO GCRA 1 10 COST 2"),
+    );
     assert_eq!(keys, vec!["a", "b", "c"]);
     let info = format!("{:?}", cmd(&mut c, &["COMMAND", "INFO", "HACK.QUOTA"]));
     assert!(info.contains("movablekeys"), "{info}");
@@ -300,10 +279,7 @@ fn key_specs_declare_exactly_the_keys() {
     // ACL: a user allowed only keys "a*" may not touch "b".
     let mut u = s.user(&mut c, "u", &["on", "nopass", "~a*", "+@all"]);
     quota(&mut u, &["1", "a1", "5", "1000"]);
-    let e = expect_err(
-        &mut u,
-        &["HACK.QUOTA", "2", "a1", "b1", "5", "1000", "5", "1000"],
-    );
+    let e = expect_err(&mut u, &argv("HACK.QUOTA 2 a1 b1 5 1000 5 1000"));
     assert!(e.to_uppercase().contains("NOPERM"), "{e}");
 }
 
@@ -498,18 +474,10 @@ fn replica_and_persistence_hold_quota_effects() {
 fn resp3_reply_is_a_map_with_nested_maps() {
     let s = Server::start();
     let mut c3 = s.conn_resp3();
-    let v: Value = redis::cmd("HACK.QUOTA")
-        .arg(2)
-        .arg("r3a")
-        .arg("r3b")
-        .arg(5)
-        .arg(1000)
-        .arg(5)
-        .arg(1000)
-        .arg("ALGO")
-        .arg("GCRA")
-        .query(&mut c3)
-        .unwrap();
+    let v = cmd(
+        &mut c3,
+        &argv("HACK.QUOTA 2 r3a r3b 5 1000 5 1000 ALGO GCRA"),
+    );
     let Value::Map(fields) = &v else {
         panic!("RESP3: {v:?}")
     };

@@ -271,10 +271,7 @@ fn layouts(c: &mut Connection, key: &str) -> Vec<String> {
 #[test]
 fn sparse_buckets_turn_dense_past_the_bound() {
     let (_s, mut c) = Server::start_with_conn();
-    cmd(
-        &mut c,
-        &["HACK.TSCREATE", "p", "ROLLUPS", "1h:1d", "DISTINCT"],
-    );
+    cmd(&mut c, &argv("HACK.TSCREATE p ROLLUPS 1h:1d DISTINCT"));
     let now = server_ms(&mut c).to_string();
     let ms = members(20_000, 5);
     let mut fed: Vec<&[u8]> = vec![];
@@ -308,27 +305,9 @@ fn sparse_buckets_turn_dense_past_the_bound() {
     // A lower bound promotes sooner; a bucket never turns back.
     cmd(
         &mut c,
-        &["CONFIG", "SET", "hacks.ts-distinct-sparse-max-bytes", "30"],
+        &argv("CONFIG SET hacks.ts-distinct-sparse-max-bytes 30"),
     );
-    cmd(
-        &mut c,
-        &[
-            "HACK.TSADD",
-            "q",
-            "a",
-            "b",
-            "c",
-            "d",
-            "e",
-            "f",
-            "g",
-            "h",
-            "i",
-            "j",
-            "k",
-            "l",
-        ],
-    );
+    cmd(&mut c, &argv("HACK.TSADD q a b c d e f g h i j k l"));
     let l = layouts(&mut c, "q");
     assert!(l.iter().all(|x| x == "dense"), "{l:?}");
     assert_eq!(int(&cmd(&mut c, &["HACK.TSCOUNT", "q", "-", "+"])), 12);
@@ -340,14 +319,7 @@ fn retention_backfill_mixed_rollups_and_idle_expiry() {
     let (_s, mut c) = Server::start_with_conn();
     cmd(
         &mut c,
-        &[
-            "HACK.TSCREATE",
-            "r",
-            "ROLLUPS",
-            "100ms:1s",
-            "500ms:2s",
-            "DISTINCT",
-        ],
+        &argv("HACK.TSCREATE r ROLLUPS 100ms:1s 500ms:2s DISTINCT"),
     );
     let now = server_ms(&mut c);
     // Back-fill into a bucket only the coarse rollup keeps: the reply is about that one.
@@ -388,14 +360,7 @@ fn retention_backfill_mixed_rollups_and_idle_expiry() {
     // rollup answers; `-` to `+` counts each member once: PFCOUNT of all of them.
     cmd(
         &mut c,
-        &[
-            "HACK.TSCREATE",
-            "m",
-            "ROLLUPS",
-            "1m:1h",
-            "1h:1d",
-            "DISTINCT",
-        ],
+        &argv("HACK.TSCREATE m ROLLUPS 1m:1h 1h:1d DISTINCT"),
     );
     let now = server_ms(&mut c);
     let ms = members(2_000, 9);
@@ -449,23 +414,13 @@ fn defaults_and_tsinfo() {
     }
     cmd(
         &mut c,
-        &[
-            "CONFIG",
-            "SET",
-            "hacks.ts-default-distinct-rollups",
-            "1s:1m,1m:1h",
-        ],
+        &argv("CONFIG SET hacks.ts-default-distinct-rollups 1s:1m,1m:1h"),
     );
     cmd(&mut c, &["HACK.TSADD", "e", "a"]);
     assert!(info_map(&mut c, "e").contains("1s:1m"));
     let e = expect_err(
         &mut c,
-        &[
-            "CONFIG",
-            "SET",
-            "hacks.ts-default-distinct-rollups",
-            "1h:1m",
-        ],
+        &argv("CONFIG SET hacks.ts-default-distinct-rollups 1h:1m"),
     );
     assert!(!e.is_empty());
     // A member named AT is fine anywhere but the option's place.
@@ -475,18 +430,12 @@ fn defaults_and_tsinfo() {
     // Missing keys: 0, an empty array, nil.
     assert_eq!(int(&cmd(&mut c, &["HACK.TSCOUNT", "nope", "-", "+"])), 0);
     assert_eq!(
-        int(&cmd(
-            &mut c,
-            &["HACK.TSCOUNT", "nope", "nope2", "-", "+", "UNION"]
-        )),
+        int(&cmd(&mut c, &argv("HACK.TSCOUNT nope nope2 - + UNION"))),
         0
     );
     assert_eq!(cmd(&mut c, &["HACK.TSINFO", "nope"]), Value::Nil);
     // An empty distinct series (TSCREATE) counts 0 and has no TTL.
-    cmd(
-        &mut c,
-        &["HACK.TSCREATE", "empty", "ROLLUPS", "1s:1m", "DISTINCT"],
-    );
+    cmd(&mut c, &argv("HACK.TSCREATE empty ROLLUPS 1s:1m DISTINCT"));
     assert_eq!(int(&cmd(&mut c, &["HACK.TSCOUNT", "empty", "-", "+"])), 0);
     assert_eq!(int(&cmd(&mut c, &["PTTL", "empty"])), -1);
     assert_eq!(text(&cmd(&mut c, &["TYPE", "empty"])), "hacks-tsd");
@@ -495,28 +444,26 @@ fn defaults_and_tsinfo() {
 #[test]
 fn key_positions_for_cluster_and_acl() {
     let (s, mut c) = Server::start_with_conn();
-    let keys = |c: &mut Connection, args: &[&str]| -> Vec<String> {
-        let mut r = redis::cmd("COMMAND");
-        r.arg("GETKEYS");
-        for a in args {
-            r.arg(*a);
-        }
-        q(c, &r)
-    };
-    assert_eq!(keys(&mut c, &["HACK.TSCOUNT", "a", "0", "1"]), ["a"]);
     assert_eq!(
-        keys(&mut c, &["HACK.TSCOUNT", "a", "b", "0", "1"]),
-        ["a", "b"]
-    );
-    assert_eq!(
-        keys(&mut c, &["HACK.TSCOUNT", "a", "b", "0", "1", "UNION"]),
-        ["a", "b"]
-    );
-    assert_eq!(
-        keys(&mut c, &["HACK.TSCOUNT", "a", "-", "+", "union"]),
+        command_keys(&mut c, &["HACK.TSCOUNT", "a", "0", "1"]),
         ["a"]
     );
-    assert_eq!(keys(&mut c, &["HACK.TSADD", "a", "m", "AT", "5"]), ["a"]);
+    assert_eq!(
+        command_keys(&mut c, &["HACK.TSCOUNT", "a", "b", "0", "1"]),
+        ["a", "b"]
+    );
+    assert_eq!(
+        command_keys(&mut c, &["HACK.TSCOUNT", "a", "b", "0", "1", "UNION"]),
+        ["a", "b"]
+    );
+    assert_eq!(
+        command_keys(&mut c, &["HACK.TSCOUNT", "a", "-", "+", "union"]),
+        ["a"]
+    );
+    assert_eq!(
+        command_keys(&mut c, &["HACK.TSADD", "a", "m", "AT", "5"]),
+        ["a"]
+    );
     // A reader limited to %R~stats:* may count stats keys (UNION included), nothing else.
     let mut r = s.user(&mut c, "reader", &["on", ">pw", "%R~stats:*", "+@all"]);
     cmd(&mut c, &["HACK.TSADD", "stats:a", "x"]);
@@ -524,14 +471,11 @@ fn key_positions_for_cluster_and_acl() {
     assert_eq!(
         int(&cmd(
             &mut r,
-            &["HACK.TSCOUNT", "stats:a", "stats:b", "-", "+", "UNION"]
+            &argv("HACK.TSCOUNT stats:a stats:b - + UNION")
         )),
         1
     );
-    let e = expect_err(
-        &mut r,
-        &["HACK.TSCOUNT", "stats:a", "other", "-", "+", "UNION"],
-    );
+    let e = expect_err(&mut r, &argv("HACK.TSCOUNT stats:a other - + UNION"));
     assert!(e.starts_with("NOPERM"), "{e}");
     let e = expect_err(&mut r, &["HACK.TSADD", "stats:a", "y"]);
     assert!(e.starts_with("NOPERM"), "{e}");
@@ -751,19 +695,13 @@ fn crc64(data: &[u8]) -> u64 {
 #[test]
 fn memory_of_small_buckets() {
     let (_s, mut c) = Server::start_with_conn();
-    cmd(
-        &mut c,
-        &["HACK.TSCREATE", "one", "ROLLUPS", "10s:1h", "DISTINCT"],
-    );
+    cmd(&mut c, &argv("HACK.TSCREATE one ROLLUPS 10s:1h DISTINCT"));
     cmd(&mut c, &["HACK.TSADD", "one", "a", "b", "c"]);
     let one = int(&cmd(&mut c, &["MEMORY", "USAGE", "one"]));
     cmd(&mut c, &["PFADD", "hll:one", "a", "b", "c"]);
     let hll = int(&cmd(&mut c, &["MEMORY", "USAGE", "hll:one"]));
     // 360 buckets of 5 members each in one series, against 360 HLL keys.
-    cmd(
-        &mut c,
-        &["HACK.TSCREATE", "hour", "ROLLUPS", "10s:1h", "DISTINCT"],
-    );
+    cmd(&mut c, &argv("HACK.TSCREATE hour ROLLUPS 10s:1h DISTINCT"));
     let now = server_ms(&mut c);
     let mut keys_total = 0;
     for b in 0..359i64 {
