@@ -42,6 +42,23 @@ fn drained(v: &Value) -> Vec<(String, Cells, bool)> {
     }
 }
 
+/// `HACK.BUFINFO key` (RESP2): its flat `[name, value, ...]` field list.
+fn bufinfo(c: &mut Connection, key: &str) -> Vec<Value> {
+    match cmd(c, &["HACK.BUFINFO", key]) {
+        Value::Array(f) => f,
+        other => panic!("BUFINFO {key}: {other:?}"),
+    }
+}
+
+/// The value of `name` in a flat field list (a BUFINFO reply or one of its batches).
+fn field(f: &[Value], name: &str) -> Value {
+    let i = f
+        .iter()
+        .position(|v| matches!(v, Value::BulkString(b) if b == name.as_bytes()))
+        .unwrap_or_else(|| panic!("no {name} in {f:?}"));
+    f[i + 1].clone()
+}
+
 fn c3(col: &str, op: &str, v: &str) -> (String, String, String) {
     (col.into(), op.into(), v.into())
 }
@@ -62,18 +79,10 @@ fn bufupdate_merges_and_drains_rows() {
         int(&cmd(&mut c, &argv("HACK.BUFUPDATE g 8 INCR value 2"))),
         1
     );
-    let info = cmd(&mut c, &["HACK.BUFINFO", "g"]);
-    let Value::Array(f) = info else { panic!() };
-    let field = |name: &str| {
-        let i = f
-            .iter()
-            .position(|v| matches!(v, Value::BulkString(b) if b == name.as_bytes()))
-            .unwrap();
-        int(&f[i + 1])
-    };
-    assert_eq!(field("pending_members"), 3);
-    assert_eq!(field("pending_columns"), 6);
-    assert!(field("memory_bytes") > 100);
+    let f = bufinfo(&mut c, "g");
+    assert_eq!(field(&f, "pending_members"), Value::Int(3));
+    assert_eq!(field(&f, "pending_columns"), Value::Int(6));
+    assert!(int(&field(&f, "memory_bytes")) > 100);
     let d = drained(&cmd(&mut c, &["HACK.DRAIN", "g"]));
     assert_eq!(
         d,
@@ -379,20 +388,12 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
         if m.pending.is_empty() && m.batches.is_empty() {
             assert_eq!(int(&cmd(c, &["EXISTS", key])), 0);
         } else {
-            let Value::Array(f) = cmd(c, &["HACK.BUFINFO", key]) else {
-                panic!()
-            };
-            let field = |name: &str| {
-                let i = f
-                    .iter()
-                    .position(|v| matches!(v, Value::BulkString(b) if b == name.as_bytes()))
-                    .unwrap();
-                int(&f[i + 1])
-            };
-            assert_eq!(field("pending_members"), m.pending.len() as i64);
+            let f = bufinfo(c, key);
+            let count = |name: &str| int(&field(&f, name));
+            assert_eq!(count("pending_members"), m.pending.len() as i64);
             let cols: usize = m.pending.iter().map(|(_, r)| r.len()).sum();
-            assert_eq!(field("pending_columns"), cols as i64);
-            assert_eq!(field("batches_in_flight"), m.batches.len() as i64);
+            assert_eq!(count("pending_columns"), cols as i64);
+            assert_eq!(count("batches_in_flight"), m.batches.len() as i64);
         }
     }
     m
@@ -476,15 +477,7 @@ fn loads_an_rdb_written_by_encoding_version_1() {
     let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
     keys.sort();
     assert_eq!(keys, vec!["buf", "other"]);
-    let Value::Array(f) = cmd(&mut c, &["HACK.BUFINFO", "buf"]) else {
-        panic!()
-    };
-    let field = |f: &[Value], name: &str| {
-        let i = f
-            .iter()
-            .position(|v| matches!(v, Value::BulkString(_)) && text(v) == name);
-        f[i.unwrap() + 1].clone()
-    };
+    let f = bufinfo(&mut c, "buf");
     assert_eq!(field(&f, "pending_members"), Value::Int(4));
     assert_eq!(field(&f, "pending_columns"), Value::Int(4));
     assert_eq!(field(&f, "newest_batch_id"), Value::Int(1796174733858289));
