@@ -109,8 +109,8 @@ impl Opts {
             ..Opts::default()
         }
     }
-    /// AOF without the RDB preamble: a rewrite writes plain commands, so a restart replays
-    /// exactly what the module emitted for each key.
+    /// AOF without the RDB preamble: a rewrite writes each key as the commands the module's
+    /// AOF rewrite emits, and a restart replays them.
     pub fn aof_without_preamble() -> Self {
         Opts {
             extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],

@@ -1,6 +1,6 @@
 //! A minimal RESP client over one loopback socket, for the benchmark drivers
 //! (`examples/lockbench.rs`, `examples/sembench.rs`): pipelining without a client crate, so
-//! what is measured is the server.
+//! what is measured is the server. The tests use its encoder for raw sockets they drop.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
