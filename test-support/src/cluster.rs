@@ -154,6 +154,37 @@ impl Cluster {
             .expect("MYID")
     }
 
+    /// Begin moving `slot` from node `source` to node `target`: IMPORTING on the target,
+    /// then MIGRATING on the source (the keys are then moved with MIGRATE).
+    pub fn begin_slot_move(&self, slot: i64, source: usize, target: usize) {
+        let (src_id, dst_id) = (self.node_id(source), self.node_id(target));
+        for (node, state, other) in [(target, "IMPORTING", src_id), (source, "MIGRATING", dst_id)] {
+            let mut c = self.nodes[node].conn();
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(state)
+                .arg(&other)
+                .query::<()>(&mut c)
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} {state} {other}: {e}"));
+        }
+    }
+
+    /// Finish a slot move: every node assigns `slot` to node `target`.
+    pub fn finish_slot_move(&self, slot: i64, target: usize) {
+        let dst_id = self.node_id(target);
+        for n in &self.nodes {
+            let mut c = n.conn();
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg("NODE")
+                .arg(&dst_id)
+                .query::<()>(&mut c)
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} NODE {dst_id}: {e}"));
+        }
+    }
+
     /// Indexes of nodes that are masters now.
     pub fn masters(&mut self) -> Vec<usize> {
         (0..self.nodes.len())

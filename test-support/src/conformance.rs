@@ -48,6 +48,23 @@ pub fn wait_rewrite(c: &mut Connection) {
     }
 }
 
+/// Error cases written as a table, one per line: `COMMAND args... => expected error prefix`.
+/// The arguments are split on whitespace, so an empty argument or one holding a space is
+/// written as a slice case instead; blank lines are skipped.
+pub fn error_cases(table: &str) -> Vec<(Vec<&str>, &str)> {
+    table
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (args, want) = l
+                .split_once(" => ")
+                .unwrap_or_else(|| panic!("error case without ' => ': {l:?}"));
+            (args.split_whitespace().collect(), want.trim())
+        })
+        .collect()
+}
+
 /// Run each `(command, expected error prefix)` case, asserting the error.
 pub fn expect_errors<'a, A: AsRef<[&'a str]>>(c: &mut Connection, cases: &[(A, &str)]) {
     for (args, want) in cases {
@@ -117,11 +134,7 @@ pub fn replica_equals_master(
 /// survive an AOF restart, a rewrite and restart, `DEBUG RELOAD`, and per key
 /// `DUMP`/`RESTORE` (same expiry) and `COPY`. Returns the server and the dataset.
 pub fn survives_persistence(workload: impl FnOnce(&Server, &mut Connection)) -> (Server, Dataset) {
-    let mut s = Server::with(Opts {
-        aof: true,
-        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
-        ..Opts::default()
-    });
+    let mut s = Server::with(Opts::aof_without_preamble());
     let mut c = s.conn();
     workload(&s, &mut c);
     let before = dataset(&mut c);

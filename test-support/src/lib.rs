@@ -110,6 +110,21 @@ impl Opts {
             ..Opts::default()
         }
     }
+    /// AOF without the RDB preamble: a rewrite writes each key as the commands the module's
+    /// AOF rewrite emits, and a restart replays them.
+    pub fn aof_without_preamble() -> Self {
+        Opts {
+            extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
+            ..Opts::aof()
+        }
+    }
+    /// A server that does not load the module (for tests that `MODULE LOAD` it themselves).
+    pub fn without_module() -> Self {
+        Opts {
+            load_module: false,
+            ..Opts::default()
+        }
+    }
 }
 
 pub struct Server {
@@ -129,6 +144,13 @@ pub fn free_port() -> u16 {
 impl Server {
     pub fn start() -> Server {
         Server::with(Opts::default())
+    }
+
+    /// A server with the module and a connection to it: the set-up most tests begin with.
+    pub fn start_with_conn() -> (Server, Connection) {
+        let s = Server::start();
+        let c = s.conn();
+        (s, c)
     }
 
     pub fn with(opts: Opts) -> Server {
@@ -234,6 +256,35 @@ impl Server {
         con.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         con
+    }
+
+    /// A connection that speaks RESP3 (maps, sets and doubles in replies).
+    pub fn conn_resp3(&self) -> Connection {
+        let url = format!("redis://127.0.0.1:{}/?protocol=resp3", self.port);
+        let client = redis::Client::open(url).expect("RESP3 client");
+        client.get_connection().expect("connect with RESP3")
+    }
+
+    /// A connection authenticated as `user`.
+    pub fn conn_as(&self, user: &str, password: &str) -> Connection {
+        let mut c = self.conn();
+        redis::cmd("AUTH")
+            .arg(user)
+            .arg(password)
+            .query::<()>(&mut c)
+            .unwrap_or_else(|e| panic!("AUTH {user}: {e}"));
+        c
+    }
+
+    /// `ACL SETUSER name rules...` (run on `admin`), then a connection authenticated as that
+    /// user: with the password a `>password` rule sets, else any (a `nopass` user).
+    pub fn user(&self, admin: &mut Connection, name: &str, rules: &[&str]) -> Connection {
+        let mut r = redis::cmd("ACL");
+        r.arg("SETUSER").arg(name).arg(rules);
+        r.query::<()>(admin)
+            .unwrap_or_else(|e| panic!("ACL SETUSER {name} {rules:?}: {}", err_text(&e)));
+        let password = rules.iter().find_map(|r| r.strip_prefix('>'));
+        self.conn_as(name, password.unwrap_or("any"))
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -395,6 +446,21 @@ pub fn info_field(con: &mut Connection, field: &str) -> i64 {
                 .map(|v| v.trim().parse().unwrap_or(-1))
         })
         .unwrap_or_else(|| panic!("no {field} in INFO hacks:\n{info}"))
+}
+
+/// A command line split on whitespace, `argv("HACK.QUOTA 2 a b 5 1000 5 1000")`, for commands
+/// too long to read as a slice; arguments that are empty or hold a space need a slice.
+pub fn argv(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// The keys the server finds in a command: `COMMAND GETKEYS args...`.
+pub fn command_keys(c: &mut Connection, args: &[&str]) -> Vec<String> {
+    redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg(args)
+        .query(c)
+        .unwrap_or_else(|e| panic!("COMMAND GETKEYS {args:?}: {e}"))
 }
 
 /// Run a command expected to succeed and return its reply.

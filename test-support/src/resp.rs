@@ -1,6 +1,6 @@
 //! A minimal RESP client over one loopback socket, for the benchmark drivers
 //! (`examples/lockbench.rs`, `examples/sembench.rs`): pipelining without a client crate, so
-//! what is measured is the server.
+//! what is measured is the server. The tests use its encoder for raw sockets they drop.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -54,6 +54,7 @@ pub fn parse(b: &[u8]) -> Option<(Reply, usize)> {
     }
 }
 
+/// Append one command (an array of bulk strings) to `out`.
 pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
     for a in args {
@@ -61,6 +62,14 @@ pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// One command as RESP bytes, for raw sockets (e.g. a client dropped mid-call).
+pub fn command(args: &[&str]) -> Vec<u8> {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    let mut out = Vec::new();
+    encode(&mut out, &args);
+    out
 }
 
 /// A blocking connection for set-up and latency runs.

@@ -9,8 +9,7 @@ use crate::common::*;
 
 #[test]
 fn readme_docs_and_command_docs_agree() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let root = workspace_root();
     let readme = fs::read_to_string(root.join("README.md")).unwrap();
     let reference = fs::read_to_string(root.join("docs/commands.md")).unwrap();

@@ -50,13 +50,9 @@ fn exists(c: &mut Connection, key: &str) -> bool {
 
 #[test]
 fn bufincr_replies_and_creates_the_type() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     assert_eq!(int(&cmd(&mut c, &["HACK.BUFINCR", "b", "x", "5"])), 5);
-    let v = cmd(
-        &mut c,
-        &["HACK.BUFINCR", "b", "x", "-2", "y", "7", "x", "10"],
-    );
+    let v = cmd(&mut c, &argv("HACK.BUFINCR b x -2 y 7 x 10"));
     assert_eq!(
         v,
         Value::Array(vec![Value::Int(3), Value::Int(7), Value::Int(13)])
@@ -78,8 +74,7 @@ fn bufincr_replies_and_creates_the_type() {
 
 #[test]
 fn plain_drain_is_oldest_first_and_bounded() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     assert_eq!(
         cmd(&mut c, &["HACK.DRAIN", "missing"]),
         Value::Array(vec![])
@@ -100,8 +95,7 @@ fn plain_drain_is_oldest_first_and_bounded() {
 
 #[test]
 fn leases_redeliver_until_acked() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     assert_eq!(lease(&mut c, "b", 10, 200), None, "missing key: nil");
     cmd(&mut c, &["HACK.BUFINCR", "b", "a", "1", "b", "2", "c", "3"]);
     let (id, delivery, got) = lease(&mut c, "b", 2, 200).unwrap();
@@ -153,8 +147,7 @@ fn leases_redeliver_until_acked() {
 
 #[test]
 fn expired_batches_come_back_oldest_deadline_first() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(&mut c, &["HACK.BUFINCR", "b", "a", "1"]);
     let (first, _, _) = lease(&mut c, "b", 10, 100).unwrap();
     cmd(&mut c, &["HACK.BUFINCR", "b", "z", "1"]);
@@ -203,120 +196,54 @@ fn batch_ids_are_never_reused() {
 
 #[test]
 fn every_error_leaves_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(
         &mut c,
-        &[
-            "HACK.BUFINCR",
-            "b",
-            "big",
-            "9223372036854775807",
-            "small",
-            "1",
-        ],
+        &argv("HACK.BUFINCR b big 9223372036854775807 small 1"),
     );
     lease(&mut c, "b", 1, 60_000).unwrap();
     cmd(&mut c, &["SET", "str", "x"]);
     let before = dataset(&mut c);
-    let cases: &[(&[&str], &str)] = &[
-        (&["HACK.BUFINCR", "b"], "ERR wrong number of arguments"),
-        (&["HACK.BUFINCR", "b", "m"], "ERR wrong number of arguments"),
-        (
-            &["HACK.BUFINCR", "b", "m", "1", "n"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "x"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "1.5"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "+1"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "9223372036854775808"],
-            "ERR value is not an integer",
-        ),
-        (
-            &[
-                "HACK.BUFINCR",
-                "b",
-                "new",
-                "1",
-                "small",
-                "9223372036854775807",
-            ],
-            "ERR increment or decrement would overflow",
-        ),
-        (
-            &[
-                "HACK.BUFINCR",
-                "nokey",
-                "m",
-                "9223372036854775807",
-                "m",
-                "1",
-            ],
-            "ERR increment or decrement would overflow",
-        ),
-        (&["HACK.BUFINCR", "str", "m", "1"], "WRONGTYPE"),
-        (
-            &["HACK.DRAIN", "b", "COUNT"],
-            "ERR option COUNT needs a value",
-        ),
-        (&["HACK.DRAIN", "b", "COUNT", "0"], "ERR COUNT must be"),
-        (&["HACK.DRAIN", "b", "COUNT", "-1"], "ERR COUNT must be"),
-        (&["HACK.DRAIN", "b", "COUNT", "x"], "ERR COUNT must be"),
-        (&["HACK.DRAIN", "b", "LEASE", "0"], "ERR LEASE must be"),
-        (
-            &["HACK.DRAIN", "b", "COUNT", "1", "COUNT", "2"],
-            "ERR option COUNT given more than once",
-        ),
-        (
-            &["HACK.DRAIN", "b", "NOPE", "1"],
-            "ERR unknown option 'NOPE'",
-        ),
-        (&["HACK.DRAIN", "str"], "WRONGTYPE"),
-        (&["HACK.DRAIN", "str", "LEASE", "100"], "WRONGTYPE"),
-        (&["HACK.ACK", "b"], "ERR wrong number of arguments"),
-        (&["HACK.ACK", "b", "x"], "ERR batch_id must be"),
-        (&["HACK.ACK", "b", "-1"], "ERR batch_id must be"),
-        (&["HACK.ACK", "str", "1"], "WRONGTYPE"),
-        (&["HACK.BUFINFO", "str"], "WRONGTYPE"),
-        (
-            &["HACK.BUFBATCH", "b", "1", "2"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.BUFBATCH", "b", "0", "2", "1"],
-            "ERR batch_id must be",
-        ),
-        (
-            &["HACK.BUFBATCH", "b", "5", "2", "1", "m"],
-            "ERR malformed batch entry",
-        ),
-        (
-            &["HACK.BUFBATCH", "b", "5", "2", "1", "m", "x"],
-            "ERR malformed batch entry",
-        ),
-        (
-            &["HACK.BUFBATCH", "b", "5", "2", "1", "m", "1"],
-            "ERR HACK.BUFBATCH is internal",
-        ),
-    ];
-    expect_errors(&mut c, cases);
+    let cases = error_cases(
+        "
+        HACK.BUFINCR b            => ERR wrong number of arguments
+        HACK.BUFINCR b m          => ERR wrong number of arguments
+        HACK.BUFINCR b m 1 n      => ERR wrong number of arguments
+        HACK.BUFINCR b m x        => ERR value is not an integer
+        HACK.BUFINCR b m 1.5      => ERR value is not an integer
+        HACK.BUFINCR b m +1       => ERR value is not an integer
+        HACK.BUFINCR b m 9223372036854775808 => ERR value is not an integer
+        HACK.BUFINCR b new 1 small 9223372036854775807 => ERR increment or decrement would overflow
+        HACK.BUFINCR nokey m 9223372036854775807 m 1 => ERR increment or decrement would overflow
+        HACK.BUFINCR str m 1      => WRONGTYPE
+        HACK.DRAIN b COUNT        => ERR option COUNT needs a value
+        HACK.DRAIN b COUNT 0      => ERR COUNT must be
+        HACK.DRAIN b COUNT -1     => ERR COUNT must be
+        HACK.DRAIN b COUNT x      => ERR COUNT must be
+        HACK.DRAIN b LEASE 0      => ERR LEASE must be
+        HACK.DRAIN b COUNT 1 COUNT 2 => ERR option COUNT given more than once
+        HACK.DRAIN b NOPE 1       => ERR unknown option 'NOPE'
+        HACK.DRAIN str            => WRONGTYPE
+        HACK.DRAIN str LEASE 100  => WRONGTYPE
+        HACK.ACK b                => ERR wrong number of arguments
+        HACK.ACK b x              => ERR batch_id must be
+        HACK.ACK b -1             => ERR batch_id must be
+        HACK.ACK str 1            => WRONGTYPE
+        HACK.BUFINFO str          => WRONGTYPE
+        HACK.BUFBATCH b 1 2       => ERR wrong number of arguments
+        HACK.BUFBATCH b 0 2 1     => ERR batch_id must be
+        HACK.BUFBATCH b 5 2 1 m   => ERR malformed batch entry
+        HACK.BUFBATCH b 5 2 1 m x => ERR malformed batch entry
+        HACK.BUFBATCH b 5 2 1 m 1 => ERR HACK.BUFBATCH is internal
+        ",
+    );
+    expect_errors(&mut c, &cases);
     assert_eq!(dataset(&mut c), before, "a failing call changed a key");
 }
 
 #[test]
 fn member_bound_refuses_new_members_only() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(&mut c, &["CONFIG", "SET", "hacks.buffer-max-members", "3"]);
     assert_eq!(
         text(
@@ -347,9 +274,7 @@ fn member_bound_refuses_new_members_only() {
 #[test]
 fn resp3_replies_are_maps() {
     let s = Server::start();
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut c = client.get_connection().unwrap();
+    let mut c = s.conn_resp3();
     cmd(&mut c, &["HACK.BUFINCR", "b", "a", "1", "b", "2"]);
     let v = cmd(&mut c, &["HACK.DRAIN", "b", "COUNT", "1"]);
     assert!(matches!(v, Value::Map(_)), "{v:?}");
@@ -364,8 +289,7 @@ fn resp3_replies_are_maps() {
 
 #[test]
 fn multi_and_lua() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let (a, b, d): (i64, Vec<i64>, Vec<(String, i64)>) = redis::pipe()
         .atomic()
         .cmd("HACK.BUFINCR")
@@ -502,8 +426,7 @@ fn persistence_keeps_buffers_exactly() {
 /// two reads of an unchanged buffer must now be identical, in flight or not.
 #[test]
 fn bufinfo_of_an_unchanged_buffer_reads_the_same() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(&mut c, &["HACK.BUFINCR", "b", "m1", "1", "m2", "2"]);
     let first = cmd(&mut c, &["HACK.BUFINFO", "b"]);
     std::thread::sleep(Duration::from_millis(5));

@@ -42,79 +42,47 @@ fn drained(v: &Value) -> Vec<(String, Cells, bool)> {
     }
 }
 
+/// `HACK.BUFINFO key` (RESP2): its flat `[name, value, ...]` field list.
+fn bufinfo(c: &mut Connection, key: &str) -> Vec<Value> {
+    match cmd(c, &["HACK.BUFINFO", key]) {
+        Value::Array(f) => f,
+        other => panic!("BUFINFO {key}: {other:?}"),
+    }
+}
+
+/// The value of `name` in a flat field list (a BUFINFO reply or one of its batches).
+fn field(f: &[Value], name: &str) -> Value {
+    let i = f
+        .iter()
+        .position(|v| matches!(v, Value::BulkString(b) if b == name.as_bytes()))
+        .unwrap_or_else(|| panic!("no {name} in {f:?}"));
+    f[i + 1].clone()
+}
+
 fn c3(col: &str, op: &str, v: &str) -> (String, String, String) {
     (col.into(), op.into(), v.into())
 }
 
 #[test]
 fn bufupdate_merges_and_drains_rows() {
-    let s = Server::start();
-    let mut c = s.conn();
-    let n = int(&cmd(
-        &mut c,
-        &[
-            "HACK.BUFUPDATE",
-            "g",
-            "42",
-            "INCR",
-            "times_seen",
-            "1",
-            "MAX",
-            "last_seen",
-            "100",
-            "SET",
-            "message",
-            "hello",
-            "min",
-            "first_seen",
-            "100",
-        ],
-    ));
+    let (s, mut c) = Server::start_with_conn();
+    let first = "HACK.BUFUPDATE g 42 INCR times_seen 1 MAX last_seen 100 SET message hello \
+                 min first_seen 100";
+    let n = int(&cmd(&mut c, &argv(first)));
     assert_eq!(n, 4);
-    cmd(
-        &mut c,
-        &[
-            "HACK.BUFUPDATE",
-            "g",
-            "42",
-            "INCR",
-            "times_seen",
-            "2",
-            "MAX",
-            "last_seen",
-            "90",
-            "SET",
-            "message",
-            "bye",
-            "MIN",
-            "first_seen",
-            "80",
-            "INCR",
-            "times_seen",
-            "3",
-        ],
-    );
+    let second = "HACK.BUFUPDATE g 42 INCR times_seen 2 MAX last_seen 90 SET message bye \
+                  MIN first_seen 80 INCR times_seen 3";
+    cmd(&mut c, &argv(second));
     // BUFINCR: the default column, plain member drains as an integer.
     cmd(&mut c, &["HACK.BUFINCR", "g", "7", "5"]);
     assert_eq!(
-        int(&cmd(
-            &mut c,
-            &["HACK.BUFUPDATE", "g", "8", "INCR", "value", "2"]
-        )),
+        int(&cmd(&mut c, &argv("HACK.BUFUPDATE g 8 INCR value 2"))),
         1
     );
-    let info = cmd(&mut c, &["HACK.BUFINFO", "g"]);
-    let Value::Array(f) = info else { panic!() };
-    let field = |name: &str| {
-        let i = f
-            .iter()
-            .position(|v| matches!(v, Value::BulkString(b) if b == name.as_bytes()))
-            .unwrap();
-        int(&f[i + 1])
-    };
-    assert_eq!(field("pending_members"), 3);
-    assert_eq!(field("pending_columns"), 6);
-    assert!(field("memory_bytes") > 100);
+    let f = bufinfo(&mut c, "g");
+    assert_eq!(field(&f, "pending_members"), Value::Int(3));
+    assert_eq!(field(&f, "pending_columns"), Value::Int(6));
+    assert!(int(&field(&f, "memory_bytes")) > 100);
     let d = drained(&cmd(&mut c, &["HACK.DRAIN", "g"]));
     assert_eq!(
         d,
@@ -134,9 +102,7 @@ fn bufupdate_merges_and_drains_rows() {
         ]
     );
     // RESP3: a map of maps, column -> [op, value].
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut c3c = client.get_connection().unwrap();
+    let mut c3c = s.conn_resp3();
     cmd(
         &mut c3c,
         &["HACK.BUFUPDATE", "g", "1", "SET", "data", "\x00\x01"],
@@ -157,188 +123,54 @@ fn bufupdate_merges_and_drains_rows() {
 
 #[test]
 fn bad_row_updates_leave_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(&mut c, &["CONFIG", "SET", "hacks.buffer-max-columns", "3"]);
+    cmd(&mut c, &argv("CONFIG SET hacks.buffer-max-value-bytes 4"));
     cmd(
         &mut c,
-        &["CONFIG", "SET", "hacks.buffer-max-value-bytes", "4"],
-    );
-    cmd(
-        &mut c,
-        &[
-            "HACK.BUFUPDATE",
-            "b",
-            "m",
-            "INCR",
-            "n",
-            "9223372036854775806",
-            "SET",
-            "s",
-            "x",
-        ],
+        &argv("HACK.BUFUPDATE b m INCR n 9223372036854775806 SET s x"),
     );
     cmd(&mut c, &["HACK.BUFINCR", "b", "p", "1"]);
     cmd(&mut c, &["SET", "str", "x"]);
     let long = "c".repeat(65);
-    let cases: &[(&[&str], &str)] = &[
+    let mut cases = error_cases(
+        "
+        HACK.BUFUPDATE b m INCR n             => ERR wrong number of arguments
+        HACK.BUFUPDATE b m                    => ERR wrong number of arguments
+        HACK.BUFUPDATE b m ADD n 1            => ERR unknown op 'ADD'
+        HACK.BUFUPDATE b m INCR n x           => ERR value is not an integer
+        HACK.BUFUPDATE b m MAX t 1.5          => ERR value is not an integer
+        HACK.BUFUPDATE b m INCR n 2           => ERR increment or decrement would overflow
+        HACK.BUFUPDATE b m SET s y INCR n 1 INCR n 1 => ERR increment or decrement would overflow
+        HACK.BUFUPDATE b m SET n 1            => ERR column 'n' of this pending member is INCR, not SET
+        HACK.BUFUPDATE b m SET t 1 MAX t 1    => ERR column 't' of this pending member is SET, not MAX
+        HACK.BUFUPDATE new m MIN t 1 MAX t 1  => ERR column 't' of this pending member is MIN, not MAX
+        HACK.BUFUPDATE b m SET t 1 SET u 1    => ERR too many columns
+        HACK.BUFUPDATE b m SET s 12345        => ERR value of column 's' is longer
+        HACK.BUFUPDATE str m SET a 1          => WRONGTYPE
+        HACK.BUFINCR b m 1 p 9223372036854775807 => ERR increment or decrement would overflow
+        HACK.BUFBATCH b 5 2 1 m ROW 1 SET x 1 => ERR HACK.BUFBATCH is internal
+        HACK.BUFBATCH b 5 2 1 m ROW 2 SET x 1 => ERR malformed batch entry
+        HACK.BUFBATCH b 5 2 1 m ROW 1 PUT x 1 => ERR malformed batch entry
+        HACK.BUFBATCH b 5 2 1 m ROW 1 MAX x y => ERR malformed batch entry
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (
-            &["HACK.BUFUPDATE", "b", "m", "INCR", "n"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "ADD", "n", "1"],
-            "ERR unknown op 'ADD'",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "INCR", "n", "x"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "MAX", "t", "1.5"],
-            "ERR value is not an integer",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "INCR", "n", "2"],
-            "ERR increment or decrement would overflow",
-        ),
-        (
-            &[
-                "HACK.BUFUPDATE",
-                "b",
-                "m",
-                "SET",
-                "s",
-                "y",
-                "INCR",
-                "n",
-                "1",
-                "INCR",
-                "n",
-                "1",
-            ],
-            "ERR increment or decrement would overflow",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "n", "1"],
-            "ERR column 'n' of this pending member is INCR, not SET",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "t", "1", "MAX", "t", "1"],
-            "ERR column 't' of this pending member is SET, not MAX",
-        ),
-        (
-            &[
-                "HACK.BUFUPDATE",
-                "new",
-                "m",
-                "MIN",
-                "t",
-                "1",
-                "MAX",
-                "t",
-                "1",
-            ],
-            "ERR column 't' of this pending member is MIN, not MAX",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "t", "1", "SET", "u", "1"],
-            "ERR too many columns",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "s", "12345"],
-            "ERR value of column 's' is longer",
-        ),
-        (
-            &["HACK.BUFUPDATE", "b", "m", "SET", "", "1"],
+            vec!["HACK.BUFUPDATE", "b", "m", "SET", "", "1"],
             "ERR column names are 1 to 64 bytes",
         ),
         (
-            &["HACK.BUFUPDATE", "b", "m", "SET", &long, "1"],
+            vec!["HACK.BUFUPDATE", "b", "m", "SET", &long, "1"],
             "ERR column names are 1 to 64 bytes",
         ),
         (
-            &["HACK.BUFUPDATE", "new", "m", "SET", &long, "1"],
+            vec!["HACK.BUFUPDATE", "new", "m", "SET", &long, "1"],
             "ERR column names are 1 to 64 bytes",
         ),
-        (
-            &["HACK.BUFUPDATE", "str", "m", "SET", "a", "1"],
-            "WRONGTYPE",
-        ),
-        (
-            &["HACK.BUFINCR", "b", "m", "1", "p", "9223372036854775807"],
-            "ERR increment or decrement would overflow",
-        ),
-        (
-            &[
-                "HACK.BUFBATCH",
-                "b",
-                "5",
-                "2",
-                "1",
-                "m",
-                "ROW",
-                "1",
-                "SET",
-                "x",
-                "1",
-            ],
-            "ERR HACK.BUFBATCH is internal",
-        ),
-        (
-            &[
-                "HACK.BUFBATCH",
-                "b",
-                "5",
-                "2",
-                "1",
-                "m",
-                "ROW",
-                "2",
-                "SET",
-                "x",
-                "1",
-            ],
-            "ERR malformed batch entry",
-        ),
-        (
-            &[
-                "HACK.BUFBATCH",
-                "b",
-                "5",
-                "2",
-                "1",
-                "m",
-                "ROW",
-                "1",
-                "PUT",
-                "x",
-                "1",
-            ],
-            "ERR malformed batch entry",
-        ),
-        (
-            &[
-                "HACK.BUFBATCH",
-                "b",
-                "5",
-                "2",
-                "1",
-                "m",
-                "ROW",
-                "1",
-                "MAX",
-                "x",
-                "y",
-            ],
-            "ERR malformed batch entry",
-        ),
-    ];
-    errors_leave_keys_unchanged(&mut c, cases);
+    ]);
+    errors_leave_keys_unchanged(&mut c, &cases);
     // The member bound applies to BUFUPDATE as to BUFINCR.
     cmd(&mut c, &["CONFIG", "SET", "hacks.buffer-max-members", "2"]);
     errors_leave_keys_unchanged(
@@ -444,19 +276,6 @@ fn check_entries(got: &[(String, Cells, bool)], want: &[(String, MRow)]) {
     assert_eq!(got, want);
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Random row traffic, checked against the model step by step; returns the model.
 fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
     let mut m = Model {
@@ -475,13 +294,13 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
         let member = format!("m{}", rng.below(16));
         match rng.below(10) {
             0..=5 => {
-                let k = 1 + rng.below(4) as usize;
+                let k = 1 + rng.below(4);
                 let mut updates = vec![];
                 for _ in 0..k {
-                    let col = COLS[rng.below(COLS.len() as u64) as usize];
+                    let col = *rng.pick(COLS);
                     // Columns mostly keep a fixed op, so rows grow; sometimes any op (a conflict).
                     let op = if rng.below(8) == 0 {
-                        OPS[rng.below(4) as usize]
+                        *rng.pick(OPS)
                     } else {
                         match col {
                             "value" | "n" => "INCR",
@@ -491,7 +310,7 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
                         }
                     };
                     let val = match (op, rng.below(20)) {
-                        ("SET", x) => "v".repeat(x as usize % 8),
+                        ("SET", x) => "v".repeat(x % 8),
                         (_, 0) => i64::MAX.to_string(),
                         (_, 1) => i64::MIN.to_string(),
                         _ => (rng.below(200) as i64 - 100).to_string(),
@@ -528,14 +347,14 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
                 }
             }
             7 => {
-                let n = 1 + rng.below(4) as usize;
+                let n = 1 + rng.below(4);
                 let got = drained(&cmd(c, &["HACK.DRAIN", key, "COUNT", &n.to_string()]));
                 let take = n.min(m.pending.len());
                 let want: Vec<_> = m.pending.drain(..take).collect();
                 check_entries(&got, &want);
             }
             8 => {
-                let n = 1 + rng.below(4) as usize;
+                let n = 1 + rng.below(4);
                 let v = cmd(
                     c,
                     &[
@@ -569,20 +388,12 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
         if m.pending.is_empty() && m.batches.is_empty() {
             assert_eq!(int(&cmd(c, &["EXISTS", key])), 0);
         } else {
-            let Value::Array(f) = cmd(c, &["HACK.BUFINFO", key]) else {
-                panic!()
-            };
-            let field = |name: &str| {
-                let i = f
-                    .iter()
-                    .position(|v| matches!(v, Value::BulkString(b) if b == name.as_bytes()))
-                    .unwrap();
-                int(&f[i + 1])
-            };
-            assert_eq!(field("pending_members"), m.pending.len() as i64);
+            let f = bufinfo(c, key);
+            let count = |name: &str| int(&field(&f, name));
+            assert_eq!(count("pending_members"), m.pending.len() as i64);
             let cols: usize = m.pending.iter().map(|(_, r)| r.len()).sum();
-            assert_eq!(field("pending_columns"), cols as i64);
-            assert_eq!(field("batches_in_flight"), m.batches.len() as i64);
+            assert_eq!(count("pending_columns"), cols as i64);
+            assert_eq!(count("batches_in_flight"), m.batches.len() as i64);
         }
     }
     m
@@ -590,8 +401,7 @@ fn model_run(c: &mut Connection, key: &str, seed: u64, rounds: usize) -> Model {
 
 #[test]
 fn rows_follow_the_model() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     for seed in [1u64, 0xDEADBEEF, 77] {
         let key = format!("rows:{seed}");
         let m = model_run(&mut c, &key, seed, 1500);
@@ -667,15 +477,7 @@ fn loads_an_rdb_written_by_encoding_version_1() {
     let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
     keys.sort();
     assert_eq!(keys, vec!["buf", "other"]);
-    let Value::Array(f) = cmd(&mut c, &["HACK.BUFINFO", "buf"]) else {
-        panic!()
-    };
-    let field = |f: &[Value], name: &str| {
-        let i = f
-            .iter()
-            .position(|v| matches!(v, Value::BulkString(_)) && text(v) == name);
-        f[i.unwrap() + 1].clone()
-    };
+    let f = bufinfo(&mut c, "buf");
     assert_eq!(field(&f, "pending_members"), Value::Int(4));
     assert_eq!(field(&f, "pending_columns"), Value::Int(4));
     assert_eq!(field(&f, "newest_batch_id"), Value::Int(1796174733858289));

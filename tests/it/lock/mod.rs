@@ -13,18 +13,25 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
+use crate::common::resp::command as resp;
 use crate::common::*;
 
 mod semaphore;
 
-/// `HACK.LOCK key owner ttl [WAIT t]` -> Some(token) or None (nil).
-fn lock(c: &mut Connection, key: &str, owner: &str, ttl: u64, wait: Option<u64>) -> Option<i64> {
+/// The command `HACK.LOCK key owner ttl [WAIT t]`.
+fn lock_cmd(key: &str, owner: &str, ttl: u64, wait: Option<u64>) -> redis::Cmd {
     let mut r = redis::cmd("HACK.LOCK");
     r.arg(key).arg(owner).arg(ttl);
     if let Some(w) = wait {
         r.arg("WAIT").arg(w);
     }
-    r.query(c)
+    r
+}
+
+/// `HACK.LOCK key owner ttl [WAIT t]` -> Some(token) or None (nil).
+fn lock(c: &mut Connection, key: &str, owner: &str, ttl: u64, wait: Option<u64>) -> Option<i64> {
+    lock_cmd(key, owner, ttl, wait)
+        .query(c)
         .unwrap_or_else(|e| panic!("HACK.LOCK {key} {owner}: {e}"))
 }
 
@@ -68,7 +75,7 @@ fn wait_until(what: &str, timeout_ms: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(2));
+        sleep(Duration::from_millis(1));
     }
 }
 
@@ -80,27 +87,26 @@ fn info_line(c: &mut Connection, section: &str, field: &str) -> i64 {
         .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
 }
 
-/// A client blocked in `HACK.LOCK ... WAIT` on its own connection, in a thread.
+/// A client blocked in a `... WAIT` call (a lock or a semaphore) on its own connection, in
+/// a thread: its reply (token, nil or error text) and when the reply came.
 struct Waiter {
     handle: thread::JoinHandle<(Result<Option<i64>, String>, Instant)>,
 }
 
 impl Waiter {
-    fn start(s: &Server, key: &str, owner: &str, ttl: u64, wait: u64) -> Waiter {
+    /// Run `call` (one that blocks) on a new connection to `s`, in a thread of its own.
+    fn spawn(s: &Server, call: redis::Cmd) -> Waiter {
         let mut c = s.conn();
-        let (key, owner) = (key.to_string(), owner.to_string());
         let handle = thread::spawn(move || {
-            let r = redis::cmd("HACK.LOCK")
-                .arg(&key)
-                .arg(&owner)
-                .arg(ttl)
-                .arg("WAIT")
-                .arg(wait)
-                .query::<Option<i64>>(&mut c)
-                .map_err(|e| err_text(&e));
+            let r = call.query::<Option<i64>>(&mut c).map_err(|e| err_text(&e));
             (r, Instant::now())
         });
         Waiter { handle }
+    }
+
+    /// `HACK.LOCK key owner ttl WAIT wait`, blocked in a thread.
+    fn lock(s: &Server, key: &str, owner: &str, ttl: u64, wait: u64) -> Waiter {
+        Waiter::spawn(s, lock_cmd(key, owner, ttl, Some(wait)))
     }
 
     fn join(self) -> (Result<Option<i64>, String>, Instant) {
@@ -108,29 +114,23 @@ impl Waiter {
     }
 }
 
-/// Queue a waiter and make sure the server has queued it before going on.
-fn queue_waiter(s: &Server, c: &mut Connection, key: &str, owner: &str, ttl: u64) -> Waiter {
-    let before = waiters(c, key);
-    let w = Waiter::start(s, key, owner, ttl, 0);
-    wait_until("the waiter to be queued", 5000, || {
-        waiters(c, key) == before + 1
-    });
+/// Start a waiter and make sure the server has queued it before going on: `waiters` reads
+/// the length of its key's queue.
+fn queued(mut waiters: impl FnMut() -> i64, start: impl FnOnce() -> Waiter) -> Waiter {
+    let before = waiters();
+    let w = start();
+    wait_until("the waiter to be queued", 5000, || waiters() == before + 1);
     w
 }
 
-/// RESP encoding of one command (for raw connections that are dropped mid-wait).
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend(format!("${}\r\n{a}\r\n", a.len()).into_bytes());
-    }
-    out
+/// Queue a lock waiter (no timeout) behind the key's holder.
+fn queue_waiter(s: &Server, c: &mut Connection, key: &str, owner: &str, ttl: u64) -> Waiter {
+    queued(|| waiters(c, key), || Waiter::lock(s, key, owner, ttl, 0))
 }
 
 #[test]
 fn acquire_renew_extend_unlock() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let t1 = lock(&mut c, "k", "alice", 10_000, None).expect("free lock");
     assert_eq!(text(&cmd(&mut c, &["TYPE", "k"])), "hacks-lck");
     let i = info(&mut c, "k").unwrap();
@@ -261,8 +261,7 @@ fn mutual_exclusion_with_eight_clients() {
 
 #[test]
 fn waiters_are_served_in_arrival_order_and_nobody_barges() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let t0 = lock(&mut c, "q", "holder", 60_000, None).unwrap();
     let ws: Vec<Waiter> = (0..5)
         .map(|i| queue_waiter(&s, &mut c, "q", &format!("w{i}"), 60_000))
@@ -328,8 +327,7 @@ fn expiry_hands_off_within_a_few_ms_and_replicates() {
 
 #[test]
 fn disconnect_while_waiting_leaves_the_queue() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "d", "holder", 60_000, None).unwrap();
     let mut raw = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     raw.write_all(&resp(&["HACK.LOCK", "d", "gone", "1000", "WAIT", "0"]))
@@ -371,8 +369,7 @@ fn disconnect_while_waiting_leaves_the_queue() {
 
 #[test]
 fn wait_timeout_answers_nil() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "t", "holder", 60_000, None).unwrap();
     let before = (snapshot(&mut c, "t"), digest(&mut c, "t"));
     let mut w = s.conn();
@@ -401,8 +398,7 @@ fn wait_timeout_answers_nil() {
 
 #[test]
 fn multi_and_lua_make_a_single_try() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "m", "holder", 60_000, None).unwrap();
     let start = Instant::now();
     let (a, b): (Option<i64>, Option<i64>) = redis::pipe()
@@ -448,8 +444,7 @@ fn multi_and_lua_make_a_single_try() {
 
 #[test]
 fn del_of_a_held_lock_frees_it_for_the_queue() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let t1 = lock(&mut c, "del", "holder", 60_000, None).unwrap();
     // No waiters: DEL frees the lock; the next acquisition still gets a larger token.
     cmd(&mut c, &["DEL", "del"]);
@@ -496,11 +491,7 @@ fn del_of_a_held_lock_frees_it_for_the_queue() {
 
 #[test]
 fn tokens_only_go_up_across_delete_and_restart() {
-    let mut s = Server::with(Opts {
-        aof: true,
-        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
-        ..Opts::default()
-    });
+    let mut s = Server::with(Opts::aof_without_preamble());
     let mut c = s.conn();
     let mut seen = vec![];
     fn take(c: &mut Connection, seen: &mut Vec<i64>) {
@@ -728,110 +719,71 @@ fn waiters_get_an_error_when_the_server_stops_being_a_master() {
 
 #[test]
 fn every_error_leaves_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     lock(&mut c, "held", "alice", 60_000, None).unwrap();
     cmd(&mut c, &["SET", "str", "x"]);
     let before = dataset(&mut c);
-    let cases: &[(&[&str], &str)] = &[
+    let mut cases = error_cases(
+        "
+        HACK.LOCK held bob           => ERR wrong number of arguments
+        HACK.LOCK nokey o 0          => ERR ttl_ms must be
+        HACK.LOCK nokey o -5         => ERR ttl_ms must be
+        HACK.LOCK nokey o 1.5        => ERR ttl_ms must be
+        HACK.LOCK nokey o +100       => ERR ttl_ms must be
+        HACK.LOCK nokey o 10000000000001 => ERR ttl_ms must be
+        HACK.LOCK nokey o 100 WAIT   => ERR option WAIT needs a value
+        HACK.LOCK nokey o 100 WAIT -1 => ERR WAIT timeout_ms must be
+        HACK.LOCK nokey o 100 WAIT x => ERR WAIT timeout_ms must be
+        HACK.LOCK nokey o 100 WAIT 1 WAIT 2 => ERR option WAIT given more than once
+        HACK.LOCK nokey o 100 NX     => ERR unknown option 'NX'
+        HACK.LOCK str o 100          => WRONGTYPE
+        HACK.LOCK str o 100 WAIT 10  => WRONGTYPE
+        HACK.UNLOCK held             => ERR wrong number of arguments
+        HACK.UNLOCK held alice x     => ERR wrong number of arguments
+        HACK.UNLOCK str alice        => WRONGTYPE
+        HACK.EXTEND held alice       => ERR wrong number of arguments
+        HACK.EXTEND held alice 0     => ERR ttl_ms must be
+        HACK.EXTEND held alice abc   => ERR ttl_ms must be
+        HACK.EXTEND str alice 10     => WRONGTYPE
+        HACK.LOCKINFO                => ERR wrong number of arguments
+        HACK.LOCKINFO held x         => ERR wrong number of arguments
+        HACK.LOCKINFO str            => WRONGTYPE
+        HACK.LOCKSET held x 5        => ERR HACK.LOCKSET is internal
+        HACK.LOCKSET nokey x 5 PXAT 99 => ERR HACK.LOCKSET is internal
+        HACK.LOCKSET held x 0        => ERR token must be
+        HACK.LOCKSET held x 5 EX 1   => ERR unknown option 'EX'
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (
-            &["HACK.LOCK", "held", "bob"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "", "100"],
-            "ERR owner must not be empty",
-        ),
-        (&["HACK.LOCK", "nokey", "o", "0"], "ERR ttl_ms must be"),
-        (&["HACK.LOCK", "nokey", "o", "-5"], "ERR ttl_ms must be"),
-        (&["HACK.LOCK", "nokey", "o", "1.5"], "ERR ttl_ms must be"),
-        (&["HACK.LOCK", "nokey", "o", "+100"], "ERR ttl_ms must be"),
-        (
-            &["HACK.LOCK", "nokey", "o", "10000000000001"],
-            "ERR ttl_ms must be",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "WAIT"],
-            "ERR option WAIT needs a value",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "WAIT", "-1"],
-            "ERR WAIT timeout_ms must be",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "WAIT", "x"],
-            "ERR WAIT timeout_ms must be",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "WAIT", "1", "WAIT", "2"],
-            "ERR option WAIT given more than once",
-        ),
-        (
-            &["HACK.LOCK", "nokey", "o", "100", "NX"],
-            "ERR unknown option 'NX'",
-        ),
-        (&["HACK.LOCK", "str", "o", "100"], "WRONGTYPE"),
-        (&["HACK.LOCK", "str", "o", "100", "WAIT", "10"], "WRONGTYPE"),
-        (&["HACK.UNLOCK", "held"], "ERR wrong number of arguments"),
-        (
-            &["HACK.UNLOCK", "held", "alice", "x"],
-            "ERR wrong number of arguments",
-        ),
-        (&["HACK.UNLOCK", "held", ""], "ERR owner must not be empty"),
-        (&["HACK.UNLOCK", "str", "alice"], "WRONGTYPE"),
-        (
-            &["HACK.EXTEND", "held", "alice"],
-            "ERR wrong number of arguments",
-        ),
-        (&["HACK.EXTEND", "held", "alice", "0"], "ERR ttl_ms must be"),
-        (
-            &["HACK.EXTEND", "held", "alice", "abc"],
-            "ERR ttl_ms must be",
-        ),
-        (
-            &["HACK.EXTEND", "held", "", "10"],
-            "ERR owner must not be empty",
-        ),
-        (&["HACK.EXTEND", "str", "alice", "10"], "WRONGTYPE"),
-        (&["HACK.LOCKINFO"], "ERR wrong number of arguments"),
-        (
-            &["HACK.LOCKINFO", "held", "x"],
-            "ERR wrong number of arguments",
-        ),
-        (&["HACK.LOCKINFO", "str"], "WRONGTYPE"),
-        (
-            &["HACK.LOCKSET", "held", "x", "5"],
-            "ERR HACK.LOCKSET is internal",
-        ),
-        (
-            &["HACK.LOCKSET", "nokey", "x", "5", "PXAT", "99"],
-            "ERR HACK.LOCKSET is internal",
-        ),
-        (&["HACK.LOCKSET", "held", "x", "0"], "ERR token must be"),
-        (
-            &["HACK.LOCKSET", "held", "", "5"],
+            vec!["HACK.LOCK", "nokey", "", "100"],
             "ERR owner must not be empty",
         ),
         (
-            &["HACK.LOCKSET", "held", "x", "5", "EX", "1"],
-            "ERR unknown option 'EX'",
+            vec!["HACK.UNLOCK", "held", ""],
+            "ERR owner must not be empty",
         ),
-    ];
-    expect_errors(&mut c, cases);
+        (
+            vec!["HACK.EXTEND", "held", "", "10"],
+            "ERR owner must not be empty",
+        ),
+        (
+            vec!["HACK.LOCKSET", "held", "", "5"],
+            "ERR owner must not be empty",
+        ),
+    ]);
+    expect_errors(&mut c, &cases);
     assert_eq!(dataset(&mut c), before, "a failing call changed a key");
     assert_eq!(info_field(&mut c, "hacks_panics_caught"), 0);
 }
 
 #[test]
 fn metadata_and_resp3() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     // LOCKINFO is read-only (key spec RO): an ACL user with read-only key access may call
     // it, but not LOCK.
-    cmd(
-        &mut c,
-        &["ACL", "SETUSER", "reader", "on", "nopass", "+@all", "%R~*"],
-    );
+    cmd(&mut c, &argv("ACL SETUSER reader on nopass +@all %R~*"));
     lock(&mut c, "meta", "o", 60_000, None).unwrap();
     cmd(&mut c, &["AUTH", "reader", "x"]);
     assert!(info(&mut c, "meta").is_some());
@@ -839,9 +791,7 @@ fn metadata_and_resp3() {
     assert!(e.starts_with("NOPERM"), "{e}");
     let e = expect_err(&mut c, &["HACK.UNLOCK", "meta", "o"]);
     assert!(e.starts_with("NOPERM"), "{e}");
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut c3 = client.get_connection().unwrap();
+    let mut c3 = s.conn_resp3();
     let v = cmd(&mut c3, &["HACK.LOCKINFO", "meta"]);
     assert!(matches!(v, Value::Map(_)), "{v:?}");
     let docs = format!("{:?}", cmd(&mut c3, &["COMMAND", "DOCS", "HACK.LOCK"]));
@@ -918,8 +868,7 @@ fn cluster_waiters_get_an_error_when_the_slot_moves_away() {
 
 #[test]
 fn shortening_the_ttl_brings_the_hand_off_forward() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "short", "holder", 60_000, None).unwrap();
     let w = queue_waiter(&s, &mut c, "short", "w", 60_000);
     assert_eq!(
@@ -938,8 +887,7 @@ fn shortening_the_ttl_brings_the_hand_off_forward() {
 /// the other as each one's short TTL runs out (a chain of timer-driven hand-offs).
 #[test]
 fn churn_of_timeouts_disconnects_and_expiry_chains() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "churn", "holder", 60_000, None).unwrap();
     let mut stayers = vec![];
     for i in 0..40 {
@@ -995,8 +943,7 @@ fn churn_of_timeouts_disconnects_and_expiry_chains() {
 
 #[test]
 fn locks_in_other_databases_are_separate() {
-    let s = Server::start();
-    let mut c0 = s.conn();
+    let (s, mut c0) = Server::start_with_conn();
     let mut c2 = s.conn();
     cmd(&mut c2, &["SELECT", "2"]);
     lock(&mut c0, "same", "db0-holder", 60_000, None).unwrap();
@@ -1016,8 +963,7 @@ fn locks_in_other_databases_are_separate() {
 
 #[test]
 fn rename_away_frees_the_name_for_its_waiters() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let t1 = lock(&mut c, "r1", "holder", 60_000, None).unwrap();
     let w = queue_waiter(&s, &mut c, "r1", "w", 60_000);
     let start = Instant::now();
@@ -1030,8 +976,7 @@ fn rename_away_frees_the_name_for_its_waiters() {
 
 #[test]
 fn info_shows_waiters_now() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     lock(&mut c, "g", "holder", 60_000, None).unwrap();
     assert_eq!(info_field(&mut c, "hacks_lock_waiters_now"), 0);
     let w = queue_waiter(&s, &mut c, "g", "next", 60_000);

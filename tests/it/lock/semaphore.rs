@@ -14,8 +14,20 @@ use std::sync::Arc;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
+use super::{queued, wait_until, Waiter};
 use crate::common::conformance;
+use crate::common::resp::command as resp;
 use crate::common::*;
+
+/// The command `HACK.SEMACQUIRE key owner limit ttl [PERMITS n] [WAIT t] [BOUND]`.
+fn semacquire(key: &str, owner: &str, limit: u64, ttl: u64, extra: &[&str]) -> redis::Cmd {
+    let mut r = redis::cmd("HACK.SEMACQUIRE");
+    r.arg(key).arg(owner).arg(limit).arg(ttl);
+    for e in extra {
+        r.arg(*e);
+    }
+    r
+}
 
 /// `HACK.SEMACQUIRE key owner limit ttl [PERMITS n] [WAIT t] [BOUND]` -> token or nil.
 fn acq(
@@ -26,12 +38,8 @@ fn acq(
     ttl: u64,
     extra: &[&str],
 ) -> Option<i64> {
-    let mut r = redis::cmd("HACK.SEMACQUIRE");
-    r.arg(key).arg(owner).arg(limit).arg(ttl);
-    for e in extra {
-        r.arg(*e);
-    }
-    r.query(c)
+    semacquire(key, owner, limit, ttl, extra)
+        .query(c)
         .unwrap_or_else(|e| panic!("SEMACQUIRE {key} {owner}: {e}"))
 }
 
@@ -104,42 +112,22 @@ fn waiters(c: &mut Connection, key: &str) -> i64 {
     info(c, key).map_or(0, |i| i.waiters)
 }
 
-fn wait_until(what: &str, timeout_ms: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(1));
-    }
-}
-
-/// A client blocked in `HACK.SEMACQUIRE ... WAIT` in a thread of its own.
-struct Waiter {
-    handle: thread::JoinHandle<(Result<Option<i64>, String>, Instant)>,
-}
-
 impl Waiter {
-    fn start(s: &Server, key: &str, owner: &str, limit: u64, ttl: u64, extra: &[&str]) -> Waiter {
-        let mut c = s.conn();
-        let key = key.to_string();
-        let owner = owner.to_string();
-        let extra: Vec<String> = extra.iter().map(|e| e.to_string()).collect();
-        let handle = thread::spawn(move || {
-            let mut r = redis::cmd("HACK.SEMACQUIRE");
-            r.arg(&key).arg(&owner).arg(limit).arg(ttl);
-            for e in &extra {
-                r.arg(e);
-            }
-            let out = r.query::<Option<i64>>(&mut c).map_err(|e| err_text(&e));
-            (out, Instant::now())
-        });
-        Waiter { handle }
-    }
-    fn join(self) -> (Result<Option<i64>, String>, Instant) {
-        self.handle.join().expect("waiter thread")
+    /// `HACK.SEMACQUIRE ... WAIT`, blocked in a thread of its own.
+    fn semacquire(
+        s: &Server,
+        key: &str,
+        owner: &str,
+        limit: u64,
+        ttl: u64,
+        extra: &[&str],
+    ) -> Waiter {
+        Waiter::spawn(s, semacquire(key, owner, limit, ttl, extra))
     }
 }
 
-/// Queue a waiter (its key must have a holder) and make sure the server queued it.
+/// Queue a waiter for `permits` (its key must have a holder) and make sure the server
+/// queued it.
 fn queue(
     s: &Server,
     c: &mut Connection,
@@ -148,27 +136,17 @@ fn queue(
     limit: u64,
     permits: u64,
 ) -> Waiter {
-    let before = waiters(c, key);
     let p = permits.to_string();
-    let w = Waiter::start(s, key, owner, limit, 60_000, &["PERMITS", &p, "WAIT", "0"]);
-    wait_until("the waiter to be queued", 5000, || {
-        waiters(c, key) == before + 1
-    });
-    w
-}
-
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend(format!("${}\r\n{a}\r\n", a.len()).into_bytes());
-    }
-    out
+    let extra = ["PERMITS", p.as_str(), "WAIT", "0"];
+    queued(
+        || waiters(c, key),
+        || Waiter::semacquire(s, key, owner, limit, 60_000, &extra),
+    )
 }
 
 #[test]
 fn acquire_renew_limit_release_extend_info() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     assert_eq!(info(&mut c, "s"), None);
     let a = acq(&mut c, "s", "a", 3, 60_000, &["PERMITS", "2"]).unwrap();
     let b = acq(&mut c, "s", "b", 3, 60_000, &[]).unwrap();
@@ -238,8 +216,7 @@ fn acquire_renew_limit_release_extend_info() {
 /// Holder with all permits, then waiters of mixed sizes: strict FIFO, nobody overtakes.
 #[test]
 fn fifo_with_mixed_permit_counts() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     acq(&mut c, "f", "h", 3, 60_000, &["PERMITS", "3"]).unwrap();
     let w1 = queue(&s, &mut c, "f", "w1", 3, 2);
     let w2 = queue(&s, &mut c, "f", "w2", 3, 3);
@@ -262,7 +239,7 @@ fn fifo_with_mixed_permit_counts() {
     assert!(t1 < t2 && t2 < t3, "served in order");
     // A large waiter at the front that times out lets the small ones behind it in.
     acq(&mut c, "g", "h", 3, 60_000, &["PERMITS", "2"]).unwrap();
-    let big = Waiter::start(&s, "g", "big", 3, 60_000, &["PERMITS", "3", "WAIT", "150"]);
+    let big = Waiter::semacquire(&s, "g", "big", 3, 60_000, &["PERMITS", "3", "WAIT", "150"]);
     wait_until("big queued", 5000, || waiters(&mut c, "g") == 1);
     let small = queue(&s, &mut c, "g", "small", 3, 1);
     assert_eq!(big.join().0.unwrap(), None, "timed out");
@@ -274,11 +251,10 @@ fn fifo_with_mixed_permit_counts() {
 
 #[test]
 fn timeouts_disconnects_unblock_multi_lua_del() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     acq(&mut c, "t", "h", 1, 60_000, &[]).unwrap();
     let t0 = Instant::now();
-    let w = Waiter::start(&s, "t", "w", 1, 1000, &["WAIT", "100"]);
+    let w = Waiter::semacquire(&s, "t", "w", 1, 1000, &["WAIT", "100"]);
     let (r, at) = w.join();
     assert_eq!(r.unwrap(), None, "timeout answers nil");
     let took = at - t0;
@@ -496,8 +472,7 @@ fn a_thousand_waiters_and_random_releases() {
 /// sees the connection close. Without BOUND the waiter gets it at the lease end.
 #[test]
 fn bound_permit_of_a_killed_process_and_lease_end_precision() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     let mut child = Proc::new(cli_bin())
         .args(["-p", &s.port.to_string()])
         .stdin(Stdio::piped())
@@ -534,7 +509,7 @@ fn bound_permit_of_a_killed_process_and_lease_end_precision() {
         acq(&mut c, &key, "h", 1, 300, &[]).unwrap();
         let ttl = info(&mut c, &key).unwrap().holders[0].ttl_ms;
         let due = Instant::now() + Duration::from_millis(ttl as u64 + 1);
-        let w = Waiter::start(&s, &key, "next", 1, 60_000, &["WAIT", "0"]);
+        let w = Waiter::semacquire(&s, &key, "next", 1, 60_000, &["WAIT", "0"]);
         let (r, at) = w.join();
         assert!(r.unwrap().is_some());
         lateness.push(at.saturating_duration_since(due).as_secs_f64() * 1000.0);
@@ -625,26 +600,20 @@ fn model_walk_on_master_and_replica() {
     // owner -> (permits, token, local deadline, bound)
     let mut model: HashMap<usize, (i64, i64, Instant, bool)> = HashMap::new();
     let mut max_token = 0;
-    let mut seed: u64 = 0x9e3779b97f4a7c15;
-    let mut rnd = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = Rng(0x9e3779b97f4a7c15);
     // Leases whose end is this close are uncertain either way (clocks, scheduling).
     let margin = Duration::from_millis(40);
     for step in 0..1500 {
-        let o = rnd(OWNERS as u64) as usize;
+        let o = rng.below(OWNERS);
         let owner = format!("o{o}");
         let now = Instant::now();
         // Forget holders whose lease surely ended.
         model.retain(|_, h| h.2 + margin > now);
-        match rnd(10) {
+        match rng.below(10) {
             0..=4 => {
-                let permits = 1 + rnd(3) as i64;
-                let ttl = [30, 80, 400, 5000][rnd(4) as usize];
-                let bound = rnd(3) == 0;
+                let permits = 1 + rng.below(3) as i64;
+                let ttl = *rng.pick(&[30, 80, 400, 5000]);
+                let bound = rng.below(3) == 0;
                 let p = permits.to_string();
                 let mut extra = vec!["PERMITS", p.as_str()];
                 if bound {
@@ -814,16 +783,37 @@ fn conformance_survives_persistence() {
 
 #[test]
 fn conformance_errors_leave_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     acq(&mut c, "e", "a", 3, 60_000, &["PERMITS", "2"]).unwrap();
     cmd(&mut c, &["SET", "str", "x"]);
     let long = "x".repeat(513);
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["HACK.SEMACQUIRE", "e", "a", "3"],
-            "ERR wrong number of arguments",
-        ),
+    let mut cases = error_cases(
+        "
+        HACK.SEMACQUIRE e a 3              => ERR wrong number of arguments
+        HACK.SEMACQUIRE e b 0 1000         => ERR limit must be an integer from 1
+        HACK.SEMACQUIRE e b x 1000         => ERR limit must be an integer from 1
+        HACK.SEMACQUIRE e b 3 0            => ERR ttl_ms must be an integer from 1
+        HACK.SEMACQUIRE e b 3 1000 PERMITS 4 => ERR PERMITS n must be an integer from 1 to 3
+        HACK.SEMACQUIRE e b 3 1000 PERMITS 0 => ERR PERMITS n must be an integer from 1 to 3
+        HACK.SEMACQUIRE e b 3 1000 PERMITS => ERR option PERMITS needs a value
+        HACK.SEMACQUIRE e b 3 1000 WAIT -1 => ERR WAIT timeout_ms must be an integer from 0
+        HACK.SEMACQUIRE e b 3 1000 BOUND BOUND => ERR option BOUND given more than once
+        HACK.SEMACQUIRE e b 3 1000 NOPE    => ERR unknown option 'NOPE'
+        HACK.SEMACQUIRE e a 3 1000         => ERR owner already holds 2 permits
+        HACK.SEMACQUIRE str a 3 1000       => WRONGTYPE
+        HACK.SEMRELEASE e                  => ERR wrong number of arguments
+        HACK.SEMRELEASE str a              => WRONGTYPE
+        HACK.SEMEXTEND e a 0               => ERR ttl_ms must be an integer from 1
+        HACK.SEMEXTEND e a                 => ERR wrong number of arguments
+        HACK.SEMEXTEND str a 10            => WRONGTYPE
+        HACK.SEMINFO str                   => WRONGTYPE
+        HACK.SEMINFO                       => ERR wrong number of arguments
+        HACK.SEMSET e 3 a 1 5 100 0        => ERR HACK.SEMSET is internal
+        HACK.SEMSET e 3 a 1 5 100          => ERR wrong number of arguments
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (
             vec!["HACK.SEMACQUIRE", "e", "", "3", "1000"],
             "ERR owner must not be empty",
@@ -833,77 +823,9 @@ fn conformance_errors_leave_keys_unchanged() {
             "ERR owner must be at most 512 bytes",
         ),
         (
-            vec!["HACK.SEMACQUIRE", "e", "b", "0", "1000"],
-            "ERR limit must be an integer from 1",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "x", "1000"],
-            "ERR limit must be an integer from 1",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "0"],
-            "ERR ttl_ms must be an integer from 1",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "PERMITS", "4"],
-            "ERR PERMITS n must be an integer from 1 to 3",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "PERMITS", "0"],
-            "ERR PERMITS n must be an integer from 1 to 3",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "PERMITS"],
-            "ERR option PERMITS needs a value",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "WAIT", "-1"],
-            "ERR WAIT timeout_ms must be an integer from 0",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "BOUND", "BOUND"],
-            "ERR option BOUND given more than once",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "b", "3", "1000", "NOPE"],
-            "ERR unknown option 'NOPE'",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "e", "a", "3", "1000"],
-            "ERR owner already holds 2 permits",
-        ),
-        (
-            vec!["HACK.SEMACQUIRE", "str", "a", "3", "1000"],
-            "WRONGTYPE",
-        ),
-        (
-            vec!["HACK.SEMRELEASE", "e"],
-            "ERR wrong number of arguments",
-        ),
-        (
             vec!["HACK.SEMRELEASE", "e", ""],
             "ERR owner must not be empty",
         ),
-        (vec!["HACK.SEMRELEASE", "str", "a"], "WRONGTYPE"),
-        (
-            vec!["HACK.SEMEXTEND", "e", "a", "0"],
-            "ERR ttl_ms must be an integer from 1",
-        ),
-        (
-            vec!["HACK.SEMEXTEND", "e", "a"],
-            "ERR wrong number of arguments",
-        ),
-        (vec!["HACK.SEMEXTEND", "str", "a", "10"], "WRONGTYPE"),
-        (vec!["HACK.SEMINFO", "str"], "WRONGTYPE"),
-        (vec!["HACK.SEMINFO"], "ERR wrong number of arguments"),
-        (
-            vec!["HACK.SEMSET", "e", "3", "a", "1", "5", "100", "0"],
-            "ERR HACK.SEMSET is internal",
-        ),
-        (
-            vec!["HACK.SEMSET", "e", "3", "a", "1", "5", "100"],
-            "ERR wrong number of arguments",
-        ),
-    ];
+    ]);
     conformance::errors_leave_keys_unchanged(&mut c, &cases);
 }

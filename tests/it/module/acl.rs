@@ -209,24 +209,6 @@ fn detect(c: &mut Connection, ours: &[Cmd]) -> Caps {
     caps
 }
 
-/// A user with these rules and a connection authenticated as it.
-fn user(s: &Server, admin: &mut Connection, name: &str, rules: &[&str]) -> Connection {
-    let mut r = redis::cmd("ACL");
-    r.arg("SETUSER").arg(name);
-    for a in rules {
-        r.arg(*a);
-    }
-    r.query::<()>(admin)
-        .unwrap_or_else(|e| panic!("ACL SETUSER {name} {rules:?}: {}", err_text(&e)));
-    let mut c = s.conn();
-    let _: () = redis::cmd("AUTH")
-        .arg(name)
-        .arg("any")
-        .query(&mut c)
-        .unwrap();
-    c
-}
-
 /// Run `cmd` (arguments of the right arity, on a fresh key) as the connection's user:
 /// Ok(reply or non-ACL error) when the ACL let it through, Err(NOPERM text) when not. An
 /// internal command's "is internal" refusal comes from its handler, after the ACL check.
@@ -254,8 +236,7 @@ fn names<'a>(it: impl IntoIterator<Item = &'a Cmd>) -> BTreeSet<String> {
 
 #[test]
 fn acl_categories_follow_command_flags() {
-    let s = Server::start();
-    let mut admin = s.conn();
+    let (s, mut admin) = Server::start_with_conn();
     let ours = commands_with_info(&mut admin);
     assert!(ours.len() >= 12, "{ours:?}");
     let caps = detect(&mut admin, &ours);
@@ -273,19 +254,9 @@ fn acl_categories_follow_command_flags() {
     // grants exactly the read-only commands; `%W~` grants no read-only command, and exactly
     // the writing ones whose key spec does not read the value (no `access`: ACK, the
     // internal effect commands, the creating ones).
-    let mut r = user(
-        &s,
-        &mut admin,
-        "keyreader",
-        &["on", "nopass", "%R~*", "+@all"],
-    );
+    let mut r = s.user(&mut admin, "keyreader", &["on", "nopass", "%R~*", "+@all"]);
     assert_eq!(allowed(&mut r, "keyreader", &ours), readers);
-    let mut w = user(
-        &s,
-        &mut admin,
-        "keywriter",
-        &["on", "nopass", "%W~*", "+@all"],
-    );
+    let mut w = s.user(&mut admin, "keywriter", &["on", "nopass", "%W~*", "+@all"]);
     let blind_writers = names(
         ours.iter()
             .filter(|c| c.writes() && !c.key_flags.iter().any(|f| f == "access")),
@@ -293,14 +264,12 @@ fn acl_categories_follow_command_flags() {
     assert!(!blind_writers.is_empty());
     assert_eq!(allowed(&mut w, "keywriter", &ours), blind_writers);
 
-    let mut nowrite = user(
-        &s,
+    let mut nowrite = s.user(
         &mut admin,
         "nowrite",
         &["on", "nopass", "~*", "+@all", "-@write"],
     );
-    let mut fastonly = user(
-        &s,
+    let mut fastonly = s.user(
         &mut admin,
         "fastonly",
         &["on", "nopass", "~*", "resetchannels", "-@all", "+@fast"],
@@ -320,10 +289,7 @@ fn acl_categories_follow_command_flags() {
         assert_eq!(allowed(&mut fastonly, "fastonly", &ours), BTreeSet::new());
         let e = expect_err(&mut admin, &["ACL", "CAT", "hacks"]);
         assert!(e.contains("Unknown category"), "{e}");
-        let e = expect_err(
-            &mut admin,
-            &["ACL", "SETUSER", "hacksonly", "on", "nopass", "+@hacks"],
-        );
+        let e = expect_err(&mut admin, &argv("ACL SETUSER hacksonly on nopass +@hacks"));
         assert!(e.starts_with("ERR"), "{e}");
         return;
     }
@@ -364,8 +330,7 @@ fn acl_categories_follow_command_flags() {
 
     if caps.hacks {
         // `+@hacks` alone: every command of ours, nothing else.
-        let mut h = user(
-            &s,
+        let mut h = s.user(
             &mut admin,
             "hacksonly",
             &["on", "nopass", "~*", "resetchannels", "-@all", "+@hacks"],

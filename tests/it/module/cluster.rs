@@ -284,20 +284,9 @@ fn slot_migration_under_load_keeps_exact_totals() {
     thread::sleep(Duration::from_millis(300));
     // Move the slot: IMPORTING / MIGRATING, MIGRATE every key (module values travel as
     // DUMP payloads), then assign the slot to the target everywhere.
-    let (src_id, dst_id) = (cl.node_id(source), cl.node_id(target));
+    cl.begin_slot_move(slot, source, target);
     let mut src = cl.nodes[source].conn();
-    let mut dst = cl.nodes[target].conn();
     let slot_s = slot.to_string();
-    q::<()>(
-        &mut dst,
-        &["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &src_id],
-    )
-    .unwrap();
-    q::<()>(
-        &mut src,
-        &["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &dst_id],
-    )
-    .unwrap();
     let dst_port = cl.nodes[target].port.to_string();
     let mut moved = 0;
     loop {
@@ -316,10 +305,7 @@ fn slot_migration_under_load_keeps_exact_totals() {
         thread::sleep(Duration::from_millis(20));
     }
     assert!(moved >= 2, "buffer and series keys moved: {moved}");
-    for i in 0..cl.nodes.len() {
-        let mut c = cl.nodes[i].conn();
-        q::<()>(&mut c, &["CLUSTER", "SETSLOT", &slot_s, "NODE", &dst_id]).unwrap();
-    }
+    cl.finish_slot_move(slot, target);
     thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for w in writers {
@@ -432,19 +418,7 @@ fn waiters_get_an_error_when_their_slot_moves_away() {
         assert!(Instant::now() < deadline, "waiters never queued");
         thread::sleep(Duration::from_millis(5));
     }
-    let (src_id, dst_id) = (cl.node_id(source), cl.node_id(target));
-    let slot_s = slot.to_string();
-    let mut dst = cl.nodes[target].conn();
-    q::<()>(
-        &mut dst,
-        &["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &src_id],
-    )
-    .unwrap();
-    q::<()>(
-        &mut c,
-        &["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &dst_id],
-    )
-    .unwrap();
+    cl.begin_slot_move(slot, source, target);
     let dst_port = cl.nodes[target].port.to_string();
     for k in ["{w}:rl", "{w}:lk", "{w}:sem"] {
         q::<Value>(&mut c, &["MIGRATE", "127.0.0.1", &dst_port, k, "0", "5000"]).unwrap();
@@ -468,10 +442,7 @@ fn waiters_get_an_error_when_their_slot_moves_away() {
     ] {
         assert_eq!(info_field(&mut c, k), 0, "{k}");
     }
-    for i in 0..3 {
-        let mut n = cl.nodes[i].conn();
-        q::<()>(&mut n, &["CLUSTER", "SETSLOT", &slot_s, "NODE", &dst_id]).unwrap();
-    }
+    cl.finish_slot_move(slot, target);
     // The keys arrived whole: the holder still holds, the limit is still spent.
     let mut d = cl.nodes[target].conn();
     let v: Vec<i64> = q(&mut d, &["HACK.RATEHIT", "{w}:rl", "1", "3600000", "PEEK"]).unwrap();

@@ -65,8 +65,7 @@ pub(super) fn run(c: &mut Connection, args: &[String]) -> Result<Value, String> 
 
 #[test]
 fn acl_key_patterns_and_read_only_specs_hold_for_every_command() {
-    let s = Server::start();
-    let mut admin = s.conn();
+    let (s, mut admin) = Server::start_with_conn();
     let cmds = commands_with_info(&mut admin);
     assert!(cmds.len() >= 12, "{cmds:?}");
     for (name, flags, first_key, _) in &cmds {
@@ -94,18 +93,8 @@ fn acl_key_patterns_and_read_only_specs_hold_for_every_command() {
         }
         let _: () = r.query(&mut admin).unwrap();
     }
-    let mut t1 = s.conn();
-    let _: () = redis::cmd("AUTH")
-        .arg("tenant1")
-        .arg("pw")
-        .query(&mut t1)
-        .unwrap();
-    let mut reader = s.conn();
-    let _: () = redis::cmd("AUTH")
-        .arg("reader")
-        .arg("pw")
-        .query(&mut reader)
-        .unwrap();
+    let mut t1 = s.conn_as("tenant1", "pw");
+    let mut reader = s.conn_as("reader", "pw");
     for (name, flags, _, arity) in &cmds {
         let read_only = flags.iter().any(|f| f == "readonly");
         let write = flags.iter().any(|f| f == "write");
@@ -132,8 +121,7 @@ fn acl_key_patterns_and_read_only_specs_hold_for_every_command() {
 
 #[test]
 fn out_of_memory_refuses_growing_writes_and_changes_nothing() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     for args in [
         &["HACK.BUFINCR", "buf", "a", "1"][..],
         &["HACK.TSINCR", "ts", "1"],
@@ -218,8 +206,7 @@ fn out_of_memory_refuses_growing_writes_and_changes_nothing() {
 
 #[test]
 fn command_docs_describe_every_command() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     for (name, _, _, _) in commands_with_info(&mut c) {
         let docs: Value = redis::cmd("COMMAND")
             .arg("DOCS")
@@ -241,8 +228,7 @@ fn command_docs_describe_every_command() {
 
 #[test]
 fn resp3_maps_and_resp2_arrays() {
-    let s = Server::start();
-    let mut c2 = s.conn();
+    let (s, mut c2) = Server::start_with_conn();
     let _: i64 = redis::cmd("HACK.TSINCR").arg("ts").query(&mut c2).unwrap();
     let _: i64 = redis::cmd("HACK.BUFINCR")
         .arg("b")
@@ -254,9 +240,7 @@ fn resp3_maps_and_resp2_arrays() {
         let v: Value = redis::cmd(cmd).arg(key).query(&mut c2).unwrap();
         assert!(matches!(v, Value::Array(_)), "RESP2 {cmd}: {v:?}");
     }
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut c3 = client.get_connection().unwrap();
+    let mut c3 = s.conn_resp3();
     for (cmd, key) in [("HACK.TSINFO", "ts"), ("HACK.BUFINFO", "b")] {
         let v: Value = redis::cmd(cmd).arg(key).query(&mut c3).unwrap();
         assert!(matches!(v, Value::Map(_)), "RESP3 {cmd}: {v:?}");
@@ -267,10 +251,7 @@ fn resp3_maps_and_resp2_arrays() {
 
 #[test]
 fn settings_apply_at_load_and_bad_values_refuse_the_load() {
-    let s = Server::with(Opts {
-        load_module: false,
-        ..Opts::default()
-    });
+    let s = Server::with(Opts::without_module());
     let mut c = s.conn();
     let path = module_path().display().to_string();
     let e = expect_err(

@@ -6,15 +6,14 @@ use crate::common::*;
 const N: usize = 1_000_000;
 const CHUNK: usize = 20_000;
 
-/// Adds the command that creates key `k:<i>` to a pipeline.
-type MakeKey = dyn Fn(&mut redis::Pipeline, usize);
-
-fn churn(c: &mut Connection, make: &MakeKey) -> (i64, i64, i64) {
+/// Creates the keys `k:0` to `k:<N-1>` with `command k:<i> args...`, samples `MEMORY USAGE`
+/// and deletes them again: (bytes per key measured, reported per key, bytes left after).
+fn churn(c: &mut Connection, command: &str, args: &[&str]) -> (i64, i64, i64) {
     let start = used_memory(c);
     for base in (0..N).step_by(CHUNK) {
         let mut p = redis::pipe();
         for i in base..base + CHUNK {
-            make(&mut p, i);
+            p.cmd(command).arg(format!("k:{i}")).arg(args).ignore();
         }
         p.query::<Value>(c).unwrap();
     }
@@ -42,50 +41,18 @@ fn churn(c: &mut Connection, make: &MakeKey) -> (i64, i64, i64) {
 
 #[test]
 fn a_million_keys_of_each_type_come_and_go() {
-    let s = Server::start();
-    let mut c = s.conn();
-    let kinds: Vec<(&str, Box<MakeKey>)> = vec![
-        (
-            "buffer",
-            Box::new(|p: &mut redis::Pipeline, i: usize| {
-                p.cmd("HACK.BUFINCR")
-                    .arg(format!("k:{i}"))
-                    .arg("member")
-                    .arg(1)
-                    .ignore();
-            }),
-        ),
-        (
-            "lock",
-            Box::new(|p: &mut redis::Pipeline, i: usize| {
-                p.cmd("HACK.LOCK")
-                    .arg(format!("k:{i}"))
-                    .arg("owner")
-                    .arg(600_000)
-                    .ignore();
-            }),
-        ),
-        (
-            "series",
-            Box::new(|p: &mut redis::Pipeline, i: usize| {
-                p.cmd("HACK.TSINCR").arg(format!("k:{i}")).ignore();
-            }),
-        ),
+    let (_s, mut c) = Server::start_with_conn();
+    // (kind, command creating key k:<i> with these arguments after the key)
+    let kinds: [(&str, &str, &[&str]); 3] = [
+        ("buffer", "HACK.BUFINCR", &["member", "1"]),
+        ("lock", "HACK.LOCK", &["owner", "600000"]),
+        ("series", "HACK.TSINCR", &[]),
     ];
     // What a key costs that MEMORY USAGE never counts for any type (the keyspace entry's
     // share of the dictionaries, the expires entry of a key with a TTL, the object header),
     // measured on plain strings with and without a TTL, the same way.
-    let (plain, plain_reported, _) = churn(&mut c, &|p: &mut redis::Pipeline, i: usize| {
-        p.cmd("SET").arg(format!("k:{i}")).arg("v").ignore();
-    });
-    let (ttl, ttl_reported, _) = churn(&mut c, &|p: &mut redis::Pipeline, i: usize| {
-        p.cmd("SET")
-            .arg(format!("k:{i}"))
-            .arg("v")
-            .arg("PX")
-            .arg(600_000)
-            .ignore();
-    });
+    let (plain, plain_reported, _) = churn(&mut c, "SET", &["v"]);
+    let (ttl, ttl_reported, _) = churn(&mut c, "SET", &["v", "PX", "600000"]);
     let keyspace_gap = |has_ttl: bool| {
         if has_ttl {
             ttl - ttl_reported
@@ -93,9 +60,9 @@ fn a_million_keys_of_each_type_come_and_go() {
             plain - plain_reported
         }
     };
-    for (kind, make) in &kinds {
-        let (per_key, reported, left) = churn(&mut c, make.as_ref());
-        let has_ttl = *kind != "buffer";
+    for (kind, command, args) in kinds {
+        let (per_key, reported, left) = churn(&mut c, command, args);
+        let has_ttl = kind != "buffer";
         let value_cost = per_key - keyspace_gap(has_ttl);
         eprintln!(
             "{kind}: {per_key} bytes per key measured ({value_cost} beyond what strings pay \

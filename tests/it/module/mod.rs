@@ -32,8 +32,7 @@ fn declared_module_version() -> i64 {
 /// Redis 8 lists its built-in `vectorset` beside ours.
 #[test]
 fn module_list_shows_hacks() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let v: Vec<Vec<Value>> = redis::cmd("MODULE").arg("LIST").query(&mut c).unwrap();
     // Each entry is a flat (field, value) list in RESP2.
     let entries: Vec<Vec<(String, Value)>> = v
@@ -67,10 +66,7 @@ fn module_list_shows_hacks() {
 
 #[test]
 fn module_load_at_runtime_and_unknown_args_refused() {
-    let s = Server::with(Opts {
-        load_module: false,
-        ..Opts::default()
-    });
+    let s = Server::with(Opts::without_module());
     let mut c = s.conn();
     let path = module_path().display().to_string();
     let e = expect_err(&mut c, &["MODULE", "LOAD", &path, "BOGUS-ARG"]);
@@ -155,8 +151,7 @@ fn panic_in_a_handler_becomes_an_error_reply() {
 
 #[test]
 fn command_info_declares_flags_and_key_specs() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let info: Vec<Value> = redis::cmd("COMMAND")
         .arg("INFO")
         .arg("HACK.RATEHIT")
@@ -166,16 +161,7 @@ fn command_info_declares_flags_and_key_specs() {
     for want in ["write", "denyoom", "fast", "RW", "access", "update"] {
         assert!(text.contains(want), "COMMAND INFO lacks {want}: {text}");
     }
-    let keys: Vec<String> = redis::cmd("COMMAND")
-        .arg("GETKEYS")
-        .arg("HACK.RATEHIT")
-        .arg("user:1")
-        .arg(10)
-        .arg(1000)
-        .arg("ALGO")
-        .arg("GCRA")
-        .query(&mut c)
-        .unwrap();
+    let keys = command_keys(&mut c, &argv("HACK.RATEHIT user:1 10 1000 ALGO GCRA"));
     assert_eq!(keys, vec!["user:1"]);
     let docs: Value = redis::cmd("COMMAND")
         .arg("DOCS")
@@ -203,22 +189,8 @@ fn command_info_declares_flags_and_key_specs() {
 
 #[test]
 fn acl_key_patterns_apply() {
-    let s = Server::start();
-    let mut c = s.conn();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("tenant1")
-        .arg("on")
-        .arg(">pw")
-        .arg("~tenant1:*")
-        .arg("+@all")
-        .query(&mut c)
-        .unwrap();
-    let _: () = redis::cmd("AUTH")
-        .arg("tenant1")
-        .arg("pw")
-        .query(&mut c)
-        .unwrap();
+    let (s, mut admin) = Server::start_with_conn();
+    let mut c = s.user(&mut admin, "tenant1", &["on", ">pw", "~tenant1:*", "+@all"]);
     let r: Vec<i64> = redis::cmd("HACK.RATEHIT")
         .arg("tenant1:api")
         .arg(5)
@@ -229,21 +201,7 @@ fn acl_key_patterns_apply() {
     let e = expect_err(&mut c, &["HACK.RATEHIT", "tenant2:api", "5", "1000"]);
     assert!(e.starts_with("NOPERM"), "{e}");
     // Read-only key access is not enough for a writing command.
-    let mut admin = s.conn();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("reader")
-        .arg("on")
-        .arg(">pw")
-        .arg("%R~stats:*")
-        .arg("+@all")
-        .query(&mut admin)
-        .unwrap();
-    let _: () = redis::cmd("AUTH")
-        .arg("reader")
-        .arg("pw")
-        .query(&mut admin)
-        .unwrap();
-    let e = expect_err(&mut admin, &["HACK.RATEHIT", "stats:x", "5", "1000"]);
+    let mut reader = s.user(&mut admin, "reader", &["on", ">pw", "%R~stats:*", "+@all"]);
+    let e = expect_err(&mut reader, &["HACK.RATEHIT", "stats:x", "5", "1000"]);
     assert!(e.starts_with("NOPERM"), "{e}");
 }

@@ -1086,20 +1086,12 @@ fn crafted_payloads_never_crash_and_what_loads_round_trips() {
     let now_us = time_us(&mut c);
     let a = lock_token(&mut c, "fresh-lock-1");
     let b = lock_token(&mut c, "fresh-lock-2");
-    assert!(b > a, "tokens {a} then {b}");
-    assert!(
-        a < now_us + MAX_AHEAD_US + 10_000_000,
-        "token {a} at {now_us}"
-    );
+    assert_fresh_ids("token", a, b, now_us);
     cmd(&mut c, &["HACK.BUFINCR", "fresh-buf-1", "m", "1"]);
     cmd(&mut c, &["HACK.BUFINCR", "fresh-buf-2", "m", "1"]);
     let x = leased_batch_id(&mut c, "fresh-buf-1");
     let y = leased_batch_id(&mut c, "fresh-buf-2");
-    assert!(y > x, "batch ids {x} then {y}");
-    assert!(
-        x < now_us + MAX_AHEAD_US + 10_000_000,
-        "batch id {x} at {now_us}"
-    );
+    assert_fresh_ids("batch id", x, y, now_us);
 
     let _: String = redis::cmd("PING").query(&mut c).unwrap();
     assert!(s.alive());
@@ -1134,8 +1126,7 @@ fn crafted_payloads_never_crash_and_what_loads_round_trips() {
 /// 2^63-1 for good).
 #[test]
 fn restored_ids_no_clock_made_are_refused_and_do_not_pin_the_marks() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let token = lock_token(&mut c, "l");
     let seed = module_seed(&mut c, "l");
     assert_eq!(
@@ -1215,6 +1206,32 @@ fn restored_ids_no_clock_made_are_refused_and_do_not_pin_the_marks() {
     assert_eq!(info_field(&mut c, "hacks_panics_caught"), 0);
 }
 
+/// Two ids of one kind (`what`: "token", "batch id") made one after the other at about
+/// `now_us`: they increase, and no restored value pushed them further ahead of the clock
+/// than an id may be (`MAX_AHEAD_US`, plus ten seconds of slack).
+fn assert_fresh_ids(what: &str, first: i64, second: i64, now_us: i64) {
+    assert!(second > first, "{what}s {first} then {second}");
+    assert!(
+        first < now_us + MAX_AHEAD_US + 10_000_000,
+        "{what} {first} at {now_us}"
+    );
+}
+
+/// Unsigned fields, in order.
+fn uints(values: &[u64]) -> Vec<Field> {
+    values.iter().map(|&v| Field::Uint(v)).collect()
+}
+
+/// A buffer value with nothing pending and one leased batch: batch `id` with lease
+/// `deadline`, delivered `delivery` times, holding `(member, value)` entries.
+fn one_batch(id: u64, deadline: u64, delivery: u64, entries: Vec<(Field, u64)>) -> Vec<Field> {
+    let mut f = uints(&[0, 1, id, deadline, delivery, entries.len() as u64]);
+    for (member, value) in entries {
+        f.extend([member, Field::Uint(value)]);
+    }
+    f
+}
+
 /// Values no command produces but each field of which the loader accepts on its own: the
 /// edges between "a real value could hold this" and "refused".
 fn edge_cases(seeds: &[Seed], now_ms: i64) -> Vec<Mutant> {
@@ -1222,87 +1239,44 @@ fn edge_cases(seeds: &[Seed], now_ms: i64) -> Vec<Mutant> {
     let id = (now_ms * 1000) as u64;
     let dl = (now_ms + 60_000) as u64;
     let newest = (now_ms / 1000) as u64;
+    let far = i64::MAX as u64 / 2;
+    let m = || Str(b"m".to_vec());
     let cases: Vec<(&'static str, &str, Vec<Field>)> = vec![
-        ("hacks-buf", "empty buffer", vec![Uint(0), Uint(0)]),
+        ("hacks-buf", "empty buffer", uints(&[0, 0])),
         (
             "hacks-buf",
             "batch without entries",
-            vec![Uint(0), Uint(1), Uint(id), Uint(dl), Uint(1), Uint(0)],
+            one_batch(id, dl, 1, vec![]),
         ),
         (
             "hacks-buf",
             "batch id 0",
-            vec![
-                Uint(0),
-                Uint(1),
-                Uint(0),
-                Uint(dl),
-                Uint(1),
-                Uint(1),
-                Str(b"m".to_vec()),
-                Uint(1),
-            ],
+            one_batch(0, dl, 1, vec![(m(), 1)]),
         ),
         (
             "hacks-buf",
             "delivery 0",
-            vec![
-                Uint(0),
-                Uint(1),
-                Uint(id),
-                Uint(dl),
-                Uint(0),
-                Uint(1),
-                Str(b"m".to_vec()),
-                Uint(1),
-            ],
+            one_batch(id, dl, 0, vec![(m(), 1)]),
         ),
         (
             "hacks-buf",
             "negative deadline",
-            vec![
-                Uint(0),
-                Uint(1),
-                Uint(id),
-                Uint(u64::MAX),
-                Uint(1),
-                Uint(1),
-                Str(b"m".to_vec()),
-                Uint(1),
-            ],
+            one_batch(id, u64::MAX, 1, vec![(m(), 1)]),
         ),
         (
             "hacks-buf",
             "pending value 0",
-            vec![Uint(1), Str(b"m".to_vec()), Uint(0), Uint(0)],
+            vec![Uint(1), m(), Uint(0), Uint(0)],
         ),
         (
             "hacks-buf",
             "pending member twice",
-            vec![
-                Uint(2),
-                Str(b"m".to_vec()),
-                Uint(1),
-                Str(b"m".to_vec()),
-                Uint(2),
-                Uint(0),
-            ],
+            vec![Uint(2), m(), Uint(1), m(), Uint(2), Uint(0)],
         ),
         (
             "hacks-buf",
             "member twice in one batch",
-            vec![
-                Uint(0),
-                Uint(1),
-                Uint(id),
-                Uint(dl),
-                Uint(1),
-                Uint(2),
-                Str(b"m".to_vec()),
-                Uint(1),
-                Str(b"m".to_vec()),
-                Uint(2),
-            ],
+            one_batch(id, dl, 1, vec![(m(), 1), (m(), 2)]),
         ),
         (
             "hacks-buf",
@@ -1314,97 +1288,30 @@ fn edge_cases(seeds: &[Seed], now_ms: i64) -> Vec<Mutant> {
         (
             "hacks-tss",
             "expiry beyond what the buckets give",
-            vec![
-                Uint(1),
-                Uint(i64::MAX as u64 / 2),
-                Uint(1),
-                Uint(1000),
-                Uint(60_000),
-                Uint(1),
-                Uint(newest),
-                Uint(1),
-                Uint(newest),
-                Uint(5),
-            ],
+            uints(&[1, far, 1, 1000, 60_000, 1, newest, 1, newest, 5]),
         ),
         (
             "hacks-tss",
             "newest without buckets",
-            vec![
-                Uint(0),
-                Uint(0),
-                Uint(1),
-                Uint(1000),
-                Uint(60_000),
-                Uint(1),
-                Uint(newest),
-                Uint(0),
-            ],
+            uints(&[0, 0, 1, 1000, 60_000, 1, newest, 0]),
         ),
         (
             "hacks-tss",
             "no buckets, no newest",
-            vec![
-                Uint(0),
-                Uint(0),
-                Uint(1),
-                Uint(1000),
-                Uint(60_000),
-                Uint(0),
-                Uint(0),
-                Uint(0),
-            ],
+            uints(&[0, 0, 1, 1000, 60_000, 0, 0, 0]),
         ),
         (
             "hacks-tss",
             "bucket far behind the clock",
-            vec![
-                Uint(0),
-                Uint(0),
-                Uint(1),
-                Uint(1000),
-                Uint(60_000),
-                Uint(1),
-                Uint(5),
-                Uint(1),
-                Uint(5),
-                Uint(1),
-            ],
+            uints(&[0, 0, 1, 1000, 60_000, 1, 5, 1, 5, 1]),
         ),
         (
             "hacks-tss",
             "bucket far ahead of the clock",
-            vec![
-                Uint(0),
-                Uint(0),
-                Uint(1),
-                Uint(1000),
-                Uint(60_000),
-                Uint(1),
-                Uint(newest * 1000),
-                Uint(1),
-                Uint(newest * 1000),
-                Uint(1),
-            ],
+            uints(&[0, 0, 1, 1000, 60_000, 1, newest * 1000, 1, newest * 1000, 1]),
         ),
     ];
-    let rdb_ver = seeds[0].rdb_ver;
-    cases
-        .into_iter()
-        .map(|(ty, what, fields)| Mutant {
-            ty,
-            what: format!("edge case: {what}"),
-            payload: seal(
-                &ModValue {
-                    id: type_id(ty, 1),
-                    fields,
-                    eof: true,
-                }
-                .encode(false),
-                rdb_ver,
-            ),
-        })
-        .collect()
+    crafted("edge case", seeds[0].rdb_ver, cases)
 }
 
 /// Large values (megabytes): loading, copying and saving them stays linear, and their
@@ -1466,11 +1373,21 @@ fn large_cases(rdb_ver: [u8; 2], now_ms: i64) -> Vec<Mutant> {
         "a 4 MB owner".into(),
         vec![Str(vec![b'o'; 4 << 20]), Uint(id0)],
     ));
+    crafted("large", rdb_ver, cases)
+}
+
+/// Mutants written by hand as `(type, what, fields)`: each value is sealed as a payload of
+/// encoding version 1 of its type, described as `{kind}: {what}`.
+fn crafted<W: std::fmt::Display>(
+    kind: &str,
+    rdb_ver: [u8; 2],
+    cases: Vec<(&'static str, W, Vec<Field>)>,
+) -> Vec<Mutant> {
     cases
         .into_iter()
         .map(|(ty, what, fields)| Mutant {
             ty,
-            what: format!("large: {what}"),
+            what: format!("{kind}: {what}"),
             payload: seal(
                 &ModValue {
                     id: type_id(ty, 1),

@@ -7,11 +7,7 @@ use crate::common::*;
 
 #[test]
 fn aof_rewrite_keeps_every_ttl_and_every_missing_ttl() {
-    let mut s = Server::with(Opts {
-        aof: true,
-        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
-        ..Opts::default()
-    });
+    let mut s = Server::with(Opts::aof_without_preamble());
     let mut c = s.conn();
     let far = (server_ms(&mut c) + 3_600_000).to_string();
     let setup: &[&[&str]] = &[

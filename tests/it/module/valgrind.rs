@@ -178,19 +178,21 @@ fn no_invalid_access_or_leak_under_valgrind() {
     run(&mut c, &["HACK.TSCOUNT", "d3", "-", "+"]);
     // A waiter handed the lock by UNLOCK, and one handed it by expiry (a timer).
     run(&mut c, &["HACK.LOCK", "lk", "a", "60000"]);
-    let waiter = {
+    // `HACK.LOCK lk owner ttl WAIT 30000` on a connection of its own, in a thread.
+    let lock_waiter = |owner: &'static str, ttl: u64| {
         let client = client.clone();
         std::thread::spawn(move || {
             let mut w = client.get_connection().unwrap();
             redis::cmd("HACK.LOCK")
                 .arg("lk")
-                .arg("b")
-                .arg(300)
+                .arg(owner)
+                .arg(ttl)
                 .arg("WAIT")
                 .arg(30000)
                 .query::<Option<i64>>(&mut w)
         })
     };
+    let waiter = lock_waiter("b", 300);
     let deadline = Instant::now() + Duration::from_secs(30);
     while info_field(&mut c, "hacks_lock_waiters_now") != 1 {
         assert!(Instant::now() < deadline, "waiter never queued");
@@ -198,19 +200,7 @@ fn no_invalid_access_or_leak_under_valgrind() {
     }
     run(&mut c, &["HACK.UNLOCK", "lk", "a"]);
     assert!(waiter.join().unwrap().unwrap().is_some());
-    let second = {
-        let client = client.clone();
-        std::thread::spawn(move || {
-            let mut w = client.get_connection().unwrap();
-            redis::cmd("HACK.LOCK")
-                .arg("lk")
-                .arg("c")
-                .arg(1000)
-                .arg("WAIT")
-                .arg(30000)
-                .query::<Option<i64>>(&mut w)
-        })
-    };
+    let second = lock_waiter("c", 1000);
     assert!(second.join().unwrap().unwrap().is_some(), "expiry hand-off");
     run(&mut c, &["HACK.LOCK", "lk2", "x", "60000", "WAIT", "10"]);
     // Errors, persistence round trips, copies, frees (also lazily, on another thread).

@@ -10,6 +10,27 @@ use crate::common::*;
 mod quota;
 mod wait;
 
+/// A server and a connection, at least 5 s before the next edge of a window of `period_ms`
+/// on the server's clock, so no window turns while the test runs.
+fn start_away_from_window_edge(period_ms: i64) -> (Server, Connection) {
+    let (s, mut c) = Server::start_with_conn();
+    avoid_window_edge(&mut c, period_ms);
+    (s, c)
+}
+
+/// Assert `key` is exactly as its snapshot `before`: `what` did not change it.
+fn assert_unchanged(c: &mut Connection, key: &str, before: &Snapshot, what: &str) {
+    assert_eq!(&snapshot(c, key), before, "{what} changed the key");
+}
+
+/// A server and a connection, just after the start of a window of `period_ms` on the
+/// server's clock, so a short sequence of hits runs inside one window.
+fn start_at_window_start(period_ms: i64) -> (Server, Connection) {
+    let (s, mut c) = Server::start_with_conn();
+    sync_to_window(&mut c, period_ms);
+    (s, c)
+}
+
 fn hit(con: &mut Connection, key: &str, rest: &[&str]) -> [i64; 5] {
     let mut c = redis::cmd("HACK.RATEHIT");
     c.arg(key);
@@ -36,10 +57,8 @@ fn get(con: &mut Connection, key: &str) -> Option<String> {
 
 #[test]
 fn fixed_admits_denies_and_rolls_over() {
-    let s = Server::start();
-    let mut c = s.conn();
     let period = 200;
-    sync_to_window(&mut c, period);
+    let (_s, mut c) = start_at_window_start(period);
     let r = hit(&mut c, "f", &["3", "200"]);
     assert_eq!(&r[..4], &[1, 3, 2, -1]);
     assert!(
@@ -70,10 +89,8 @@ fn fixed_admits_denies_and_rolls_over() {
 
 #[test]
 fn sliding_weighs_previous_window_and_retry_is_truthful() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = start_at_window_start(200);
     let a = ["4", "200", "ALGO", "SLIDING"];
-    sync_to_window(&mut c, 200);
     for i in 0..4 {
         let r = hit(&mut c, "s", &a);
         assert_eq!(&r[..4], &[1, 4, 3 - i, -1]);
@@ -98,10 +115,8 @@ fn sliding_weighs_previous_window_and_retry_is_truthful() {
 
 #[test]
 fn sliding_previous_window_still_counts_after_rollover() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = start_at_window_start(1000);
     let a = ["4", "1000", "ALGO", "SLIDING"];
-    sync_to_window(&mut c, 1000);
     for _ in 0..4 {
         assert_eq!(hit(&mut c, "s", &a)[0], 1);
     }
@@ -114,8 +129,7 @@ fn sliding_previous_window_still_counts_after_rollover() {
 
 #[test]
 fn gcra_at_5000_per_second() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let a = ["5000", "1000", "ALGO", "GCRA"];
     // The whole burst capacity is available at once.
     let start = Instant::now();
@@ -168,8 +182,7 @@ fn gcra_at_5000_per_second() {
 
 #[test]
 fn gcra_burst_and_state() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     // 1 per minute with a burst of 3.
     let a = ["1", "60000", "ALGO", "GCRA", "BURST", "3"];
     for i in 0..3 {
@@ -198,9 +211,7 @@ fn gcra_burst_and_state() {
 
 #[test]
 fn denied_hits_charge_nothing_and_leave_ttl() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     for algo in ["FIXED", "SLIDING", "GCRA"] {
         let key = format!("d-{algo}");
         let a = ["2", "60000", "ALGO", algo];
@@ -210,19 +221,13 @@ fn denied_hits_charge_nothing_and_leave_ttl() {
         for _ in 0..5 {
             assert_eq!(hit(&mut c, &key, &a)[0], 0, "{algo}");
         }
-        assert_eq!(
-            snapshot(&mut c, &key),
-            before,
-            "{algo}: denied hits changed the key"
-        );
+        assert_unchanged(&mut c, &key, &before, &format!("{algo}: denied hits"));
     }
 }
 
 #[test]
 fn cost_zero_and_refunds() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     for algo in ["FIXED", "SLIDING", "GCRA"] {
         let key = format!("c-{algo}");
         let base = ["5", "60000", "ALGO", algo];
@@ -239,11 +244,7 @@ fn cost_zero_and_refunds() {
         assert_eq!(&hit(&mut c, &key, &with("6"))[..4], &[0, 5, 1, -1]);
         let before = snapshot(&mut c, &key);
         assert_eq!(&hit(&mut c, &key, &with("0"))[..3], &[1, 5, 1]);
-        assert_eq!(
-            snapshot(&mut c, &key),
-            before,
-            "{algo}: COST 0 changed the key"
-        );
+        assert_unchanged(&mut c, &key, &before, &format!("{algo}: COST 0"));
         // Refund 3: capacity comes back.
         assert_eq!(&hit(&mut c, &key, &with("-3"))[..3], &[1, 5, 4], "{algo}");
         // Refund beyond full: full, and the key is gone (nothing lives forever).
@@ -254,9 +255,7 @@ fn cost_zero_and_refunds() {
 
 #[test]
 fn peek_changes_nothing() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     for algo in ["FIXED", "SLIDING", "GCRA"] {
         let key = format!("p-{algo}");
         let peek = ["3", "60000", "ALGO", algo, "PEEK"];
@@ -277,19 +276,13 @@ fn peek_changes_nothing() {
             &[1, 3, 1],
             "{algo}: a peeked refund answers as if refunded"
         );
-        assert_eq!(
-            snapshot(&mut c, &key),
-            before,
-            "{algo}: PEEK changed the key"
-        );
+        assert_unchanged(&mut c, &key, &before, &format!("{algo}: PEEK"));
     }
 }
 
 #[test]
 fn every_error_leaves_the_key_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     hit(&mut c, "k", &["10", "60000", "COST", "4"]);
     redis::cmd("RPUSH")
         .arg("list")
@@ -302,94 +295,35 @@ fn every_error_leaves_the_key_unchanged() {
         .query::<()>(&mut c)
         .unwrap();
     hit(&mut c, "sl", &["10", "60000", "ALGO", "SLIDING"]);
-    let cases: &[(&[&str], &str)] = &[
-        (&["HACK.RATEHIT"], "ERR wrong number of arguments"),
-        (&["HACK.RATEHIT", "k"], "ERR wrong number of arguments"),
-        (
-            &["HACK.RATEHIT", "k", "10"],
-            "ERR wrong number of arguments",
-        ),
-        (&["HACK.RATEHIT", "k", "ten", "60000"], "ERR limit must be"),
-        (&["HACK.RATEHIT", "k", "0", "60000"], "ERR limit must be"),
-        (&["HACK.RATEHIT", "k", "-5", "60000"], "ERR limit must be"),
-        (&["HACK.RATEHIT", "k", "+10", "60000"], "ERR limit must be"),
-        (&["HACK.RATEHIT", "k", "10", "0"], "ERR period_ms must be"),
-        (&["HACK.RATEHIT", "k", "10", "1e3"], "ERR period_ms must be"),
-        (
-            &["HACK.RATEHIT", "k", "10", "99999999999999999999"],
-            "ERR period_ms must be",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "COST"],
-            "ERR option COST needs a value",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "COST", "x"],
-            "ERR COST must be",
-        ),
-        (
-            &[
-                "HACK.RATEHIT",
-                "k",
-                "10",
-                "60000",
-                "COST",
-                "9223372036854775808",
-            ],
-            "ERR COST must be",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "COST", "1", "COST", "1"],
-            "ERR option COST given more than once",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "PEEK", "PEEK"],
-            "ERR option PEEK given more than once",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "ALGO", "LEAKY"],
-            "ERR ALGO must be",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "BURST", "5"],
-            "ERR BURST applies only to ALGO GCRA",
-        ),
-        (
-            &[
-                "HACK.RATEHIT",
-                "k",
-                "10",
-                "60000",
-                "ALGO",
-                "GCRA",
-                "BURST",
-                "0",
-            ],
-            "ERR BURST must be",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "NOPE"],
-            "ERR unknown option 'NOPE'",
-        ),
-        (&["HACK.RATEHIT", "list", "10", "60000"], "WRONGTYPE"),
-        (
-            &["HACK.RATEHIT", "foreign", "10", "60000"],
-            "ERR key holds a string that is not a HACK.RATEHIT limiter",
-        ),
-        (
-            &["HACK.RATEHIT", "k", "10", "60000", "ALGO", "SLIDING"],
-            "ERR key holds an ALGO FIXED limiter; it cannot be used with ALGO SLIDING",
-        ),
-        (
-            &["HACK.RATEHIT", "sl", "10", "60000", "ALGO", "GCRA"],
-            "ERR key holds an ALGO SLIDING limiter",
-        ),
-        (
-            &["HACK.RATEHIT", "sl", "10", "60000"],
-            "ERR key holds an ALGO SLIDING limiter",
-        ),
-    ];
-    errors_leave_keys_unchanged(&mut c, cases);
+    let cases = error_cases(
+        "
+        HACK.RATEHIT                          => ERR wrong number of arguments
+        HACK.RATEHIT k                        => ERR wrong number of arguments
+        HACK.RATEHIT k 10                     => ERR wrong number of arguments
+        HACK.RATEHIT k ten 60000              => ERR limit must be
+        HACK.RATEHIT k 0 60000                => ERR limit must be
+        HACK.RATEHIT k -5 60000               => ERR limit must be
+        HACK.RATEHIT k +10 60000              => ERR limit must be
+        HACK.RATEHIT k 10 0                   => ERR period_ms must be
+        HACK.RATEHIT k 10 1e3                 => ERR period_ms must be
+        HACK.RATEHIT k 10 99999999999999999999 => ERR period_ms must be
+        HACK.RATEHIT k 10 60000 COST          => ERR option COST needs a value
+        HACK.RATEHIT k 10 60000 COST x        => ERR COST must be
+        HACK.RATEHIT k 10 60000 COST 9223372036854775808 => ERR COST must be
+        HACK.RATEHIT k 10 60000 COST 1 COST 1 => ERR option COST given more than once
+        HACK.RATEHIT k 10 60000 PEEK PEEK     => ERR option PEEK given more than once
+        HACK.RATEHIT k 10 60000 ALGO LEAKY    => ERR ALGO must be
+        HACK.RATEHIT k 10 60000 BURST 5       => ERR BURST applies only to ALGO GCRA
+        HACK.RATEHIT k 10 60000 ALGO GCRA BURST 0 => ERR BURST must be
+        HACK.RATEHIT k 10 60000 NOPE          => ERR unknown option 'NOPE'
+        HACK.RATEHIT list 10 60000            => WRONGTYPE
+        HACK.RATEHIT foreign 10 60000         => ERR key holds a string that is not a HACK.RATEHIT limiter
+        HACK.RATEHIT k 10 60000 ALGO SLIDING  => ERR key holds an ALGO FIXED limiter; it cannot be used with ALGO SLIDING
+        HACK.RATEHIT sl 10 60000 ALGO GCRA    => ERR key holds an ALGO SLIDING limiter
+        HACK.RATEHIT sl 10 60000              => ERR key holds an ALGO SLIDING limiter
+        ",
+    );
+    errors_leave_keys_unchanged(&mut c, &cases);
     // No error reply counted as a hit.
     assert_eq!(info_field(&mut c, "hacks_ratehit_allowed"), 2);
     assert_eq!(info_field(&mut c, "hacks_ratehit_denied"), 0);
@@ -397,9 +331,7 @@ fn every_error_leaves_the_key_unchanged() {
 
 #[test]
 fn multi_exec_and_lua() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     let (r1, r2, r3): (Vec<i64>, Vec<i64>, Vec<i64>) = redis::pipe()
         .atomic()
         .cmd("HACK.RATEHIT")
@@ -474,8 +406,7 @@ fn multi_exec_and_lua() {
 
 #[test]
 fn watch_is_aborted_only_by_real_changes() {
-    let s = Server::start();
-    let mut a = s.conn();
+    let (s, mut a) = Server::start_with_conn();
     let mut b = s.conn();
     avoid_window_edge(&mut a, 60_000);
     hit(&mut a, "w", &["1", "60000"]);
@@ -560,9 +491,7 @@ fn aof_restart_and_rdb_reload_keep_state() {
 
 #[test]
 fn info_counts_allowed_denied_and_peeks() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 60_000);
+    let (_s, mut c) = start_away_from_window_edge(60_000);
     for _ in 0..3 {
         hit(&mut c, "i", &["2", "60000"]);
     }

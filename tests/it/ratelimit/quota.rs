@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::start_away_from_window_edge;
 use crate::common::conformance::{
     errors_leave_keys_unchanged, replica_equals_master, survives_persistence,
 };
@@ -74,9 +75,7 @@ const H: &str = "3600000"; // an hour: no window turns during a test (avoid_wind
 
 #[test]
 fn all_or_nothing_partial_refund_and_peek() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     // Per second 5, per hour 8 (sliding), per user GCRA 10.
     let spec = [
         "3", "q:s", "q:h", "q:g", "5", H, "8", H, "ALGO", "SLIDING", "10", H, "ALGO", "GCRA",
@@ -157,9 +156,7 @@ fn cmd_i(c: &mut Connection, args: &[&str]) -> i64 {
 
 #[test]
 fn keys_are_ordinary_ratehit_keys() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     let r: Vec<i64> = redis::cmd("HACK.RATEHIT")
         .arg("k1")
         .arg(3)
@@ -183,8 +180,7 @@ fn keys_are_ordinary_ratehit_keys() {
 
 #[test]
 fn offset_windows_on_ratehit_and_quota() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let r: Vec<i64> = redis::cmd("HACK.RATEHIT")
         .arg("o")
         .arg(3)
@@ -206,10 +202,7 @@ fn offset_windows_on_ratehit_and_quota() {
         e.contains("OFFSET 250; it cannot be used with OFFSET 0"),
         "{e}"
     );
-    let e = expect_err(
-        &mut c,
-        &["HACK.QUOTA", "1", "o", "3", "1000", "OFFSET", "10"],
-    );
+    let e = expect_err(&mut c, &argv("HACK.QUOTA 1 o 3 1000 OFFSET 10"));
     assert!(e.contains("OFFSET 250"), "{e}");
     let q = quota(&mut c, &["1", "o", "3", "1000", "OFFSET", "250"]);
     assert_eq!(q.allowed, 1);
@@ -221,10 +214,7 @@ fn offset_windows_on_ratehit_and_quota() {
     let v: String = redis::cmd("GET").arg("os").query(&mut c).unwrap();
     let ws: i64 = v.split(':').nth(2).unwrap().parse().unwrap();
     assert_eq!(ws % 1000, 700, "{v}");
-    let e = expect_err(
-        &mut c,
-        &["HACK.RATEHIT", "os", "3", "1000", "ALGO", "SLIDING"],
-    );
+    let e = expect_err(&mut c, &argv("HACK.RATEHIT os 3 1000 ALGO SLIDING"));
     assert!(e.contains("OFFSET 700"), "{e}");
     // Offset 0 keeps today's format.
     redis::cmd("HACK.RATEHIT")
@@ -241,149 +231,55 @@ fn offset_windows_on_ratehit_and_quota() {
 
 #[test]
 fn errors_come_before_any_write() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     quota(
         &mut c,
         &["2", "e1", "e2", "5", H, "5", H, "ALGO", "SLIDING"],
     );
     cmd(&mut c, &["SET", "str", "hello"]);
     cmd(&mut c, &["LPUSH", "list", "x"]);
-    let cases: &[(&[&str], &str)] = &[
-        (
-            &["HACK.QUOTA", "1", "e1", "5"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            &["HACK.QUOTA", "0", "e1", "5", H],
-            "ERR numkeys must be a positive",
-        ),
-        (
-            &["HACK.QUOTA", "x", "e1", "5", H],
-            "ERR numkeys must be a positive",
-        ),
-        (&["HACK.QUOTA", "2", "e1", "5", H], "ERR numkeys is larger"),
-        (
-            &["HACK.QUOTA", "2", "e1", "e1", "5", H, "5", H],
-            "ERR keys must be distinct",
-        ),
-        (
-            &["HACK.QUOTA", "2", "e1", "e2", "5", H, "COST", "1"],
-            "ERR expected 2",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "5", H],
-            "ERR more limit groups",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "FOO"],
-            "ERR unknown option 'FOO'",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "COST", "1", "COST", "1"],
-            "ERR option COST given more",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "BURST", "3"],
-            "ERR BURST applies only",
-        ),
-        (
-            &[
-                "HACK.QUOTA",
-                "1",
-                "e1",
-                "5",
-                H,
-                "ALGO",
-                "GCRA",
-                "OFFSET",
-                "1",
-            ],
-            "ERR OFFSET applies only",
-        ),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", "100", "OFFSET", "100"],
-            "ERR OFFSET must be",
-        ),
-        (&["HACK.QUOTA", "1", "e1", "0", H], "ERR limit must be"),
-        (
-            &["HACK.QUOTA", "1", "e1", "5", H, "WAIT", "-1"],
-            "ERR WAIT timeout_ms must be",
-        ),
-        // The first key would be charged, the second is wrong: nothing is written.
-        (
-            &["HACK.QUOTA", "2", "e1", "str", "5", H, "5", H],
-            "ERR key holds a string that is not",
-        ),
-        (
-            &["HACK.QUOTA", "2", "e1", "list", "5", H, "5", H],
-            "WRONGTYPE",
-        ),
-        (
-            &["HACK.QUOTA", "2", "e1", "e2", "5", H, "5", H],
-            "ERR key holds an ALGO SLIDING limiter",
-        ),
-        (
-            &[
-                "HACK.QUOTA",
-                "2",
-                "e2",
-                "e1",
-                "5",
-                H,
-                "ALGO",
-                "SLIDING",
-                "5",
-                H,
-                "OFFSET",
-                "3",
-            ],
-            "ERR key holds a limiter with OFFSET 0",
-        ),
-    ];
-    errors_leave_keys_unchanged(&mut c, cases);
+    // In the two-key cases at the end the first key would be charged and the second is
+    // wrong: nothing is written.
+    let cases = error_cases(
+        "
+        HACK.QUOTA 1 e1 5                        => ERR wrong number of arguments
+        HACK.QUOTA 0 e1 5 3600000                => ERR numkeys must be a positive
+        HACK.QUOTA x e1 5 3600000                => ERR numkeys must be a positive
+        HACK.QUOTA 2 e1 5 3600000                => ERR numkeys is larger
+        HACK.QUOTA 2 e1 e1 5 3600000 5 3600000   => ERR keys must be distinct
+        HACK.QUOTA 2 e1 e2 5 3600000 COST 1      => ERR expected 2
+        HACK.QUOTA 1 e1 5 3600000 5 3600000      => ERR more limit groups
+        HACK.QUOTA 1 e1 5 3600000 FOO            => ERR unknown option 'FOO'
+        HACK.QUOTA 1 e1 5 3600000 COST 1 COST 1  => ERR option COST given more
+        HACK.QUOTA 1 e1 5 3600000 BURST 3        => ERR BURST applies only
+        HACK.QUOTA 1 e1 5 3600000 ALGO GCRA OFFSET 1 => ERR OFFSET applies only
+        HACK.QUOTA 1 e1 5 100 OFFSET 100         => ERR OFFSET must be
+        HACK.QUOTA 1 e1 0 3600000                => ERR limit must be
+        HACK.QUOTA 1 e1 5 3600000 WAIT -1        => ERR WAIT timeout_ms must be
+        HACK.QUOTA 2 e1 str 5 3600000 5 3600000  => ERR key holds a string that is not
+        HACK.QUOTA 2 e1 list 5 3600000 5 3600000 => WRONGTYPE
+        HACK.QUOTA 2 e1 e2 5 3600000 5 3600000   => ERR key holds an ALGO SLIDING limiter
+        HACK.QUOTA 2 e2 e1 5 3600000 ALGO SLIDING 5 3600000 OFFSET 3 => ERR key holds a limiter with OFFSET 0
+        ",
+    );
+    errors_leave_keys_unchanged(&mut c, &cases);
 }
 
 #[test]
 fn key_specs_declare_exactly_the_keys() {
-    let s = Server::start();
-    let mut c = s.conn();
-    let keys: Vec<String> = redis::cmd("COMMAND")
-        .arg("GETKEYS")
-        .arg("HACK.QUOTA")
-        .arg(3)
-        .arg("a")
-        .arg("b")
-        .arg("c")
-        .arg(5)
-        .arg(1000)
-        .arg(5)
-        .arg(1000)
-        .arg("ALGO")
-        .arg("GCRA")
-        .arg(1)
-        .arg(10)
-        .arg("COST")
-        .arg(2)
-        .query(&mut c)
-        .unwrap();
+    let (s, mut c) = Server::start_with_conn();
+    let keys = command_keys(
+        &mut c,
+        &argv("HACK.QUOTA 3 a b c 5 1000 5 1000 ALGO GCRA 1 10 COST 2"),
+    );
     assert_eq!(keys, vec!["a", "b", "c"]);
     let info = format!("{:?}", cmd(&mut c, &["COMMAND", "INFO", "HACK.QUOTA"]));
     assert!(info.contains("movablekeys"), "{info}");
     assert!(info.contains("keynum"), "{info}");
     // ACL: a user allowed only keys "a*" may not touch "b".
-    cmd(
-        &mut c,
-        &["ACL", "SETUSER", "u", "on", "nopass", "~a*", "+@all"],
-    );
-    let mut u = s.conn();
-    cmd(&mut u, &["AUTH", "u", "x"]);
+    let mut u = s.user(&mut c, "u", &["on", "nopass", "~a*", "+@all"]);
     quota(&mut u, &["1", "a1", "5", "1000"]);
-    let e = expect_err(
-        &mut u,
-        &["HACK.QUOTA", "2", "a1", "b1", "5", "1000", "5", "1000"],
-    );
+    let e = expect_err(&mut u, &argv("HACK.QUOTA 2 a1 b1 5 1000 5 1000"));
     assert!(e.to_uppercase().contains("NOPERM"), "{e}");
 }
 
@@ -401,9 +297,7 @@ struct ModelKey {
 
 #[test]
 fn random_sequences_match_a_model() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     let mut keys: Vec<ModelKey> = (0..6)
         .map(|i| ModelKey {
             limit: 3 + (i as i64 % 4) * 2,
@@ -411,26 +305,20 @@ fn random_sequences_match_a_model() {
             count: 0,
         })
         .collect();
-    let mut x: u64 = 0x5851_f42d_4c95_7f2d;
-    let mut rnd = |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
     for step in 0..1500 {
-        let n = 1 + rnd(4) as usize;
+        let n = 1 + rng.below(4);
         let mut ks: Vec<usize> = Vec::new();
         while ks.len() < n {
-            let k = rnd(6) as usize;
+            let k = rng.below(6);
             if !ks.contains(&k) {
                 ks.push(k);
             }
         }
-        let cost = rnd(8) as i64 - 2;
-        let partial = rnd(3) == 0;
-        let peek = rnd(7) == 0;
-        let ratehit = n == 1 && rnd(3) == 0 && !partial;
+        let cost = rng.below(8) as i64 - 2;
+        let partial = rng.below(3) == 0;
+        let peek = rng.below(7) == 0;
+        let ratehit = n == 1 && rng.below(3) == 0 && !partial;
         let mut args: Vec<String> = vec![n.to_string()];
         args.extend(ks.iter().map(|k| format!("m:{k}")));
         for &k in &ks {
@@ -585,21 +473,11 @@ fn replica_and_persistence_hold_quota_effects() {
 #[test]
 fn resp3_reply_is_a_map_with_nested_maps() {
     let s = Server::start();
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut c3 = client.get_connection().unwrap();
-    let v: Value = redis::cmd("HACK.QUOTA")
-        .arg(2)
-        .arg("r3a")
-        .arg("r3b")
-        .arg(5)
-        .arg(1000)
-        .arg(5)
-        .arg(1000)
-        .arg("ALGO")
-        .arg("GCRA")
-        .query(&mut c3)
-        .unwrap();
+    let mut c3 = s.conn_resp3();
+    let v = cmd(
+        &mut c3,
+        &argv("HACK.QUOTA 2 r3a r3b 5 1000 5 1000 ALGO GCRA"),
+    );
     let Value::Map(fields) = &v else {
         panic!("RESP3: {v:?}")
     };

@@ -9,6 +9,7 @@ use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use super::quota::{decode, quota};
+use super::start_away_from_window_edge;
 use crate::common::*;
 
 const H: &str = "3600000";
@@ -75,8 +76,7 @@ fn ints(v: &Value) -> Vec<i64> {
 
 #[test]
 fn fifo_of_50_waiters_at_100_per_second() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (s, mut c) = Server::start_with_conn();
     // 100 per second, burst 1: one admission every 10 ms.
     let a = ["fifo", "100", "1000", "ALGO", "GCRA", "BURST", "1"];
     assert_eq!(ratehit(&mut c, &a)[0], 1);
@@ -124,9 +124,7 @@ fn fifo_of_50_waiters_at_100_per_second() {
 
 #[test]
 fn timeout_answers_denied_and_charges_nothing() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     ratehit(&mut c, &["t", "1", H]);
     let before = snapshot(&mut c, "t");
     let start = Instant::now();
@@ -153,9 +151,7 @@ fn timeout_answers_denied_and_charges_nothing() {
 
 #[test]
 fn disconnect_and_client_unblock_leave_uncharged() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (s, mut c) = start_away_from_window_edge(3_600_000);
     ratehit(&mut c, &["d", "1", H]);
     let w = |n| {
         let mut v = vec!["HACK.RATEHIT".to_string()];
@@ -185,9 +181,7 @@ fn disconnect_and_client_unblock_leave_uncharged() {
 
 #[test]
 fn one_refund_admits_three_at_once_and_del_wakes() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (s, mut c) = start_away_from_window_edge(3_600_000);
     ratehit(&mut c, &["r", "3", H, "COST", "3"]);
     let mut rxs = Vec::new();
     for i in 0..3 {
@@ -219,9 +213,7 @@ fn flushall_wakes_waiters_and_lock_waiters_alike() {
     // FLUSHALL sends no per-key events: the waiters hear of it through the server event,
     // which the module subscribes once for every family (a second subscription by one
     // family would replace the first family's).
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (s, mut c) = start_away_from_window_edge(3_600_000);
     ratehit(&mut c, &["f", "1", H]);
     let mut v = vec!["HACK.RATEHIT".to_string()];
     v.extend(words(&["f", "1", H, "WAIT", "20000"]));
@@ -254,9 +246,7 @@ fn timeouts_racing_admissions_never_lose_a_charge() {
     // a refund every 5 ms admits the head of the queue: many waiters time out in the very
     // event-loop iteration they would be admitted in. A waiter is charged exactly when it is
     // told "allowed": the key's final count is 200 - refunds + the allowed replies.
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (s, mut c) = start_away_from_window_edge(3_600_000);
     ratehit(&mut c, &["race", "200", H, "COST", "200"]);
     let (tx, rx) = mpsc::channel();
     let mut rng = Rng(7);
@@ -299,9 +289,7 @@ fn timeouts_racing_admissions_never_lose_a_charge() {
 
 #[test]
 fn multi_key_waiter_is_not_overtaken_on_any_key() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (s, mut c) = start_away_from_window_edge(3_600_000);
     ratehit(&mut c, &["x", "1", H]);
     // A waits on x (full) and y (room).
     let (_, rx_a) = blocked(
@@ -335,9 +323,7 @@ fn multi_key_waiter_is_not_overtaken_on_any_key() {
 
 #[test]
 fn multi_and_lua_do_not_block() {
-    let s = Server::start();
-    let mut c = s.conn();
-    avoid_window_edge(&mut c, 3_600_000);
+    let (_s, mut c) = start_away_from_window_edge(3_600_000);
     ratehit(&mut c, &["m", "1", H]);
     let start = Instant::now();
     let (r,): (Vec<i64>,) = redis::pipe()

@@ -13,27 +13,14 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// `n` members drawn from a pool of about `n * 3 / 4` (so duplicates), with the empty
 /// string, binary bytes (NUL, 0xff, invalid UTF-8) and text of every length up to 24.
 fn members(n: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = Rng(seed | 1);
-    let pool = (n * 3 / 4).max(1) as u64;
+    let pool = (n * 3 / 4).max(1);
     (0..n)
         .map(|_| {
-            let id = rng.below(pool);
+            let id = rng.below(pool) as u64;
             match id % 10 {
                 0 if id.is_multiple_of(100) => Vec::new(),
                 1 | 2 => {
@@ -111,9 +98,7 @@ fn differential(c: &mut Connection, n: usize, seed: u64) {
     let ms = members(n, seed);
     let t0 = server_ms(c);
     let span = 600_000i64;
-    let times: Vec<i64> = (0..n)
-        .map(|_| t0 - 1 - rng.below(span as u64) as i64)
-        .collect();
+    let times: Vec<i64> = (0..n).map(|_| t0 - 1 - rng.range(0, span)).collect();
     // Members split between two series (and two HLL keys) with some overlap.
     let mut a: ByTime = BTreeMap::new();
     let mut b: ByTime = BTreeMap::new();
@@ -154,8 +139,8 @@ fn differential(c: &mut Connection, n: usize, seed: u64) {
     ];
     if n <= 100_000 {
         for _ in 0..4 {
-            let from = t0 - span + rng.below(span as u64) as i64;
-            let to = from + rng.below((t0 - from) as u64 + 1) as i64;
+            let from = t0 - span + rng.range(0, span);
+            let to = from + rng.range(0, t0 - from + 1);
             ranges.push((from, to));
         }
     }
@@ -227,8 +212,7 @@ fn differential(c: &mut Connection, n: usize, seed: u64) {
 
 #[test]
 fn counts_equal_pfcount_for_random_sets() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     for (i, n) in [1usize, 2, 7, 100, 1_000, 3_000, 10_000]
         .into_iter()
         .enumerate()
@@ -239,8 +223,7 @@ fn counts_equal_pfcount_for_random_sets() {
 
 #[test]
 fn counts_equal_pfcount_for_large_sets() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let started = Instant::now();
     differential(&mut c, 100_000, 77);
     differential(&mut c, 1_000_000, 78);
@@ -287,12 +270,8 @@ fn layouts(c: &mut Connection, key: &str) -> Vec<String> {
 
 #[test]
 fn sparse_buckets_turn_dense_past_the_bound() {
-    let s = Server::start();
-    let mut c = s.conn();
-    cmd(
-        &mut c,
-        &["HACK.TSCREATE", "p", "ROLLUPS", "1h:1d", "DISTINCT"],
-    );
+    let (_s, mut c) = Server::start_with_conn();
+    cmd(&mut c, &argv("HACK.TSCREATE p ROLLUPS 1h:1d DISTINCT"));
     let now = server_ms(&mut c).to_string();
     let ms = members(20_000, 5);
     let mut fed: Vec<&[u8]> = vec![];
@@ -326,27 +305,9 @@ fn sparse_buckets_turn_dense_past_the_bound() {
     // A lower bound promotes sooner; a bucket never turns back.
     cmd(
         &mut c,
-        &["CONFIG", "SET", "hacks.ts-distinct-sparse-max-bytes", "30"],
+        &argv("CONFIG SET hacks.ts-distinct-sparse-max-bytes 30"),
     );
-    cmd(
-        &mut c,
-        &[
-            "HACK.TSADD",
-            "q",
-            "a",
-            "b",
-            "c",
-            "d",
-            "e",
-            "f",
-            "g",
-            "h",
-            "i",
-            "j",
-            "k",
-            "l",
-        ],
-    );
+    cmd(&mut c, &argv("HACK.TSADD q a b c d e f g h i j k l"));
     let l = layouts(&mut c, "q");
     assert!(l.iter().all(|x| x == "dense"), "{l:?}");
     assert_eq!(int(&cmd(&mut c, &["HACK.TSCOUNT", "q", "-", "+"])), 12);
@@ -355,18 +316,10 @@ fn sparse_buckets_turn_dense_past_the_bound() {
 
 #[test]
 fn retention_backfill_mixed_rollups_and_idle_expiry() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     cmd(
         &mut c,
-        &[
-            "HACK.TSCREATE",
-            "r",
-            "ROLLUPS",
-            "100ms:1s",
-            "500ms:2s",
-            "DISTINCT",
-        ],
+        &argv("HACK.TSCREATE r ROLLUPS 100ms:1s 500ms:2s DISTINCT"),
     );
     let now = server_ms(&mut c);
     // Back-fill into a bucket only the coarse rollup keeps: the reply is about that one.
@@ -407,14 +360,7 @@ fn retention_backfill_mixed_rollups_and_idle_expiry() {
     // rollup answers; `-` to `+` counts each member once: PFCOUNT of all of them.
     cmd(
         &mut c,
-        &[
-            "HACK.TSCREATE",
-            "m",
-            "ROLLUPS",
-            "1m:1h",
-            "1h:1d",
-            "DISTINCT",
-        ],
+        &argv("HACK.TSCREATE m ROLLUPS 1m:1h 1h:1d DISTINCT"),
     );
     let now = server_ms(&mut c);
     let ms = members(2_000, 9);
@@ -453,8 +399,7 @@ fn retention_backfill_mixed_rollups_and_idle_expiry() {
 
 #[test]
 fn defaults_and_tsinfo() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     assert_eq!(int(&cmd(&mut c, &["HACK.TSADD", "d", "a", "b", "c"])), 1);
     let info = info_map(&mut c, "d");
     for r in [
@@ -469,23 +414,13 @@ fn defaults_and_tsinfo() {
     }
     cmd(
         &mut c,
-        &[
-            "CONFIG",
-            "SET",
-            "hacks.ts-default-distinct-rollups",
-            "1s:1m,1m:1h",
-        ],
+        &argv("CONFIG SET hacks.ts-default-distinct-rollups 1s:1m,1m:1h"),
     );
     cmd(&mut c, &["HACK.TSADD", "e", "a"]);
     assert!(info_map(&mut c, "e").contains("1s:1m"));
     let e = expect_err(
         &mut c,
-        &[
-            "CONFIG",
-            "SET",
-            "hacks.ts-default-distinct-rollups",
-            "1h:1m",
-        ],
+        &argv("CONFIG SET hacks.ts-default-distinct-rollups 1h:1m"),
     );
     assert!(!e.is_empty());
     // A member named AT is fine anywhere but the option's place.
@@ -495,18 +430,12 @@ fn defaults_and_tsinfo() {
     // Missing keys: 0, an empty array, nil.
     assert_eq!(int(&cmd(&mut c, &["HACK.TSCOUNT", "nope", "-", "+"])), 0);
     assert_eq!(
-        int(&cmd(
-            &mut c,
-            &["HACK.TSCOUNT", "nope", "nope2", "-", "+", "UNION"]
-        )),
+        int(&cmd(&mut c, &argv("HACK.TSCOUNT nope nope2 - + UNION"))),
         0
     );
     assert_eq!(cmd(&mut c, &["HACK.TSINFO", "nope"]), Value::Nil);
     // An empty distinct series (TSCREATE) counts 0 and has no TTL.
-    cmd(
-        &mut c,
-        &["HACK.TSCREATE", "empty", "ROLLUPS", "1s:1m", "DISTINCT"],
-    );
+    cmd(&mut c, &argv("HACK.TSCREATE empty ROLLUPS 1s:1m DISTINCT"));
     assert_eq!(int(&cmd(&mut c, &["HACK.TSCOUNT", "empty", "-", "+"])), 0);
     assert_eq!(int(&cmd(&mut c, &["PTTL", "empty"])), -1);
     assert_eq!(text(&cmd(&mut c, &["TYPE", "empty"])), "hacks-tsd");
@@ -514,58 +443,39 @@ fn defaults_and_tsinfo() {
 
 #[test]
 fn key_positions_for_cluster_and_acl() {
-    let s = Server::start();
-    let mut c = s.conn();
-    let keys = |c: &mut Connection, args: &[&str]| -> Vec<String> {
-        let mut r = redis::cmd("COMMAND");
-        r.arg("GETKEYS");
-        for a in args {
-            r.arg(*a);
-        }
-        q(c, &r)
-    };
-    assert_eq!(keys(&mut c, &["HACK.TSCOUNT", "a", "0", "1"]), ["a"]);
+    let (s, mut c) = Server::start_with_conn();
     assert_eq!(
-        keys(&mut c, &["HACK.TSCOUNT", "a", "b", "0", "1"]),
-        ["a", "b"]
-    );
-    assert_eq!(
-        keys(&mut c, &["HACK.TSCOUNT", "a", "b", "0", "1", "UNION"]),
-        ["a", "b"]
-    );
-    assert_eq!(
-        keys(&mut c, &["HACK.TSCOUNT", "a", "-", "+", "union"]),
+        command_keys(&mut c, &["HACK.TSCOUNT", "a", "0", "1"]),
         ["a"]
     );
-    assert_eq!(keys(&mut c, &["HACK.TSADD", "a", "m", "AT", "5"]), ["a"]);
-    // A reader limited to %R~stats:* may count stats keys (UNION included), nothing else.
-    cmd(
-        &mut c,
-        &[
-            "ACL",
-            "SETUSER",
-            "reader",
-            "on",
-            ">pw",
-            "%R~stats:*",
-            "+@all",
-        ],
+    assert_eq!(
+        command_keys(&mut c, &["HACK.TSCOUNT", "a", "b", "0", "1"]),
+        ["a", "b"]
     );
+    assert_eq!(
+        command_keys(&mut c, &["HACK.TSCOUNT", "a", "b", "0", "1", "UNION"]),
+        ["a", "b"]
+    );
+    assert_eq!(
+        command_keys(&mut c, &["HACK.TSCOUNT", "a", "-", "+", "union"]),
+        ["a"]
+    );
+    assert_eq!(
+        command_keys(&mut c, &["HACK.TSADD", "a", "m", "AT", "5"]),
+        ["a"]
+    );
+    // A reader limited to %R~stats:* may count stats keys (UNION included), nothing else.
+    let mut r = s.user(&mut c, "reader", &["on", ">pw", "%R~stats:*", "+@all"]);
     cmd(&mut c, &["HACK.TSADD", "stats:a", "x"]);
     cmd(&mut c, &["HACK.TSADD", "other", "x"]);
-    let mut r = s.conn();
-    cmd(&mut r, &["AUTH", "reader", "pw"]);
     assert_eq!(
         int(&cmd(
             &mut r,
-            &["HACK.TSCOUNT", "stats:a", "stats:b", "-", "+", "UNION"]
+            &argv("HACK.TSCOUNT stats:a stats:b - + UNION")
         )),
         1
     );
-    let e = expect_err(
-        &mut r,
-        &["HACK.TSCOUNT", "stats:a", "other", "-", "+", "UNION"],
-    );
+    let e = expect_err(&mut r, &argv("HACK.TSCOUNT stats:a other - + UNION"));
     assert!(e.starts_with("NOPERM"), "{e}");
     let e = expect_err(&mut r, &["HACK.TSADD", "stats:a", "y"]);
     assert!(e.starts_with("NOPERM"), "{e}");
@@ -591,20 +501,40 @@ fn setup_keys(c: &mut Connection) {
 
 #[test]
 fn errors_leave_keys_unchanged_and_families_stay_apart() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     setup_keys(&mut c);
     let now = server_ms(&mut c);
     let old = (now - 100 * 86_400_000).to_string();
     let new = (now + 60_000).to_string();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["HACK.TSADD", "d"], "ERR wrong number"),
-        (
-            vec!["HACK.TSADD", "d", "AT", "5"],
-            "ERR HACK.TSADD needs at least one member",
-        ),
-        (vec!["HACK.TSADD", "d", "m", "AT", "x"], "ERR AT must be"),
-        (vec!["HACK.TSADD", "d", "m", "AT", "-5"], "ERR AT must be"),
+    let mut cases = error_cases(
+        "
+        HACK.TSADD d                     => ERR wrong number
+        HACK.TSADD d AT 5                => ERR HACK.TSADD needs at least one member
+        HACK.TSADD d m AT x              => ERR AT must be
+        HACK.TSADD d m AT -5             => ERR AT must be
+        HACK.TSADD cnt m                 => WRONGTYPE the key holds a counting series
+        HACK.TSADD str m                 => WRONGTYPE
+        HACK.TSCOUNT cnt - +             => WRONGTYPE the key holds a counting
+        HACK.TSCOUNT d str - + UNION     => WRONGTYPE
+        HACK.TSCOUNT d x +               => ERR from/to
+        HACK.TSCOUNT d - y UNION         => ERR from/to
+        HACK.TSINCR d                    => WRONGTYPE the key holds a distinct series
+        HACK.TSSUM d - +                 => WRONGTYPE the key holds a distinct
+        HACK.TSSUM cnt d - +             => WRONGTYPE the key holds a distinct
+        HACK.TSRANGE d - + STEP 1500     => ERR STEP must be
+        HACK.TSRANGE str - +             => WRONGTYPE
+        HACK.TSINFO str                  => WRONGTYPE
+        HACK.TSCREATE d ROLLUPS 1s:1m DISTINCT => ERR key already exists
+        HACK.TSCREATE n ROLLUPS DISTINCT => ERR
+        HACK.TSCREATE n ROLLUPS 1h:1m DISTINCT => ERR
+        HACK.TSCREATE n DISTINCT ROLLUPS 1s:1m => ERR
+        HACK.TSADDAT d 1 1 0 m           => ERR HACK.TSADDAT is internal
+        HACK.TSADDAT d 1 1 9 m           => ERR
+        HACK.TSDSET d 0 5                => ERR HACK.TSDSET is internal
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (vec!["HACK.TSADD", "d", "m", "AT", &old], "ERR AT is older"),
         (
             vec!["HACK.TSADD", "d", "m", "AT", &new],
@@ -615,65 +545,10 @@ fn errors_leave_keys_unchanged_and_families_stay_apart() {
             "ERR AT is older",
         ),
         (
-            vec!["HACK.TSADD", "cnt", "m"],
-            "WRONGTYPE the key holds a counting series",
-        ),
-        (vec!["HACK.TSADD", "str", "m"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSCOUNT", "cnt", "-", "+"],
-            "WRONGTYPE the key holds a counting",
-        ),
-        (
-            vec!["HACK.TSCOUNT", "d", "str", "-", "+", "UNION"],
-            "WRONGTYPE",
-        ),
-        (vec!["HACK.TSCOUNT", "d", "x", "+"], "ERR from/to"),
-        (vec!["HACK.TSCOUNT", "d", "-", "y", "UNION"], "ERR from/to"),
-        (
-            vec!["HACK.TSINCR", "d"],
-            "WRONGTYPE the key holds a distinct series",
-        ),
-        (
-            vec!["HACK.TSSUM", "d", "-", "+"],
-            "WRONGTYPE the key holds a distinct",
-        ),
-        (
-            vec!["HACK.TSSUM", "cnt", "d", "-", "+"],
-            "WRONGTYPE the key holds a distinct",
-        ),
-        (
-            vec!["HACK.TSRANGE", "d", "-", "+", "STEP", "1500"],
-            "ERR STEP must be",
-        ),
-        (vec!["HACK.TSRANGE", "str", "-", "+"], "WRONGTYPE"),
-        (vec!["HACK.TSINFO", "str"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSCREATE", "d", "ROLLUPS", "1s:1m", "DISTINCT"],
-            "ERR key already exists",
-        ),
-        (vec!["HACK.TSCREATE", "n", "ROLLUPS", "DISTINCT"], "ERR"),
-        (
-            vec!["HACK.TSCREATE", "n", "ROLLUPS", "1h:1m", "DISTINCT"],
-            "ERR",
-        ),
-        (
-            vec!["HACK.TSCREATE", "n", "DISTINCT", "ROLLUPS", "1s:1m"],
-            "ERR",
-        ),
-        (
-            vec!["HACK.TSADDAT", "d", "1", "1", "0", "m"],
-            "ERR HACK.TSADDAT is internal",
-        ),
-        (vec!["HACK.TSADDAT", "d", "1", "1", "9", "m"], "ERR"),
-        (
-            vec!["HACK.TSDSET", "d", "0", "5"],
-            "ERR HACK.TSDSET is internal",
-        ),
-        (
             vec!["HACK.TSDSET", "d", "0", "5", "5", "\x01\x00\x00"],
             "ERR invalid sketch",
         ),
-    ];
+    ]);
     errors_leave_keys_unchanged(&mut c, &cases);
 }
 
@@ -819,21 +694,14 @@ fn crc64(data: &[u8]) -> u64 {
 /// printed next to per-bucket HLL keys (Sentry's layout) for the same data.
 #[test]
 fn memory_of_small_buckets() {
-    let s = Server::start();
-    let mut c = s.conn();
-    cmd(
-        &mut c,
-        &["HACK.TSCREATE", "one", "ROLLUPS", "10s:1h", "DISTINCT"],
-    );
+    let (_s, mut c) = Server::start_with_conn();
+    cmd(&mut c, &argv("HACK.TSCREATE one ROLLUPS 10s:1h DISTINCT"));
     cmd(&mut c, &["HACK.TSADD", "one", "a", "b", "c"]);
     let one = int(&cmd(&mut c, &["MEMORY", "USAGE", "one"]));
     cmd(&mut c, &["PFADD", "hll:one", "a", "b", "c"]);
     let hll = int(&cmd(&mut c, &["MEMORY", "USAGE", "hll:one"]));
     // 360 buckets of 5 members each in one series, against 360 HLL keys.
-    cmd(
-        &mut c,
-        &["HACK.TSCREATE", "hour", "ROLLUPS", "10s:1h", "DISTINCT"],
-    );
+    cmd(&mut c, &argv("HACK.TSCREATE hour ROLLUPS 10s:1h DISTINCT"));
     let now = server_ms(&mut c);
     let mut keys_total = 0;
     for b in 0..359i64 {

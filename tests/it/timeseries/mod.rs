@@ -36,8 +36,7 @@ fn points(v: &Value) -> Vec<(i64, i64)> {
 
 #[test]
 fn sums_and_ranges_match_a_model() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(
         &mut c,
         "HACK.TSCREATE",
@@ -143,8 +142,7 @@ fn sums_and_ranges_match_a_model() {
 
 #[test]
 fn tsincr_defaults_backfill_and_limits() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(
         &mut c,
         "CONFIG",
@@ -169,8 +167,7 @@ fn tsincr_defaults_backfill_and_limits() {
 
 #[test]
 fn retention_drops_and_idle_series_expire() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(
         &mut c,
         "HACK.TSCREATE",
@@ -196,8 +193,7 @@ fn retention_drops_and_idle_series_expire() {
 
 #[test]
 fn every_error_leaves_keys_unchanged() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(&mut c, "HACK.TSCREATE", "ts", "ROLLUPS", "1s:1m", "1m:1h");
     c!(&mut c, "HACK.TSINCR", "ts", "9223372036854775800");
     c!(&mut c, "SET", "str", "x");
@@ -206,59 +202,42 @@ fn every_error_leaves_keys_unchanged() {
     let old = (now - 3 * 3_600_000).to_string();
     let ancient = (now - 3 * 365 * 86_400_000).to_string();
     let future = (now + 5_000).to_string();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["HACK.TSCREATE", "n"], "ERR wrong number of arguments"),
-        (
-            vec!["HACK.TSCREATE", "n", "ROLLUPS"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUP", "1s:1m"],
-            "ERR unknown option",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "1x:1m"],
-            "ERR '1x' has no valid unit",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "7s:1m"],
-            "ERR rollup '7s:1m': the resolution must divide",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "1m:1h", "1s:1m"],
-            "ERR rollups must go from finest to coarsest",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "1s:1h", "1m:1m"],
-            "ERR a coarser rollup must keep at least as long",
-        ),
-        (
-            vec!["HACK.TSCREATE", "nokey", "ROLLUPS", "0s:1m"],
-            "ERR '0s' needs a positive",
-        ),
-        (
-            vec!["HACK.TSCREATE", "ts", "ROLLUPS", "1s:1m"],
-            "ERR key already exists",
-        ),
-        (
-            vec!["HACK.TSCREATE", "str", "ROLLUPS", "1s:1m"],
-            "ERR key already exists",
-        ),
-        (vec!["HACK.TSINCR"], "ERR wrong number of arguments"),
-        (
-            vec!["HACK.TSINCR", "ts", "x"],
-            "ERR value is not an integer",
-        ),
-        (
-            vec!["HACK.TSINCR", "ts", "1.5"],
-            "ERR value is not an integer",
-        ),
-        (vec!["HACK.TSINCR", "ts", "1", "AT"], "ERR syntax error"),
-        (vec!["HACK.TSINCR", "ts", "1", "AT", "x"], "ERR AT must be"),
-        (
-            vec!["HACK.TSINCR", "ts", "1", "WHEN", "5"],
-            "ERR syntax error",
-        ),
+    let mut cases = error_cases(
+        "
+        HACK.TSCREATE n                   => ERR wrong number of arguments
+        HACK.TSCREATE n ROLLUPS           => ERR wrong number of arguments
+        HACK.TSCREATE nokey ROLLUP 1s:1m  => ERR unknown option
+        HACK.TSCREATE nokey ROLLUPS 1x:1m => ERR '1x' has no valid unit
+        HACK.TSCREATE nokey ROLLUPS 7s:1m => ERR rollup '7s:1m': the resolution must divide
+        HACK.TSCREATE nokey ROLLUPS 1m:1h 1s:1m => ERR rollups must go from finest to coarsest
+        HACK.TSCREATE nokey ROLLUPS 1s:1h 1m:1m => ERR a coarser rollup must keep at least as long
+        HACK.TSCREATE nokey ROLLUPS 0s:1m => ERR '0s' needs a positive
+        HACK.TSCREATE ts ROLLUPS 1s:1m    => ERR key already exists
+        HACK.TSCREATE str ROLLUPS 1s:1m   => ERR key already exists
+        HACK.TSINCR                       => ERR wrong number of arguments
+        HACK.TSINCR ts x                  => ERR value is not an integer
+        HACK.TSINCR ts 1.5                => ERR value is not an integer
+        HACK.TSINCR ts 1 AT               => ERR syntax error
+        HACK.TSINCR ts 1 AT x             => ERR AT must be
+        HACK.TSINCR ts 1 WHEN 5           => ERR syntax error
+        HACK.TSINCR ts 100                => ERR increment or decrement would overflow
+        HACK.TSINCR str                   => WRONGTYPE
+        HACK.TSSUM ts -                   => ERR wrong number of arguments
+        HACK.TSSUM ts x +                 => ERR from/to must be
+        HACK.TSSUM ts str - +             => WRONGTYPE
+        HACK.TSRANGE ts -                 => ERR wrong number of arguments
+        HACK.TSRANGE ts - + STEP          => ERR wrong number of arguments
+        HACK.TSRANGE ts - + STEP 0        => ERR STEP must be
+        HACK.TSRANGE ts - + EVERY 1       => ERR unknown option
+        HACK.TSRANGE str - +              => WRONGTYPE
+        HACK.TSINFO str                   => WRONGTYPE
+        HACK.TSAPPLY ts 1 2               => ERR wrong number of arguments
+        HACK.TSSET ts 0 1 1 1             => ERR HACK.TSSET is internal
+        HACK.TSAPPLY ts 1 2 3             => ERR HACK.TSAPPLY is internal
+        ",
+    );
+    // Empty or computed arguments.
+    cases.extend([
         (
             vec!["HACK.TSINCR", "ts", "1", "AT", &old],
             "ERR AT is older than every rollup's retention",
@@ -268,51 +247,10 @@ fn every_error_leaves_keys_unchanged() {
             "ERR AT is more than one finest bucket in the future",
         ),
         (
-            vec!["HACK.TSINCR", "ts", "100"],
-            "ERR increment or decrement would overflow",
-        ),
-        (
             vec!["HACK.TSINCR", "nokey", "1", "AT", &ancient],
             "ERR AT is older",
         ),
-        (vec!["HACK.TSINCR", "str"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSSUM", "ts", "-"],
-            "ERR wrong number of arguments",
-        ),
-        (vec!["HACK.TSSUM", "ts", "x", "+"], "ERR from/to must be"),
-        (vec!["HACK.TSSUM", "ts", "str", "-", "+"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSRANGE", "ts", "-"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            vec!["HACK.TSRANGE", "ts", "-", "+", "STEP"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            vec!["HACK.TSRANGE", "ts", "-", "+", "STEP", "0"],
-            "ERR STEP must be",
-        ),
-        (
-            vec!["HACK.TSRANGE", "ts", "-", "+", "EVERY", "1"],
-            "ERR unknown option",
-        ),
-        (vec!["HACK.TSRANGE", "str", "-", "+"], "WRONGTYPE"),
-        (vec!["HACK.TSINFO", "str"], "WRONGTYPE"),
-        (
-            vec!["HACK.TSAPPLY", "ts", "1", "2"],
-            "ERR wrong number of arguments",
-        ),
-        (
-            vec!["HACK.TSSET", "ts", "0", "1", "1", "1"],
-            "ERR HACK.TSSET is internal",
-        ),
-        (
-            vec!["HACK.TSAPPLY", "ts", "1", "2", "3"],
-            "ERR HACK.TSAPPLY is internal",
-        ),
-    ];
+    ]);
     expect_errors(&mut c, &cases);
     c!(&mut c, "CONFIG", "SET", "hacks.ts-max-range-points", "10");
     let e = expect_err(&mut c, &["HACK.TSRANGE", "ts", "-", "+"]);
@@ -373,8 +311,7 @@ fn persistence_keeps_series_exactly() {
 
 #[test]
 fn memory_is_small_for_one_increment_and_dense_days() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     c!(&mut c, "HACK.TSINCR", "one");
     let one = int(&c!(&mut c, "MEMORY", "USAGE", "one"));
     assert!(one < 600, "a series with one increment costs {one} bytes");
@@ -399,8 +336,7 @@ fn memory_is_small_for_one_increment_and_dense_days() {
 
 #[test]
 fn multi_and_lua() {
-    let s = Server::start();
-    let mut c = s.conn();
+    let (_s, mut c) = Server::start_with_conn();
     let (a, b, sum): (i64, i64, i64) = redis::pipe()
         .atomic()
         .cmd("HACK.TSINCR")
@@ -528,11 +464,7 @@ fn far_backfill_never_grows_memory_with_distance() {
 /// TTL 0): after BGREWRITEAOF and a restart PTTL was ~2 years instead of -1.
 #[test]
 fn aof_rewrite_keeps_no_ttl_as_no_ttl() {
-    let mut s = Server::with(Opts {
-        aof: true,
-        extra: vec!["--aof-use-rdb-preamble".into(), "no".into()],
-        ..Opts::default()
-    });
+    let mut s = Server::with(Opts::aof_without_preamble());
     let mut c = s.conn();
     c!(&mut c, "HACK.TSINCR", "s1");
     c!(&mut c, "PERSIST", "s1");
