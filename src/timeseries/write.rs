@@ -3,10 +3,11 @@
 //! counting series (`increment.rs`) and the member adds of distinct series
 //! (`distinct_add.rs`), on the master and in their replayed effects alike.
 
-use crate::module::args::RStr;
+use crate::module::args::{Args, RStr};
 use crate::module::ctx::Ctx;
 use crate::module::datatype::ModuleType;
 use crate::module::error::CmdError;
+use crate::module::replicate;
 use crate::module::typedkey::TypedKey;
 
 use super::distinct::DistinctSeries;
@@ -20,24 +21,32 @@ pub trait Kind: ModuleType {
     fn create(specs: &[RollupSpec]) -> Self;
     /// When the key should expire: once no rollup retains its newest bucket.
     fn expire_at_ms(&self) -> Option<i64>;
+    /// Work the expiry out again from the data (after buckets were set directly).
+    fn refresh_expiry(&mut self);
+    /// The error for a key that holds no such series.
+    const MISSING: CmdError;
 }
 
 /// Both kinds keep their expiry in a field and are created from their rollups.
 macro_rules! kind {
-    ($t:ty, $distinct:expr) => {
+    ($t:ty, $distinct:expr, $missing:expr) => {
         impl Kind for $t {
             const DISTINCT: bool = $distinct;
+            const MISSING: CmdError = CmdError::Static($missing);
             fn create(specs: &[RollupSpec]) -> Self {
                 <$t>::new(specs)
             }
             fn expire_at_ms(&self) -> Option<i64> {
                 self.expire_at_ms
             }
+            fn refresh_expiry(&mut self) {
+                <$t>::refresh_expiry(self)
+            }
         }
     };
 }
-kind!(Series, false);
-kind!(DistinctSeries, true);
+kind!(Series, false, "ERR no such series");
+kind!(DistinctSeries, true, "ERR no such distinct series");
 
 /// When a write happens: the master's clock reading, the bucket time, and whether `at` is
 /// checked against retention (the master) or applied where it still fits (a replay).
@@ -105,4 +114,29 @@ pub fn write<S: Kind, R>(
         }
     }
     Ok((r, created))
+}
+
+/// What `HACK.TSSET` and `HACK.TSDSET` share: the AOF rewrite's rebuild of an existing series
+/// (the rewrite emits `HACK.TSCREATE` first), rollup by rollup. Only from the replication
+/// stream or the AOF (`refusal` for clients); `change` sets the buckets, the expiry then
+/// follows from the data, and the command replicates as it is. No TTL of its own: the
+/// rewrite appends the key's PEXPIREAT after these commands when (and only when) the key
+/// had one; setting one here would give a key that had none (PERSIST, RESTORE with TTL 0)
+/// a TTL after an AOF restart.
+pub fn rebuild<S: Kind>(
+    ctx: &Ctx,
+    args: &Args,
+    refusal: CmdError,
+    change: impl FnOnce(&mut S) -> Result<(), CmdError>,
+) -> Result<(), CmdError> {
+    ctx.replaying_or(refusal)?;
+    let name = args.raw(1)?;
+    let mut key = TypedKey::open(ctx, name, S::TYPE, true)?;
+    let series = key.get_mut()?.ok_or(S::MISSING)?;
+    change(series)?;
+    series.refresh_expiry();
+    drop(key);
+    replicate::verbatim(ctx)?;
+    ctx.signal_modified(name)?;
+    ctx.reply_ok()
 }

@@ -22,11 +22,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
     let inc = args.i64_at(2)?;
     let at = args.i64_at(3)?;
     let now = args.i64_at(4)?;
-    let specs = if args.len() > 5 {
-        Some(rollups_arg(args, 5)?)
-    } else {
-        None
-    };
+    let specs = (args.len() > 5).then(|| rollups_arg(args, 5)).transpose()?;
     // Only the master's stream and AOF loading: a client could otherwise bypass the
     // retention checks of HACK.TSINCR.
     ctx.replaying_or(CmdError::Static(

@@ -8,12 +8,11 @@
 use crate::module::args::Args;
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
-use crate::module::replicate;
-use crate::module::typedkey::TypedKey;
 
-use crate::timeseries::distinct_type::DISTINCT_TYPE;
+use crate::timeseries::distinct::DistinctSeries;
 use crate::timeseries::hll::Sketch;
 use crate::timeseries::settings::distinct_sparse_max_bytes;
+use crate::timeseries::write::rebuild;
 
 pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
     let which = args.int_in(2, "rollup_index", 0, 64)? as usize;
@@ -30,34 +29,26 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
         }
         buckets.push((idx, sketch));
     }
-    ctx.replaying_or(CmdError::Static(
+    let refusal = CmdError::Static(
         "ERR HACK.TSDSET is internal: AOF rewrites use it to rebuild distinct series; use HACK.TSADD",
-    ))?;
-    let name = args.raw(1)?;
-    let mut key = TypedKey::open(ctx, name, &DISTINCT_TYPE, true)?;
-    let series = key
-        .get_mut()?
-        .ok_or(CmdError::Static("ERR no such distinct series"))?;
-    let r = series
-        .rollups
-        .get_mut(which)
-        .ok_or(CmdError::Static("ERR rollup_index out of range"))?;
-    let cap = r.spec.buckets().saturating_add(2);
-    if i64::try_from(r.buckets.len().saturating_add(buckets.len())).unwrap_or(i64::MAX) > cap
-        || buckets
-            .iter()
-            .any(|(idx, _)| *idx < newest.saturating_sub(r.spec.buckets().saturating_mul(2)))
-    {
-        return Err(CmdError::Static("ERR more buckets than the rollup retains"));
-    }
-    r.newest = Some(r.newest.unwrap_or(newest).max(newest));
-    for (idx, s) in &buckets {
-        series.merge_bucket(which, *idx, s, sparse_max);
-    }
-    series.refresh_expiry();
-    // No TTL of its own: the rewrite appends the key's PEXPIREAT when it has one.
-    drop(key);
-    replicate::verbatim(ctx)?;
-    ctx.signal_modified(name)?;
-    ctx.reply_ok()
+    );
+    rebuild(ctx, args, refusal, |series: &mut DistinctSeries| {
+        let r = series
+            .rollups
+            .get_mut(which)
+            .ok_or(CmdError::Static("ERR rollup_index out of range"))?;
+        let cap = r.spec.buckets().saturating_add(2);
+        if i64::try_from(r.buckets.len().saturating_add(buckets.len())).unwrap_or(i64::MAX) > cap
+            || buckets
+                .iter()
+                .any(|(idx, _)| *idx < newest.saturating_sub(r.spec.buckets().saturating_mul(2)))
+        {
+            return Err(CmdError::Static("ERR more buckets than the rollup retains"));
+        }
+        r.newest = Some(r.newest.unwrap_or(newest).max(newest));
+        for (idx, s) in &buckets {
+            series.merge_bucket(which, *idx, s, sparse_max);
+        }
+        Ok(())
+    })
 }

@@ -7,10 +7,9 @@
 use crate::module::args::Args;
 use crate::module::ctx::Ctx;
 use crate::module::error::CmdError;
-use crate::module::replicate;
-use crate::module::typedkey::TypedKey;
 
-use crate::timeseries::datatype::SERIES_TYPE;
+use crate::timeseries::series::Series;
+use crate::timeseries::write::rebuild;
 
 pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
     let which = args.int_in(2, "rollup_index", 0, 64)? as usize;
@@ -19,28 +18,18 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
     for i in (4..args.len()).step_by(2) {
         buckets.push((args.i64_at(i)?, args.i64_at(i.saturating_add(1))?));
     }
-    ctx.replaying_or(CmdError::Static(
+    let refusal = CmdError::Static(
         "ERR HACK.TSSET is internal: AOF rewrites use it to rebuild series; use HACK.TSINCR",
-    ))?;
-    let name = args.raw(1)?;
-    let mut key = TypedKey::open(ctx, name, &SERIES_TYPE, true)?;
-    let series = key
-        .get_mut()?
-        .ok_or(CmdError::Static("ERR no such series"))?;
-    let r = series
-        .rollups
-        .get_mut(which)
-        .ok_or(CmdError::Static("ERR rollup_index out of range"))?;
-    r.newest = Some(r.newest.unwrap_or(newest).max(newest));
-    for (idx, v) in buckets {
-        series.set_bucket(which, idx, v);
-    }
-    series.refresh_expiry();
-    // No TTL of its own: the rewrite appends the key's PEXPIREAT after these commands
-    // when (and only when) the key had one; setting one here would give a key that had
-    // none (PERSIST, RESTORE with TTL 0) a TTL after an AOF restart.
-    drop(key);
-    replicate::verbatim(ctx)?;
-    ctx.signal_modified(name)?;
-    ctx.reply_ok()
+    );
+    rebuild(ctx, args, refusal, |series: &mut Series| {
+        let r = series
+            .rollups
+            .get_mut(which)
+            .ok_or(CmdError::Static("ERR rollup_index out of range"))?;
+        r.newest = Some(r.newest.unwrap_or(newest).max(newest));
+        for (idx, v) in buckets {
+            series.set_bucket(which, idx, v);
+        }
+        Ok(())
+    })
 }
