@@ -1,6 +1,9 @@
 //! `hacks-flush`: drains redis-hacks write buffers (`HACK.DRAIN` / `HACK.ACK`) into SQL
 //! tables (SQLite or PostgreSQL) with exactly-once effects across worker crashes.
 
+// As in the module: every `unsafe` block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 #[macro_use]
 mod log;
 mod args;

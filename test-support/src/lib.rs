@@ -4,6 +4,9 @@
 //! The module is never linked into a test binary: the harness runs `cargo build --release
 //! --lib` once per test binary (a no-op when the `.so` is fresh) and loads the `.so`.
 
+// As in the module: every `unsafe` block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::fs;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
