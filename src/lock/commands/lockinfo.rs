@@ -10,7 +10,6 @@ use crate::lock::lease;
 use crate::lock::waiters::{self, LockName};
 
 pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
-    let this = LockName::of_command(ctx, args)?;
     let key = TypedKey::open(ctx, args.raw(1)?, &LOCK_TYPE, false)?;
     let Some(lock) = key.get()? else {
         return ctx.reply_null();
@@ -18,6 +17,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
     // Reading the clock is fine here: nothing is written or replicated.
     let now_ms = ctx.now_us()?.div_euclid(1000);
     let ttl = lease::remaining(key.abs_expire_ms()?, now_ms);
+    let waiting = waiters::queued(&LockName::of_command(ctx, args)?);
     ctx.reply_map(4)?;
     ctx.reply_bulk(b"owner")?;
     ctx.reply_bulk(&lock.owner)?;
@@ -26,5 +26,5 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<(), CmdError> {
     ctx.reply_bulk(b"token")?;
     ctx.reply_i64(i64::try_from(lock.token).unwrap_or(i64::MAX))?;
     ctx.reply_bulk(b"waiters")?;
-    ctx.reply_i64(i64::try_from(waiters::queued(&this)).unwrap_or(i64::MAX))
+    ctx.reply_i64(i64::try_from(waiting).unwrap_or(i64::MAX))
 }
