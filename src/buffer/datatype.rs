@@ -66,10 +66,7 @@ impl ModuleType for Buffer {
             for (m, v) in &batch.entries {
                 wire::push_entry(&mut args, m, v);
             }
-            // A string the server could not make: better no line than a wrong one.
-            if !args.incomplete() {
-                aof.emit(c"HACK.BUFBATCH", key, &mut args);
-            }
+            aof.emit(c"HACK.BUFBATCH", key, &mut args);
         }
         // Plain members in runs of BUFINCR; a row as one BUFUPDATE that rebuilds it with its
         // op kinds. Emitted in drain order, so the order survives.
@@ -91,9 +88,9 @@ impl ModuleType for Buffer {
                     }
                     let mut row =
                         StrVec::with_capacity(v.columns().saturating_mul(3).saturating_add(1));
-                    if row.push(m) && wire::push_cells(&mut row, v) {
-                        aof.emit(c"HACK.BUFUPDATE", key, &mut row);
-                    }
+                    row.push(m);
+                    wire::push_cells(&mut row, v);
+                    aof.emit(c"HACK.BUFUPDATE", key, &mut row);
                 }
             }
         }

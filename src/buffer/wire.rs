@@ -14,28 +14,30 @@ use super::row::{Cell, CellRef, Op, Row, UpdateError, Value, DEFAULT_COLUMN, MAX
 use super::settings;
 use super::store::Member;
 
-/// Append one entry in argument form; false if the server could not build a string.
-pub fn push_entry(args: &mut StrVec, m: &[u8], v: &Value) -> bool {
-    if !args.push(m) {
-        return false;
-    }
+/// Append one entry in argument form.
+pub fn push_entry(args: &mut StrVec, m: &[u8], v: &Value) {
+    args.push(m);
     match v {
         Value::Plain(n) => args.push_int(i128::from(*n)),
-        Value::Row(r) => args.push(b"ROW") && args.push_int(r.len() as i128) && push_cells(args, v),
+        Value::Row(r) => {
+            args.push(b"ROW");
+            args.push_int(r.len() as i128);
+            push_cells(args, v);
+        }
     }
 }
 
 /// Append `op column value` for every column of `v` (the arguments of a `HACK.BUFUPDATE`
 /// that rebuilds it exactly, op kinds included).
-pub fn push_cells(args: &mut StrVec, v: &Value) -> bool {
-    v.cells().all(|(c, op, val)| {
-        args.push(op.word().as_bytes())
-            && args.push(c)
-            && match val {
-                CellRef::Int(n) => args.push_int(i128::from(n)),
-                CellRef::Bytes(b) => args.push(b),
-            }
-    })
+pub fn push_cells(args: &mut StrVec, v: &Value) {
+    for (c, op, val) in v.cells() {
+        args.push(op.word().as_bytes());
+        args.push(c);
+        match val {
+            CellRef::Int(n) => args.push_int(i128::from(n)),
+            CellRef::Bytes(b) => args.push(b),
+        }
+    }
 }
 
 /// Parse entries in argument form from `args[from..]` (validated: names, ops, values,

@@ -46,9 +46,9 @@ impl ModuleType for Lock {
     /// as for every key with a TTL.
     fn rewrite(&self, aof: &Aof, key: RStr) {
         let mut args = StrVec::with_capacity(2);
-        if args.push(&self.owner) && args.push_int(i128::from(self.token)) {
-            aof.emit(c"HACK.LOCKSET", key, &mut args);
-        }
+        args.push(&self.owner);
+        args.push_int(i128::from(self.token));
+        aof.emit(c"HACK.LOCKSET", key, &mut args);
     }
 
     fn digest(&self, d: &Digest) {

@@ -125,7 +125,8 @@ impl Digest {
 /// on drop. Every element is a string this vector created and owns (one reference each),
 /// which is why the field is private to `module/`. A string the server could not create
 /// marks the vector incomplete: [`replicate::command`](super::replicate::command) refuses
-/// to send it, so callers push without checking each step.
+/// to send it and [`Aof::emit`] leaves it out (no line rather than a wrong one), so
+/// callers push without checking each step.
 pub struct StrVec(pub(super) Vec<*mut RedisModuleString>, bool);
 
 impl StrVec {
@@ -136,12 +137,10 @@ impl StrVec {
     pub fn incomplete(&self) -> bool {
         self.1
     }
-    /// Append a copy of `b`; false (and the vector is incomplete) if the server could not
-    /// create it.
-    pub fn push(&mut self, b: &[u8]) -> bool {
+    /// Append a copy of `b` (if the server cannot create it, the vector is incomplete).
+    pub fn push(&mut self, b: &[u8]) {
         let pushed = self.try_push(b);
         self.1 |= !pushed;
-        pushed
     }
     fn try_push(&mut self, b: &[u8]) -> bool {
         // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
@@ -158,10 +157,10 @@ impl StrVec {
         true
     }
     /// Append the decimal form of `v`.
-    pub fn push_int(&mut self, v: i128) -> bool {
+    pub fn push_int(&mut self, v: i128) {
         let mut buf = super::num::Buf::new();
         buf.push_int(v);
-        self.push(buf.as_slice())
+        self.push(buf.as_slice());
     }
     /// The first string, borrowed as an [`RStr`] (valid while `self` is alive and not
     /// cleared).
@@ -210,7 +209,11 @@ pub struct Aof(pub(super) *mut RedisModuleIO);
 
 impl Aof {
     /// Emit one command: `cmd key args...`.
+    /// Append `cmd key args...` to the rewritten AOF; nothing when `args` is incomplete.
     pub fn emit(&self, cmd: &CStr, key: RStr, args: &mut StrVec) {
+        if args.incomplete() {
+            return;
+        }
         // SAFETY: copy of an API-table entry, written once at load (see `ffi::rm!`).
         let Some(emit) = (unsafe { raw::RedisModule_EmitAOF }) else {
             return;

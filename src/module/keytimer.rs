@@ -222,9 +222,10 @@ impl KeyNames {
     pub fn new<'a>(names: impl ExactSizeIterator<Item = &'a [u8]>) -> Result<Self, CmdError> {
         let mut v = StrVec::with_capacity(names.len());
         for n in names {
-            if !v.push(n) {
-                return Err(CmdError::Static("ERR internal error: out of memory"));
-            }
+            v.push(n);
+        }
+        if v.incomplete() {
+            return Err(CmdError::Static("ERR internal error: out of memory"));
         }
         Ok(KeyNames(v))
     }

@@ -88,9 +88,8 @@ impl ModuleType for Semaphore {
     /// it with the key's `PEXPIREAT`.
     fn rewrite(&self, aof: &Aof, key: RStr) {
         let mut args = StrVec::with_capacity(1);
-        if super::effect::semset_args(self, &mut args) {
-            aof.emit(c"HACK.SEMSET", key, &mut args);
-        }
+        super::effect::semset_args(self, &mut args);
+        aof.emit(c"HACK.SEMSET", key, &mut args);
     }
 
     /// The state every node agrees on (a client id is local: only the BOUND flag counts).

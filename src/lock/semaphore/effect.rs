@@ -22,19 +22,17 @@ use crate::module::typedkey::TypedKey;
 use super::datatype::bound_flag;
 use super::holders::Semaphore;
 
-/// The fields of `HACK.SEMSET` after the key (no PXAT). False if a string could not be made.
-pub fn semset_args(sem: &Semaphore, args: &mut StrVec) -> bool {
+/// The fields of `HACK.SEMSET` after the key (no PXAT).
+pub fn semset_args(sem: &Semaphore, args: &mut StrVec) {
     let (limit, holders) = sem.to_parts();
-    let mut ok = args.push_int(i128::from(limit));
+    args.push_int(i128::from(limit));
     for h in holders {
-        ok = ok
-            && args.push(&h.owner)
-            && args.push_int(i128::from(h.permits))
-            && args.push_int(i128::from(h.token))
-            && args.push_int(i128::from(h.expires_at_ms))
-            && args.push_int(i128::from(bound_flag(h)));
+        args.push(&h.owner);
+        args.push_int(i128::from(h.permits));
+        args.push_int(i128::from(h.token));
+        args.push_int(i128::from(h.expires_at_ms));
+        args.push_int(i128::from(bound_flag(h)));
     }
-    ok
 }
 
 /// The common case, one holder, replicated without building an argument vector (the
@@ -136,13 +134,12 @@ pub fn persist(
         return ctx.notify(raw::REDISMODULE_NOTIFY_MODULE as c_int, c"hack.sem", name);
     }
     let mut args = StrVec::with_capacity(8);
-    let built = match key.get()? {
-        Some(s) => semset_args(s, &mut args),
-        None => false,
-    };
-    if !built || !args.push(b"PXAT") || !args.push_int(i128::from(at)) {
-        return Err(CmdError::Static("ERR internal error: out of memory"));
-    }
+    let sem = key
+        .get()?
+        .ok_or(CmdError::Static("ERR internal error: semaphore vanished"))?;
+    semset_args(sem, &mut args);
+    args.push(b"PXAT");
+    args.push_int(i128::from(at));
     replicate::command(ctx, c"HACK.SEMSET", name, &mut args)?;
     ctx.signal_modified(name)?;
     ctx.notify(raw::REDISMODULE_NOTIFY_MODULE as c_int, c"hack.sem", name)
